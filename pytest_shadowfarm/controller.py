@@ -1,0 +1,227 @@
+"""The controller-side plugin object: run state of one pytest session.
+
+Registered by :mod:`pytest_shadowfarm.plugin` only when the plugin is enabled and only in
+the controller (never in an xdist worker). Hooks here translate pytest objects into plain
+values for the history, the estimator and the report, which know nothing of pytest.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from pytest_shadowfarm.errors import HistoryError, ShadowFarmWarning
+from pytest_shadowfarm.estimate import Estimator
+from pytest_shadowfarm.history import HistoryStore, HistorySummary, RunRecord
+from pytest_shadowfarm.report.recorder import RunRecorder
+from pytest_shadowfarm.report.runreport import RunSummary, WorkerSpan, build_report, write_report
+from pytest_shadowfarm.report.terminal import (
+    find_anomalies,
+    header_line,
+    prediction_line,
+    summary_lines,
+)
+from pytest_shadowfarm.settings import Settings
+from pytest_shadowfarm.vcs import head_commit_and_branch
+
+if TYPE_CHECKING:
+    from _pytest.terminal import TerminalReporter
+
+__all__ = ["ShadowFarmPlugin", "emit_warning"]
+
+
+def emit_warning(config: pytest.Config, message: str) -> None:
+    """Show a :class:`ShadowFarmWarning` in pytest's warnings summary.
+
+    Deliberately not ``warnings.warn`` under the project's filters: a project with
+    ``filterwarnings = error`` would turn our "history moved aside" notice into a
+    crashed run, and the environment failing must never break a run.
+    """
+    with warnings.catch_warnings(record=True) as records:
+        warnings.simplefilter("always")
+        warnings.warn(ShadowFarmWarning(message), stacklevel=2)
+    config.hook.pytest_warning_recorded.call_historic(
+        kwargs={
+            "warning_message": records[0],
+            "when": "config",
+            "nodeid": "",
+            "location": None,
+        }
+    )
+
+
+class ShadowFarmPlugin:
+    """State and hooks of one controller session."""
+
+    def __init__(
+        self,
+        config: pytest.Config,
+        settings: Settings,
+        *,
+        clock: Callable[[], float] = time.perf_counter,
+        wallclock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config
+        self.settings = settings
+        self.clock = clock
+        self.wallclock = wallclock
+        self.t0 = clock()
+        self.started_at = wallclock()
+        self.store: HistoryStore | None = None
+        self.history: HistorySummary | None = None
+        self.estimator = Estimator({})
+        self.recorder = RunRecorder()
+        self.etc: dict[str, float] = {}
+        self.known_etc: dict[str, float] = {}
+        self.predicted_total_s: float | None = None
+        self.workers: dict[str, WorkerSpan] = {}
+        self.events: list[dict[str, Any]] = []
+        self.recorded = False
+        self.wall_s: float | None = None
+        self.xdist = False
+
+    def now(self) -> float:
+        """Seconds since the session start."""
+        return self.clock() - self.t0
+
+    def warn(self, message: str) -> None:
+        emit_warning(self.config, message)
+
+    # --- session start: history and estimates -------------------------------------------
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        # tryfirst: before xdist starts its workers, so times are measured from here.
+        self.t0 = self.clock()
+        self.started_at = self.wallclock()
+        self.xdist = self.config.pluginmanager.getplugin("dsession") is not None
+        try:
+            self.store = HistoryStore.open(
+                self.settings.history, keep=self.settings.history_keep, warn=self.warn
+            )
+            self.history = self.store.summary()
+            self.estimator = Estimator(self.store.durations())
+        except (HistoryError, OSError, sqlite3.Error) as exc:
+            self.warn(f"history disabled for this run: {exc}")
+            self.store = None
+
+    def pytest_report_header(self) -> str:
+        return header_line(self.history)
+
+    # --- prediction ------------------------------------------------------------------------
+
+    def predict(self, nodeids: Sequence[str]) -> str:
+        """Estimate every test of the run; return the line that says what is predicted."""
+        estimates = {nodeid: self.estimator.estimate(nodeid) for nodeid in nodeids}
+        self.etc = {nodeid: est.seconds for nodeid, est in estimates.items()}
+        self.known_etc = {n: e.seconds for n, e in estimates.items() if e.source == "history"}
+        self.predicted_total_s = sum(self.etc.values()) if self.known_etc else None
+        return prediction_line(len(nodeids), len(self.known_etc), sum(self.etc.values()))
+
+    def pytest_report_collectionfinish(self, items: Sequence[pytest.Item]) -> str | None:
+        if self.xdist:
+            return None  # the controller collects nothing under xdist: workers tell us
+        return self.predict([item.nodeid for item in items])
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_xdist_node_collection_finished(self, node: Any, ids: Sequence[str]) -> None:
+        if self.etc:
+            return  # the first worker's collection is the reference
+        line = self.predict(list(ids))
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None and self.config.option.verbose >= 0:
+            reporter.write_line(line)
+
+    # --- workers ----------------------------------------------------------------------------
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodeready(self, node: Any) -> None:
+        worker_id = node.gateway.id
+        span = self.workers.setdefault(worker_id, WorkerSpan(worker_id, joined_s=self.now()))
+        span.warm = bool(getattr(node.gateway, "shadowfarm_warm", False))
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node: Any, error: object) -> None:
+        span = self.workers.get(node.gateway.id)
+        if span is not None:
+            span.left_s = self.now()
+
+    # --- tests ------------------------------------------------------------------------------
+
+    def pytest_runtest_logstart(self, nodeid: str) -> None:
+        self.recorder.started(nodeid, self.now())
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        self.recorder.phase(
+            report.nodeid,
+            report.when if report.when in ("setup", "call", "teardown") else "crash",
+            report.outcome,
+            report.duration,
+            self.now(),
+            worker=getattr(report, "worker_id", None) or ("main" if not self.xdist else None),
+            xfail=hasattr(report, "wasxfail"),
+        )
+
+    # --- session end: history, report -------------------------------------------------------
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        wall = self.wall_s = self.now()
+        for span in self.workers.values():
+            if span.left_s is None:
+                span.left_s = wall
+        if self.store is not None and self.recorder.traces:
+            self._record(wall)
+        if self.settings.report_json is not None:
+            summary = RunSummary(
+                wall_s=wall,
+                predicted_total_s=self.predicted_total_s,
+                etc=self.etc,
+                workers=list(self.workers.values()),
+                events=self.events,
+            )
+            write_report(
+                self.settings.report_json, build_report(self.recorder, summary), on_error=self.warn
+            )
+
+    def _record(self, wall: float) -> None:
+        assert self.store is not None
+        commit, branch = head_commit_and_branch(self.settings.rootdir)
+        run = RunRecord(
+            started=self.started_at,
+            finished=self.started_at + wall,
+            argv=tuple(self.config.invocation_params.args),
+            git_commit=commit,
+            git_branch=branch,
+            workers=len(self.workers),
+            counts=self.recorder.counts(),
+        )
+        try:
+            self.store.record_run(run, self.recorder.results())
+            self.history = self.store.summary()
+            self.recorded = True
+        except sqlite3.Error as exc:
+            self.warn(f"could not record this run in {self.settings.history}: {exc}")
+
+    def pytest_terminal_summary(self, terminalreporter: TerminalReporter) -> None:
+        lines = summary_lines(
+            predicted_s=self.predicted_total_s,
+            actual_s=self.recorder.actual_total_s,
+            wall_s=self.wall_s if self.wall_s is not None else self.now(),
+            anomalies=find_anomalies(self.recorder.traces.values(), self.known_etc),
+            history=self.history,
+            recorded=self.recorded,
+        )
+        terminalreporter.section("shadowfarm", sep="-")
+        for line in lines:
+            terminalreporter.write_line(line)
+
+    def pytest_unconfigure(self) -> None:
+        if self.store is not None:
+            self.store.close()
+            self.store = None

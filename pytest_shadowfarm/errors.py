@@ -1,0 +1,31 @@
+"""Every exception and warning pytest-shadowfarm raises, in one place."""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConfigError",
+    "HistoryError",
+    "ImportFormatError",
+    "ShadowFarmError",
+    "ShadowFarmWarning",
+]
+
+
+class ShadowFarmWarning(UserWarning):
+    """Something in the environment is off; the run goes on without that part."""
+
+
+class ShadowFarmError(Exception):
+    """Base class of the errors pytest-shadowfarm raises on purpose."""
+
+
+class ConfigError(ShadowFarmError, ValueError):
+    """A setting has a bad value; the message names where it came from and the fix."""
+
+
+class HistoryError(ShadowFarmError, OSError):
+    """The history database cannot be used."""
+
+
+class ImportFormatError(ShadowFarmError, ValueError):
+    """A file given to ``shadowfarm history import`` is not in the expected format."""

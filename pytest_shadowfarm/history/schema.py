@@ -1,0 +1,93 @@
+"""The history database schema and its migrations.
+
+The file is marked with SQLite's ``application_id`` so that a foreign SQLite file is
+recognised and never written into; ``user_version`` holds the schema version. Each
+migration takes the database from version ``n`` to ``n + 1`` inside one transaction.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+
+__all__ = ["APPLICATION_ID", "MIGRATIONS", "SCHEMA_VERSION", "migrate"]
+
+#: "SFRM" as a 32-bit big-endian integer: marks the file as ours (PRAGMA application_id)
+APPLICATION_ID = 0x5346524D
+
+
+def _run_script(db: sqlite3.Connection, script: str) -> None:
+    # Not executescript(): it commits first, and we run inside BEGIN IMMEDIATE.
+    for statement in script.split(";"):
+        if statement.strip():
+            db.execute(statement)
+
+
+def _v1(db: sqlite3.Connection) -> None:
+    _run_script(
+        db,
+        """
+        CREATE TABLE runs (
+            id INTEGER PRIMARY KEY,
+            started REAL NOT NULL,
+            finished REAL NOT NULL,
+            wall_s REAL NOT NULL,
+            git_commit TEXT,
+            git_branch TEXT,
+            argv TEXT NOT NULL DEFAULT '[]',
+            workers INTEGER NOT NULL DEFAULT 0,
+            counts TEXT NOT NULL DEFAULT '{}',
+            source TEXT NOT NULL DEFAULT 'pytest'
+        );
+        CREATE TABLE results (
+            id INTEGER PRIMARY KEY,
+            run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+            nodeid TEXT NOT NULL,
+            outcome TEXT NOT NULL,
+            setup_s REAL,
+            call_s REAL,
+            teardown_s REAL,
+            duration_s REAL,
+            worker TEXT,
+            start_s REAL
+        );
+        CREATE INDEX results_by_nodeid ON results(nodeid, id);
+        CREATE INDEX results_by_run ON results(run_id);
+        """,
+    )
+
+
+def _v2(db: sqlite3.Connection) -> None:
+    # Per-test resource use, filled from worker telemetry.
+    _run_script(
+        db,
+        """
+        ALTER TABLE results ADD COLUMN peak_rss_kb INTEGER;
+        ALTER TABLE results ADD COLUMN cpu_s REAL;
+        """,
+    )
+
+
+MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_v1, _v2)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def migrate(db: sqlite3.Connection, *, upto: int = SCHEMA_VERSION) -> int:
+    """Bring ``db`` to schema version ``upto``; return the version it had before.
+
+    Runs under ``BEGIN IMMEDIATE`` so that two processes opening a new file at once
+    do not both create the tables.
+    """
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        found = db.execute("PRAGMA user_version").fetchone()[0]
+        for version in range(found, upto):
+            MIGRATIONS[version](db)
+        if found < upto:
+            db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+            db.execute(f"PRAGMA user_version = {upto}")
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    return int(found)

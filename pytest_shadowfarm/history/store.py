@@ -1,0 +1,266 @@
+"""The history database: SQLite in WAL mode, safe for concurrent runs, bounded in size.
+
+Only the controller process writes (xdist workers never open it). A run is written in
+one ``BEGIN IMMEDIATE`` transaction at session end, so two runs writing the same file at
+once serialise on SQLite's lock (busy timeout) and lose nothing. A file that is not ours,
+or is corrupt, is moved aside with a :class:`ShadowFarmWarning`; a run never fails
+because of its history.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+import warnings
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from pytest_shadowfarm.errors import HistoryError, ShadowFarmWarning
+from pytest_shadowfarm.history.records import HistorySummary, ResultRecord, RunRecord
+from pytest_shadowfarm.history.schema import APPLICATION_ID, SCHEMA_VERSION, migrate
+
+__all__ = ["BUSY_TIMEOUT_S", "HistoryStore", "PastResult"]
+
+#: how long a writer waits for another run's transaction before giving up
+BUSY_TIMEOUT_S = 30.0
+
+
+def _warn(message: str) -> None:
+    warnings.warn(message, ShadowFarmWarning, stacklevel=3)
+
+
+@dataclass(frozen=True, slots=True)
+class PastResult:
+    """One past result of a test, as the estimator and the priority signals read it."""
+
+    run_id: int
+    outcome: str
+    duration_s: float | None
+    git_commit: str | None
+
+
+class _NotOurs(Exception):
+    """The file is SQLite but not a pytest-shadowfarm history, or not SQLite at all."""
+
+
+class HistoryStore:
+    """A handle on one history file. Use :meth:`open`; close with :meth:`close`."""
+
+    def __init__(self, path: Path, db: sqlite3.Connection, keep: int) -> None:
+        self.path = path
+        self.keep = keep
+        self._db = db
+
+    # --- opening ------------------------------------------------------------------------
+
+    @classmethod
+    def open(
+        cls, path: Path, *, keep: int = 50, warn: Callable[[str], None] = _warn
+    ) -> HistoryStore:
+        """Open (creating or migrating) the history at ``path``.
+
+        A corrupt or foreign file is renamed to ``<name>.corrupt-<time>`` and a new
+        history starts, after ``warn`` said so. A file written by a newer schema raises
+        :class:`HistoryError` (it is left alone: a newer pytest-shadowfarm owns it).
+        """
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            return cls(path, cls._connect_checked(path), keep)
+        except _NotOurs as exc:
+            aside = cls._move_aside(path)
+            warn(
+                f"{path}: {exc}; moved it to {aside.name} and started a new history "
+                "(delete the moved file if you do not need it)"
+            )
+            return cls(path, cls._connect_checked(path), keep)
+
+    @staticmethod
+    def _connect_checked(path: Path) -> sqlite3.Connection:
+        db = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        try:
+            app_id = db.execute("PRAGMA application_id").fetchone()[0]
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            tables = db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+            if app_id not in (0, APPLICATION_ID) or (app_id == 0 and tables):
+                raise _NotOurs("not a pytest-shadowfarm history (a foreign SQLite file)")
+            if version > SCHEMA_VERSION:
+                db.close()
+                msg = (
+                    f"{path}: history schema {version} is newer than this pytest-shadowfarm "
+                    f"understands ({SCHEMA_VERSION}); upgrade pytest-shadowfarm or pass "
+                    "--sf-history with another file"
+                )
+                raise HistoryError(msg)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA foreign_keys=ON")
+            db.execute("PRAGMA synchronous=NORMAL")
+            migrate(db)
+        except sqlite3.DatabaseError as exc:
+            db.close()
+            raise _NotOurs(f"not a readable SQLite database ({exc})") from exc
+        except _NotOurs:
+            db.close()
+            raise
+        return db
+
+    @staticmethod
+    def _move_aside(path: Path) -> Path:
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        aside = path.with_name(f"{path.name}.corrupt-{stamp}")
+        for suffix in ("", "-wal", "-shm"):
+            src = Path(f"{path}{suffix}")
+            if src.exists():
+                src.replace(Path(f"{aside}{suffix}"))
+        return aside
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> HistoryStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- reading ------------------------------------------------------------------------
+
+    def summary(self) -> HistorySummary:
+        runs = self._db.execute("SELECT count(*) FROM runs").fetchone()[0]
+        tests = self._db.execute("SELECT count(DISTINCT nodeid) FROM results").fetchone()[0]
+        return HistorySummary(path=str(self.path), runs=runs, tests=tests)
+
+    def results_by_test(self) -> dict[str, list[PastResult]]:
+        """Every kept result, grouped by nodeid, oldest first."""
+        rows = self._db.execute(
+            "SELECT r.nodeid, r.run_id, r.outcome, r.duration_s, runs.git_commit "
+            "FROM results r JOIN runs ON runs.id = r.run_id ORDER BY r.id"
+        )
+        grouped: dict[str, list[PastResult]] = defaultdict(list)
+        for nodeid, run_id, outcome, duration, commit in rows:
+            grouped[nodeid].append(PastResult(run_id, outcome, duration, commit))
+        return dict(grouped)
+
+    def durations(self) -> dict[str, list[float]]:
+        """nodeid -> known durations in seconds, oldest first (the estimator's input)."""
+        rows = self._db.execute(
+            "SELECT nodeid, duration_s FROM results WHERE duration_s IS NOT NULL ORDER BY id"
+        )
+        grouped: dict[str, list[float]] = defaultdict(list)
+        for nodeid, duration in rows:
+            grouped[nodeid].append(duration)
+        return dict(grouped)
+
+    def runs(self) -> list[tuple[int, RunRecord]]:
+        rows = self._db.execute(
+            "SELECT id, started, finished, argv, git_commit, git_branch, workers, counts, source "
+            "FROM runs ORDER BY id"
+        )
+        return [
+            (
+                run_id,
+                RunRecord(
+                    started=started,
+                    finished=finished,
+                    argv=tuple(json.loads(argv)),
+                    git_commit=commit,
+                    git_branch=branch,
+                    workers=workers,
+                    counts=json.loads(counts),
+                    source=source,
+                ),
+            )
+            for run_id, started, finished, argv, commit, branch, workers, counts, source in rows
+        ]
+
+    def last_results(self) -> dict[str, ResultRecord]:
+        """The newest result of every test (what ``export`` writes)."""
+        rows = self._db.execute(
+            "SELECT nodeid, outcome, setup_s, call_s, teardown_s, worker, start_s, "
+            "peak_rss_kb, cpu_s FROM results WHERE id IN "
+            "(SELECT max(id) FROM results GROUP BY nodeid) ORDER BY nodeid"
+        )
+        return {row[0]: ResultRecord(*row) for row in rows}
+
+    # --- writing ------------------------------------------------------------------------
+
+    def record_run(self, run: RunRecord, results: Iterable[ResultRecord]) -> int:
+        """Store one run and its results in one transaction, prune old ones; return the run id."""
+        rows = list(results)
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            run_id = db.execute(
+                "INSERT INTO runs (started, finished, wall_s, git_commit, git_branch, argv, "
+                "workers, counts, source) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    run.started,
+                    run.finished,
+                    run.wall_s,
+                    run.git_commit,
+                    run.git_branch,
+                    json.dumps(list(run.argv)),
+                    run.workers,
+                    json.dumps(run.counts, sort_keys=True),
+                    run.source,
+                ),
+            ).lastrowid
+            assert run_id is not None
+            db.executemany(
+                "INSERT INTO results (run_id, nodeid, outcome, setup_s, call_s, teardown_s, "
+                "duration_s, worker, start_s, peak_rss_kb, cpu_s) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        run_id,
+                        r.nodeid,
+                        r.outcome,
+                        r.setup_s,
+                        r.call_s,
+                        r.teardown_s,
+                        r.duration_s,
+                        r.worker,
+                        r.start_s,
+                        r.peak_rss_kb,
+                        r.cpu_s,
+                    )
+                    for r in rows
+                ],
+            )
+            self._prune(run_id)
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        return run_id
+
+    def _prune(self, run_id: int) -> None:
+        """Keep the newest ``keep`` results of each test this run touched."""
+        self._db.execute(
+            "DELETE FROM results WHERE id IN ("
+            " SELECT id FROM ("
+            "  SELECT id, row_number() OVER (PARTITION BY nodeid ORDER BY id DESC) AS age"
+            "  FROM results WHERE nodeid IN (SELECT nodeid FROM results WHERE run_id = ?)"
+            " ) WHERE age > ?)",
+            (run_id, self.keep),
+        )
+        self._db.execute(
+            "DELETE FROM runs WHERE id < (SELECT coalesce(min(run_id), 0) FROM results)"
+        )
+
+    def merge_from(self, other: HistoryStore) -> int:
+        """Copy every run of ``other`` into this history; returns how many runs were copied."""
+        copied = 0
+        by_run: dict[int, list[ResultRecord]] = defaultdict(list)
+        rows = other._db.execute(
+            "SELECT run_id, nodeid, outcome, setup_s, call_s, teardown_s, worker, start_s, "
+            "peak_rss_kb, cpu_s FROM results ORDER BY id"
+        )
+        for run_id, *fields in rows:
+            by_run[run_id].append(ResultRecord(*fields))
+        for run_id, run in other.runs():
+            self.record_run(run, by_run.get(run_id, ()))
+            copied += 1
+        return copied

@@ -1,0 +1,80 @@
+"""pytest entry point (``pytest -p shadowfarm``): options and hooks only.
+
+Installed, the plugin is loaded by pytest's autoload but stays inert until it is named
+with ``-p shadowfarm`` (on the command line, in ``addopts`` or ``PYTEST_ADDOPTS``): an
+installed test tool must not reorder or write anything in projects that did not ask.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from pytest_shadowfarm.controller import ShadowFarmPlugin
+from pytest_shadowfarm.errors import ConfigError
+from pytest_shadowfarm.settings import OPTIONS, Settings, read_pyproject_table, resolve
+
+#: the names under which ``-p`` may enable us
+PLUGIN_NAMES = frozenset({"shadowfarm", "pytest_shadowfarm.plugin"})
+
+plugin_key = pytest.StashKey[ShadowFarmPlugin]()
+settings_key = pytest.StashKey[Settings]()
+
+MARKER = (
+    "shadowfarm(priority): importance of a test for pytest-shadowfarm's ordering: "
+    "critical, high, normal, low or a number"
+)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("shadowfarm", "pytest-shadowfarm (enable with -p shadowfarm)")
+    for opt in OPTIONS:
+        group.addoption(opt.flag, dest=opt.dest, metavar=opt.metavar, default=None, help=opt.help)
+        parser.addini(opt.ini, help=opt.help, default="")
+
+
+def is_enabled(config: pytest.Config) -> bool:
+    """True when ``-p shadowfarm`` was given (command line, addopts or PYTEST_ADDOPTS)."""
+    named = getattr(config.option, "plugins", None) or []
+    return any(name in PLUGIN_NAMES for name in named)
+
+
+def load_settings(config: pytest.Config, env: dict[str, str] | None = None) -> Settings:
+    """Resolve the settings of this run; a bad value is a UsageError naming its source."""
+    rootdir = config.rootpath
+    try:
+        return resolve(
+            rootdir=rootdir,
+            invocation_dir=config.invocation_params.dir,
+            cli={opt.name: config.getoption(opt.dest) for opt in OPTIONS},
+            env=os.environ if env is None else env,
+            toml=read_pyproject_table(rootdir),
+            ini={opt.name: config.getini(opt.ini) for opt in OPTIONS},
+        )
+    except ConfigError as exc:
+        raise pytest.UsageError(f"pytest-shadowfarm: {exc}") from None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # The marker is registered even when inert, so that --strict-markers accepts
+    # @pytest.mark.shadowfarm in projects that enable us only in some runs.
+    config.addinivalue_line("markers", MARKER)
+    if not is_enabled(config):
+        return
+    settings = load_settings(config)
+    config.stash[settings_key] = settings
+    # xdist workers only run tests: the controller owns history and reporting (one
+    # writer per history file; see pytest-xdist's ``workerinput`` convention).
+    if hasattr(config, "workerinput"):
+        return
+    plugin = ShadowFarmPlugin(config, settings)
+    config.stash[plugin_key] = plugin
+    config.pluginmanager.register(plugin, "shadowfarm-controller")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    plugin = config.stash.get(plugin_key, None)
+    if plugin is not None:
+        del config.stash[plugin_key]
+        config.pluginmanager.unregister(plugin)

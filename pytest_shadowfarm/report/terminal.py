@@ -1,0 +1,110 @@
+"""The lines pytest-shadowfarm adds to pytest's terminal output (pure formatting)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from pytest_shadowfarm.history.records import HistorySummary
+from pytest_shadowfarm.report.recorder import TestTrace
+
+__all__ = [
+    "ANOMALY_FACTOR",
+    "ANOMALY_MIN_S",
+    "Anomaly",
+    "find_anomalies",
+    "format_seconds",
+    "header_line",
+    "prediction_line",
+    "summary_lines",
+]
+
+#: a test is an anomaly when it took more than this many times its estimate …
+ANOMALY_FACTOR = 3.0
+#: … and more than this many seconds
+ANOMALY_MIN_S = 0.5
+
+
+def format_seconds(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.2f}s"
+    minutes, rest = divmod(seconds, 60)
+    return f"{int(minutes)}m{rest:04.1f}s"
+
+
+def header_line(history: HistorySummary | None) -> str:
+    if history is None:
+        return "shadowfarm: no history (it could not be opened, see the warning above)"
+    if history.runs == 0:
+        return f"shadowfarm: new history at {history.path}; this run will teach it"
+    return f"shadowfarm: history knows {history.runs} runs, {history.tests} tests ({history.path})"
+
+
+def prediction_line(tests: int, known: int, predicted_s: float) -> str:
+    return (
+        f"shadowfarm: {tests} tests, {known} with history; "
+        f"predicted total {format_seconds(predicted_s)}"
+    )
+
+
+@dataclass(frozen=True)
+class Anomaly:
+    nodeid: str
+    actual_s: float
+    expected_s: float
+
+
+def find_anomalies(traces: Iterable[TestTrace], expected: Mapping[str, float]) -> list[Anomaly]:
+    """Tests that took far longer than their history says (slowest first).
+
+    ``expected`` holds estimates of tests with a history of their own: a fallback
+    estimate for a new test says too little to call it an anomaly.
+    """
+    found = []
+    for trace in traces:
+        etc = expected.get(trace.nodeid)
+        actual = trace.duration_s
+        if etc is not None and actual > ANOMALY_MIN_S and actual > ANOMALY_FACTOR * etc:
+            found.append(Anomaly(trace.nodeid, actual, etc))
+    return sorted(found, key=lambda a: a.actual_s, reverse=True)
+
+
+def summary_lines(
+    *,
+    predicted_s: float | None,
+    actual_s: float,
+    wall_s: float,
+    anomalies: list[Anomaly],
+    history: HistorySummary | None,
+    recorded: bool,
+    limit: int = 10,
+) -> list[str]:
+    lines = []
+    if predicted_s:
+        error = (actual_s - predicted_s) / predicted_s * 100
+        lines.append(
+            f"predicted {format_seconds(predicted_s)} of test time, "
+            f"actual {format_seconds(actual_s)} ({error:+.1f}%); wall {format_seconds(wall_s)}"
+        )
+    else:
+        lines.append(
+            f"actual {format_seconds(actual_s)} of test time (no prediction: nothing known yet); "
+            f"wall {format_seconds(wall_s)}"
+        )
+    if anomalies:
+        lines.append(
+            f"{len(anomalies)} anomalies (more than {ANOMALY_FACTOR:g}x their estimate "
+            f"and over {ANOMALY_MIN_S:g}s):"
+        )
+        for a in anomalies[:limit]:
+            lines.append(
+                f"  {a.nodeid}: {format_seconds(a.actual_s)} "
+                f"(expected {format_seconds(a.expected_s)}, {a.actual_s / a.expected_s:.1f}x)"
+            )
+        if len(anomalies) > limit:
+            lines.append(f"  … and {len(anomalies) - limit} more (see --sf-report-json)")
+    if history is not None and recorded:
+        lines.append(f"history: {history.path} ({history.runs} runs, {history.tests} tests)")
+    elif history is not None:
+        lines.append(f"history: {history.path} (nothing recorded this run)")
+    return lines

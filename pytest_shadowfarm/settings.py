@@ -1,0 +1,252 @@
+"""One resolver for every setting: CLI > environment > ``[tool.shadowfarm]`` > pytest ini > default.
+
+Each option is described once by an :class:`Option` (its help text is shared by ``--sf-*``
+and the ``shadowfarm_*`` ini key, as pytest-timeout does). :func:`resolve` turns the raw
+values of the four sources into one frozen :class:`Settings`; a bad value raises
+:class:`~pytest_shadowfarm.errors.ConfigError` naming the source it came from and what is
+allowed. Nothing here imports pytest: the plugin passes the raw values in.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pytest_shadowfarm.errors import ConfigError
+
+__all__ = ["OPTIONS", "Option", "Settings", "read_pyproject_table", "resolve"]
+
+ENV_PREFIX = "SHADOWFARM_"
+INI_PREFIX = "shadowfarm_"
+
+
+# --- value parsers: each takes the raw value and raises ValueError("what is allowed") ---------
+
+
+def _text(raw: Any) -> str:
+    if not isinstance(raw, str | int | float) or isinstance(raw, bool):
+        msg = "expected a string"
+        raise ValueError(msg)
+    return str(raw).strip()
+
+
+def positive_int(raw: Any) -> int:
+    try:
+        value = int(_text(raw)) if not isinstance(raw, int) or isinstance(raw, bool) else raw
+    except ValueError:
+        value = 0
+    if isinstance(value, bool) or value < 1:
+        msg = "expected a whole number >= 1"
+        raise ValueError(msg)
+    return value
+
+
+def non_negative_float(raw: Any) -> float:
+    try:
+        value = float(_text(raw))
+    except ValueError:
+        value = -1.0
+    if value < 0 or value != value:  # NaN
+        msg = "expected a number >= 0"
+        raise ValueError(msg)
+    return value
+
+
+def path(raw: Any) -> Path:
+    text = _text(raw)
+    if not text:
+        msg = "expected a file path"
+        raise ValueError(msg)
+    return Path(text).expanduser()
+
+
+def path_or_none(raw: Any) -> Path | None:
+    text = _text(raw)
+    if text.lower() in {"", "none", "off"}:
+        return None
+    return Path(text).expanduser()
+
+
+def choice(*allowed: str) -> Callable[[Any], str]:
+    def parse(raw: Any) -> str:
+        text = _text(raw).lower()
+        if text not in allowed:
+            msg = "expected one of " + ", ".join(allowed)
+            raise ValueError(msg)
+        return text
+
+    return parse
+
+
+@dataclass(frozen=True)
+class Option:
+    """One setting, described once for all its sources."""
+
+    name: str
+    help: str
+    parse: Callable[[Any], Any]
+    default: Any = None
+    metavar: str = "VALUE"
+    #: key inside ``[tool.shadowfarm]``; dotted for sub-tables ("weights.marker")
+    toml_key: str = ""
+    #: relative paths are resolved against the directory of the source they came from
+    is_path: bool = False
+
+    @property
+    def flag(self) -> str:
+        return "--sf-" + self.name.replace("_", "-")
+
+    @property
+    def dest(self) -> str:
+        return "sf_" + self.name
+
+    @property
+    def env(self) -> str:
+        return ENV_PREFIX + self.name.upper()
+
+    @property
+    def ini(self) -> str:
+        return INI_PREFIX + self.name
+
+    @property
+    def toml(self) -> str:
+        return self.toml_key or self.name
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option(
+        "history",
+        "SQLite file that keeps the test history (default: <rootdir>/.shadowfarm/history.sqlite).",
+        path,
+        metavar="PATH",
+        is_path=True,
+    ),
+    Option(
+        "report_json",
+        "Write the run report (versioned JSON, see README) to PATH.",
+        path_or_none,
+        metavar="PATH",
+        is_path=True,
+    ),
+    Option(
+        "history_keep",
+        "How many results to keep per test in the history (default: 50).",
+        positive_int,
+        default=50,
+        metavar="N",
+    ),
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every resolved setting of one run; ``sources`` says where each value came from."""
+
+    rootdir: Path
+    history: Path
+    report_json: Path | None = None
+    history_keep: int = 50
+    sources: Mapping[str, str] = field(default_factory=dict, compare=False)
+
+    def describe(self, name: str) -> str:
+        return self.sources.get(name, "default")
+
+
+def read_pyproject_table(rootdir: Path) -> dict[str, Any]:
+    """Return ``[tool.shadowfarm]`` of ``<rootdir>/pyproject.toml`` ({} if absent)."""
+    path = rootdir / "pyproject.toml"
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        return {}
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        msg = f"{path}: cannot read [tool.shadowfarm] ({exc}); fix the TOML syntax"
+        raise ConfigError(msg) from exc
+    table = data.get("tool", {}).get("shadowfarm", {})
+    if not isinstance(table, dict):
+        msg = f"{path}: [tool.shadowfarm] must be a table"
+        raise ConfigError(msg)
+    return table
+
+
+def _toml_lookup(table: Mapping[str, Any], dotted: str) -> Any:
+    node: Any = table
+    for part in dotted.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def _known_toml_keys() -> set[str]:
+    return {opt.toml for opt in OPTIONS}
+
+
+def _check_unknown_toml_keys(table: Mapping[str, Any], pyproject: Path) -> None:
+    known = _known_toml_keys()
+    prefixes = {key.split(".")[0] for key in known if "." in key}
+    for key, value in table.items():
+        if key in prefixes and isinstance(value, Mapping):
+            for sub in value:
+                if f"{key}.{sub}" not in known:
+                    msg = f"{pyproject} [tool.shadowfarm.{key}]: unknown key {sub!r}"
+                    raise ConfigError(msg)
+        elif key not in known:
+            allowed = ", ".join(sorted(known))
+            msg = f"{pyproject} [tool.shadowfarm]: unknown key {key!r}; known keys: {allowed}"
+            raise ConfigError(msg)
+
+
+def resolve(
+    *,
+    rootdir: Path,
+    invocation_dir: Path,
+    cli: Mapping[str, Any],
+    env: Mapping[str, str],
+    toml: Mapping[str, Any],
+    ini: Mapping[str, Any],
+) -> Settings:
+    """Resolve every option from its four sources (first one set wins).
+
+    ``cli`` and ``ini`` are keyed by option name; ``env`` is the process environment;
+    ``toml`` is the ``[tool.shadowfarm]`` table. Unset values are None (or "" for ini).
+    """
+    pyproject = rootdir / "pyproject.toml"
+    _check_unknown_toml_keys(toml, pyproject)
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for opt in OPTIONS:
+        candidates = (
+            (cli.get(opt.name), opt.flag, invocation_dir),
+            (env.get(opt.env), opt.env, invocation_dir),
+            (_toml_lookup(toml, opt.toml), f"{pyproject} [tool.shadowfarm] {opt.toml}", rootdir),
+            (ini.get(opt.name), f"ini option {opt.ini}", rootdir),
+        )
+        for raw, source, base in candidates:
+            if raw is None or raw == "":
+                continue
+            try:
+                value = opt.parse(raw)
+            except ValueError as exc:
+                msg = f"{source}={raw!r} is not valid: {exc} ({opt.help})"
+                raise ConfigError(msg) from None
+            if opt.is_path and isinstance(value, Path) and not value.is_absolute():
+                value = base / value
+            values[opt.name] = value
+            sources[opt.name] = source
+            break
+        else:
+            values[opt.name] = opt.default
+    if values.get("history") is None:
+        values["history"] = rootdir / ".shadowfarm" / "history.sqlite"
+    fields = {f.name for f in dataclasses.fields(Settings)}
+    return Settings(
+        rootdir=rootdir,
+        sources=sources,
+        **{k: v for k, v in values.items() if k in fields},
+    )
