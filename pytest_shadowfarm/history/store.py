@@ -42,6 +42,15 @@ class PastResult:
     git_commit: str | None
 
 
+#: primary SQLite result codes that mean "this file is damaged or not a database"
+_DAMAGED = frozenset({11, 26})  # SQLITE_CORRUPT, SQLITE_NOTADB
+
+
+def _error_code(exc: sqlite3.DatabaseError) -> int | None:
+    code = getattr(exc, "sqlite_errorcode", None)
+    return None if code is None else code & 0xFF  # extended codes keep the primary in the low byte
+
+
 class _NotOurs(Exception):
     """The file is SQLite but not a pytest-shadowfarm history, or not SQLite at all."""
 
@@ -58,18 +67,29 @@ class HistoryStore:
 
     @classmethod
     def open(
-        cls, path: Path, *, keep: int = 50, warn: Callable[[str], None] = _warn
+        cls,
+        path: Path,
+        *,
+        keep: int = 50,
+        warn: Callable[[str], None] = _warn,
+        repair: bool = True,
     ) -> HistoryStore:
         """Open (creating or migrating) the history at ``path``.
 
         A corrupt or foreign file is renamed to ``<name>.corrupt-<time>`` and a new
-        history starts, after ``warn`` said so. A file written by a newer schema raises
-        :class:`HistoryError` (it is left alone: a newer pytest-shadowfarm owns it).
+        history starts, after ``warn`` said so; with ``repair=False`` it raises
+        :class:`HistoryError` instead and is left alone (for files the user named as
+        input, e.g. ``shadowfarm history merge`` sources). A file written by a newer
+        schema, or one SQLite cannot lock or open, raises :class:`HistoryError` (it is
+        left alone: a newer pytest-shadowfarm or another run owns it).
         """
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
             return cls(path, cls._connect_checked(path), keep)
         except _NotOurs as exc:
+            if not repair:
+                msg = f"{path}: {exc}; expected a pytest-shadowfarm history file"
+                raise HistoryError(msg) from None
             aside = cls._move_aside(path)
             warn(
                 f"{path}: {exc}; moved it to {aside.name} and started a new history "
@@ -100,7 +120,14 @@ class HistoryStore:
             migrate(db)
         except sqlite3.DatabaseError as exc:
             db.close()
-            raise _NotOurs(f"not a readable SQLite database ({exc})") from exc
+            # Only a damaged or non-SQLite file is moved aside. "database is locked"
+            # (another run held the lock past the busy timeout), a read-only file or
+            # a missing directory are DatabaseErrors too, but the file is fine:
+            # moving it aside would throw away a good history.
+            if _error_code(exc) in _DAMAGED:
+                raise _NotOurs(f"not a readable SQLite database ({exc})") from exc
+            msg = f"{path}: cannot use the history database ({exc})"
+            raise HistoryError(msg) from exc
         except _NotOurs:
             db.close()
             raise
@@ -110,6 +137,11 @@ class HistoryStore:
     def _move_aside(path: Path) -> Path:
         stamp = time.strftime("%Y%m%d-%H%M%S")
         aside = path.with_name(f"{path.name}.corrupt-{stamp}")
+        # Two bad files within one second must not overwrite each other's copy.
+        n = 1
+        while aside.exists():
+            aside = path.with_name(f"{path.name}.corrupt-{stamp}-{n}")
+            n += 1
         for suffix in ("", "-wal", "-shm"):
             src = Path(f"{path}{suffix}")
             if src.exists():
@@ -251,7 +283,13 @@ class HistoryStore:
         )
 
     def merge_from(self, other: HistoryStore) -> int:
-        """Copy every run of ``other`` into this history; returns how many runs were copied."""
+        """Copy every run of ``other`` into this history; returns how many runs were copied.
+
+        A run this history already holds (same start, end, source, argv and commit) is
+        skipped: CI shards usually start from one restored history and each carries its
+        old runs, which must not be counted once per shard.
+        """
+        known = {_run_key(run) for _, run in self.runs()}
         copied = 0
         by_run: dict[int, list[ResultRecord]] = defaultdict(list)
         rows = other._db.execute(
@@ -261,6 +299,13 @@ class HistoryStore:
         for run_id, *fields in rows:
             by_run[run_id].append(ResultRecord(*fields))
         for run_id, run in other.runs():
+            if _run_key(run) in known:
+                continue
             self.record_run(run, by_run.get(run_id, ()))
+            known.add(_run_key(run))
             copied += 1
         return copied
+
+
+def _run_key(run: RunRecord) -> tuple[object, ...]:
+    return (run.started, run.finished, run.source, run.argv, run.git_commit, run.workers)
