@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_shadowfarm.errors import ConfigError
+from pytest_shadowfarm.shard import ShardSpec
 
 __all__ = ["OPTIONS", "Option", "Settings", "read_pyproject_table", "resolve"]
 
@@ -82,6 +83,13 @@ def choice(*allowed: str) -> Callable[[Any], str]:
     return parse
 
 
+def shard_spec(raw: Any) -> ShardSpec | None:
+    text = _text(raw)
+    if text.lower() in {"", "none", "off"}:
+        return None
+    return ShardSpec.parse(text)  # ValueError says what is allowed
+
+
 @dataclass(frozen=True)
 class Option:
     """One setting, described once for all its sources."""
@@ -139,6 +147,21 @@ OPTIONS: tuple[Option, ...] = (
         default=50,
         metavar="N",
     ),
+    Option(
+        "github",
+        "GitHub Actions job summary and failure annotations: auto (on when "
+        "GITHUB_ACTIONS=true), on or off (default: auto).",
+        choice("auto", "on", "off"),
+        default="auto",
+        metavar="auto|on|off",
+    ),
+    Option(
+        "shard",
+        "Run only shard K of N (e.g. 2/4): the tests are split into N shards of equal "
+        "expected time, the same way in every job (default: off).",
+        shard_spec,
+        metavar="K/N",
+    ),
 )
 
 
@@ -150,6 +173,8 @@ class Settings:
     history: Path
     report_json: Path | None = None
     history_keep: int = 50
+    github: str = "auto"
+    shard: ShardSpec | None = None
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     def describe(self, name: str) -> str:
