@@ -135,9 +135,12 @@ def detect_format(path: Path, data: bytes) -> str:
     by_name = _format_by_name(path)
     try:
         parsed = json.loads(data)
-    except ValueError:
+    except ValueError as exc:
         if by_name is not None:
             return by_name  # its reader says what exactly is wrong
+        if text.startswith((b"{", b"[")) or path.suffix.lower() == ".json":
+            what = f"is not valid JSON ({exc})"
+            raise _bad(path, what, f"{_EXPECT_DURATIONS} or {_EXPECT_LASTFAILED}") from None
         expected = f"{_EXPECT_DURATIONS}, {_EXPECT_LASTFAILED} or {_EXPECT_JUNIT}"
         raise _bad(path, "is neither JSON nor XML", expected) from None
     if isinstance(parsed, list):
