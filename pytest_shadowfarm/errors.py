@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 __all__ = [
+    "ChangeDetectionError",
     "ConfigError",
     "HistoryError",
     "ImportFormatError",
@@ -29,3 +30,7 @@ class HistoryError(ShadowFarmError, OSError):
 
 class ImportFormatError(ShadowFarmError, ValueError):
     """A file given to ``shadowfarm history import`` is not in the expected format."""
+
+
+class ChangeDetectionError(ShadowFarmError):
+    """Git cannot say which files changed; the change-impact signal is off for this run."""

@@ -1,0 +1,267 @@
+"""The project's static import graph, read from the source with :mod:`ast`.
+
+Which project files does a test module execute when it is imported? Every ``import`` and
+``from ... import`` anywhere in a file (also inside functions and ``try``) is an edge, as
+are the package ``__init__.py`` files that importing a dotted name runs. Names are
+resolved like the interpreter would under pytest's default ``prepend`` import mode:
+against the importing file's *basedir* (its first ancestor directory without an
+``__init__.py``, which pytest puts on ``sys.path``), then the roots passed in (rootdir,
+``rootdir/src``, the ini ``pythonpath`` entries). A name found in none of them is a third
+party or stdlib module and not part of the graph: only project files can be "changed".
+
+Parsing is the costly part, so parsed imports are cached by the SHA-1 of the file
+content (:class:`ImportCache`, a small JSON file); resolution depends on where a file
+lives and is redone each run, which costs a few ``stat`` calls per import.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import json
+import os
+import tempfile
+from collections import defaultdict, deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+__all__ = ["CACHE_VERSION", "ImportCache", "ImportGraph", "ImportSpec", "parse_imports"]
+
+CACHE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class ImportSpec:
+    """One imported name as written: ``from ..a.b import c, d`` is ("a.b", 2, ("c", "d"))."""
+
+    module: str
+    level: int = 0
+    names: tuple[str, ...] = ()
+
+
+def parse_imports(source: bytes) -> tuple[ImportSpec, ...]:
+    """Every import statement of a Python source, in source order; () if it does not parse."""
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError):  # ValueError: NUL bytes in the source
+        return ()
+    specs: list[ImportSpec] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            specs.extend(ImportSpec(alias.name) for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            names = tuple(alias.name for alias in node.names if alias.name != "*")
+            specs.append(ImportSpec(node.module or "", node.level, names))
+    return tuple(specs)
+
+
+class ImportCache:
+    """Parsed imports by content hash, kept in a JSON file between runs.
+
+    The file is an optimisation only: unreadable, foreign or from another version means
+    an empty cache; a failed write is ignored. :meth:`save` keeps only the entries used
+    in this run, so the file does not grow with every edit.
+    """
+
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = path
+        self._entries: dict[str, tuple[ImportSpec, ...]] = {}
+        self._used: set[str] = set()
+        self._dirty = False
+        self.hits = self.misses = 0
+        if path is not None:
+            self._entries = self._load(path)
+
+    @staticmethod
+    def _load(path: Path) -> dict[str, tuple[ImportSpec, ...]]:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            if data.get("version") != CACHE_VERSION:
+                return {}
+            return {
+                key: tuple(ImportSpec(str(m), int(lv), tuple(map(str, ns))) for m, lv, ns in specs)
+                for key, specs in data["files"].items()
+            }
+        except (OSError, ValueError, TypeError, KeyError, AttributeError):
+            return {}
+
+    def specs(self, source: bytes) -> tuple[ImportSpec, ...]:
+        key = hashlib.sha1(source, usedforsecurity=False).hexdigest()
+        self._used.add(key)
+        found = self._entries.get(key)
+        if found is not None:
+            self.hits += 1
+            return found
+        self.misses += 1
+        self._dirty = True
+        parsed = self._entries[key] = parse_imports(source)
+        return parsed
+
+    def save(self) -> bool:
+        """Write the entries used since loading; True when the file was (re)written."""
+        if self.path is None or not self._used:
+            return False  # nothing was looked up: keep the file as it is
+        if not (self._dirty or set(self._entries) - self._used):
+            return False
+        data: dict[str, Any] = {
+            "version": CACHE_VERSION,
+            "files": {
+                key: [[s.module, s.level, list(s.names)] for s in self._entries[key]]
+                for key in sorted(self._used)
+            },
+        }
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.")
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                json.dump(data, fh, separators=(",", ":"))
+            os.replace(tmp, self.path)
+        except OSError:
+            return False
+        self._dirty = False
+        return True
+
+
+def basedir(path: Path) -> Path:
+    """The first ancestor directory of ``path`` that is not a package (pytest's basedir)."""
+    directory = path.parent
+    while (directory / "__init__.py").is_file() and directory.parent != directory:
+        directory = directory.parent
+    return directory
+
+
+class ImportGraph:
+    """Direct and transitive project-file dependencies, built lazily from the files."""
+
+    def __init__(self, roots: Sequence[Path], cache: ImportCache | None = None) -> None:
+        self.roots = tuple(dict.fromkeys(Path(r).resolve() for r in roots))
+        self.cache = cache if cache is not None else ImportCache()
+        self._deps: dict[Path, frozenset[Path]] = {}
+        self._extra: dict[Path, set[Path]] = defaultdict(set)
+        self._found: dict[tuple[tuple[str, ...], tuple[Path, ...]], tuple[list[Path], bool]] = {}
+
+    def add_edges(self, source: Path, targets: Iterable[Path]) -> None:
+        """Dependencies that are not imports (a test module on its conftest.py files)."""
+        self._extra[source.resolve()].update(t.resolve() for t in targets)
+        self._deps.pop(source.resolve(), None)
+
+    # --- resolution -----------------------------------------------------------------------
+
+    def _find(self, parts: tuple[str, ...], roots: tuple[Path, ...]) -> tuple[list[Path], bool]:
+        """Files run by importing the dotted ``parts``, and whether the full name resolved."""
+        key = (parts, roots)
+        if key not in self._found:
+            self._found[key] = self._search(parts, roots)
+        return self._found[key]
+
+    @staticmethod
+    def _search(parts: tuple[str, ...], roots: tuple[Path, ...]) -> tuple[list[Path], bool]:
+        partial: list[Path] = []
+        for root in roots:
+            files: list[Path] = []
+            directory = root
+            resolved = True
+            for i, part in enumerate(parts):
+                package = directory / part
+                if (package / "__init__.py").is_file():
+                    files.append(package / "__init__.py")
+                    directory = package
+                elif (directory / f"{part}.py").is_file():
+                    files.append(directory / f"{part}.py")
+                    resolved = i == len(parts) - 1  # a module has no submodules
+                    break
+                elif package.is_dir():  # a namespace package: runs no file itself
+                    directory = package
+                else:
+                    resolved = False
+                    break
+            if resolved:
+                return files, True
+            if files and not partial:
+                partial = files
+        return partial, False
+
+    def _resolve(self, spec: ImportSpec, importer: Path) -> list[Path]:
+        parts = tuple(p for p in spec.module.split(".") if p)
+        if spec.level:
+            anchor = importer.parent
+            for _ in range(spec.level - 1):
+                anchor = anchor.parent
+            roots: tuple[Path, ...] = (anchor,)
+            found = [anchor / "__init__.py"] if (anchor / "__init__.py").is_file() else []
+            if parts:
+                files, _ = self._find(parts, roots)
+                found += files
+        else:
+            if not parts:
+                return []
+            roots = (basedir(importer), *self.roots)
+            found, _ = self._find(parts, roots)
+        for name in spec.names:  # `from package import submodule`
+            files, ok = self._find((*parts, name), roots)
+            if ok:
+                found += files
+        return found
+
+    def dependencies(self, path: Path) -> frozenset[Path]:
+        """The project files ``path`` imports directly (plus edges from :meth:`add_edges`)."""
+        path = path.resolve()
+        deps = self._deps.get(path)
+        if deps is None:
+            try:
+                source = path.read_bytes()
+            except OSError:
+                source = b""
+            found: set[Path] = set(self._extra.get(path, ()))
+            if path.suffix == ".py":
+                for spec in self.cache.specs(source):
+                    found.update(f.resolve() for f in self._resolve(spec, path))
+            found.discard(path)
+            deps = self._deps[path] = frozenset(found)
+        return deps
+
+    # --- traversal ------------------------------------------------------------------------
+
+    def reachable(self, starts: Iterable[Path]) -> dict[Path, frozenset[Path]]:
+        """Every file reachable from ``starts``, with its direct dependencies."""
+        seen: dict[Path, frozenset[Path]] = {}
+        queue = deque(p.resolve() for p in starts)
+        while queue:
+            path = queue.popleft()
+            if path in seen:
+                continue
+            deps = seen[path] = self.dependencies(path)
+            queue.extend(d for d in deps if d not in seen)
+        return seen
+
+    def nearest(
+        self, starts: Iterable[Path], targets: Iterable[Path]
+    ) -> dict[Path, tuple[int, Path]]:
+        """For each start that reaches a target: (import hops, the nearest target).
+
+        0 hops means the start is a target itself. One breadth-first search backwards
+        from all targets at once, so the cost is one pass over the graph, not one per
+        start; ties between targets go to the one first in sorted order.
+        """
+        start_list = [p.resolve() for p in starts]
+        graph = self.reachable(start_list)
+        importers: dict[Path, list[Path]] = defaultdict(list)
+        for source, deps in graph.items():
+            for dep in deps:
+                importers[dep].append(source)
+        found: dict[Path, tuple[int, Path]] = {}
+        queue: deque[Path] = deque()
+        for target in sorted({t.resolve() for t in targets}):
+            if target in graph and target not in found:
+                found[target] = (0, target)
+                queue.append(target)
+        while queue:
+            path = queue.popleft()
+            hops, origin = found[path]
+            for importer in sorted(importers.get(path, ())):
+                if importer not in found:
+                    found[importer] = (hops + 1, origin)
+                    queue.append(importer)
+        return {s: found[s] for s in start_list if s in found}
