@@ -27,6 +27,7 @@ from pytest_shadowfarm.report.terminal import (
     summary_lines,
 )
 from pytest_shadowfarm.settings import Settings
+from pytest_shadowfarm.swarm.telemetry import USAGE_ATTR, add_usage
 from pytest_shadowfarm.vcs import head_commit_and_branch
 
 if TYPE_CHECKING:
@@ -81,6 +82,11 @@ class ShadowFarmPlugin:
         self.predicted_total_s: float | None = None
         self.workers: dict[str, WorkerSpan] = {}
         self.events: list[dict[str, Any]] = []
+        #: nodeid -> extra fields of that test in the run report (e.g. priority components)
+        self.test_extras: dict[str, dict[str, Any]] = {}
+        #: top-level fields feature plugins add to the run report (e.g. "shard")
+        self.report_extras: dict[str, Any] = {}
+        self._report: dict[str, Any] | None = None
         self.recorded = False
         self.wall_s: float | None = None
         self.xdist = False
@@ -166,6 +172,9 @@ class ShadowFarmPlugin:
             worker=getattr(report, "worker_id", None) or ("main" if not self.xdist else None),
             xfail=hasattr(report, "wasxfail"),
         )
+        trace = self.recorder.traces.get(report.nodeid)
+        if trace is not None:  # CPU and peak RSS measured in the worker (swarm/telemetry.py)
+            add_usage(trace, getattr(report, USAGE_ATTR, None))
 
     # --- session end: history, report -------------------------------------------------------
 
@@ -178,16 +187,28 @@ class ShadowFarmPlugin:
         if self.store is not None and self.recorder.traces:
             self._record(wall)
         if self.settings.report_json is not None:
-            summary = RunSummary(
-                wall_s=wall,
-                predicted_total_s=self.predicted_total_s,
-                etc=self.etc,
-                workers=list(self.workers.values()),
-                events=self.events,
-            )
-            write_report(
-                self.settings.report_json, build_report(self.recorder, summary), on_error=self.warn
-            )
+            write_report(self.settings.report_json, self.final_report(), on_error=self.warn)
+
+    def final_report(self) -> dict[str, Any]:
+        """The run report (what ``--sf-report-json`` writes), built once the session ended.
+
+        Read by feature plugins at session end (the GitHub summary reads it in
+        ``pytest_terminal_summary``); asked earlier, it is built afresh and not kept.
+        """
+        if self._report is not None:
+            return self._report
+        summary = RunSummary(
+            wall_s=self.wall_s if self.wall_s is not None else self.now(),
+            predicted_total_s=self.predicted_total_s,
+            etc=self.etc,
+            workers=list(self.workers.values()),
+            events=self.events,
+            test_extras=self.test_extras,
+        )
+        report = {**build_report(self.recorder, summary), **self.report_extras}
+        if self.wall_s is not None:
+            self._report = report
+        return report
 
     def _record(self, wall: float) -> None:
         assert self.store is not None

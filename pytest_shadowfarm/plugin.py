@@ -13,7 +13,11 @@ import pytest
 
 from pytest_shadowfarm.controller import ShadowFarmPlugin
 from pytest_shadowfarm.errors import ConfigError
+from pytest_shadowfarm.ordering import OrderingPlugin
+from pytest_shadowfarm.sched import plugin as sched_plugin
 from pytest_shadowfarm.settings import OPTIONS, Settings, read_pyproject_table, resolve
+from pytest_shadowfarm.shard_plugin import ShardPlugin
+from pytest_shadowfarm.swarm import plugin as swarm_plugin
 
 #: the names under which ``-p`` may enable us
 PLUGIN_NAMES = frozenset({"shadowfarm", "pytest_shadowfarm.plugin"})
@@ -32,6 +36,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     for opt in OPTIONS:
         group.addoption(opt.flag, dest=opt.dest, metavar=opt.metavar, default=None, help=opt.help)
         parser.addini(opt.ini, help=opt.help, default="")
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    # Always, even when inert: a conftest that implements pytest_shadowfarm_warmup must
+    # not fail pytest's "unknown hook" check in runs without -p shadowfarm.
+    from pytest_shadowfarm import newhooks
+
+    pluginmanager.add_hookspecs(newhooks)
 
 
 def is_enabled(config: pytest.Config) -> bool:
@@ -56,6 +68,14 @@ def load_settings(config: pytest.Config, env: dict[str, str] | None = None) -> S
         raise pytest.UsageError(f"pytest-shadowfarm: {exc}") from None
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_cmdline_main(config: pytest.Config) -> object:
+    # A wrapper runs before xdist's own tryfirst pytest_cmdline_main turns -n into --tx.
+    if is_enabled(config):
+        swarm_plugin.cmdline_main(config, load_settings(config))
+    return (yield)
+
+
 def pytest_configure(config: pytest.Config) -> None:
     # The marker is registered even when inert, so that --strict-markers accepts
     # @pytest.mark.shadowfarm in projects that enable us only in some runs.
@@ -67,10 +87,21 @@ def pytest_configure(config: pytest.Config) -> None:
     # xdist workers only run tests: the controller owns history and reporting (one
     # writer per history file; see pytest-xdist's ``workerinput`` convention).
     if hasattr(config, "workerinput"):
+        if settings.shard is not None:  # workers collect, so they deselect other shards
+            shard = ShardPlugin.for_worker(settings, settings.shard, config)
+            config.pluginmanager.register(shard, "shadowfarm-shard")
+        sched_plugin.configure_worker(config)
+        swarm_plugin.configure_worker(config)
         return
     plugin = ShadowFarmPlugin(config, settings)
     config.stash[plugin_key] = plugin
     config.pluginmanager.register(plugin, "shadowfarm-controller")
+    config.pluginmanager.register(OrderingPlugin(config, settings, plugin), "shadowfarm-ordering")
+    sched_plugin.configure_controller(config, settings, plugin)
+    swarm_plugin.configure_controller(config, settings, plugin)
+    if settings.shard is not None:
+        shard = ShardPlugin.for_controller(settings, settings.shard, plugin)
+        config.pluginmanager.register(shard, "shadowfarm-shard")
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

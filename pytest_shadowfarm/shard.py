@@ -34,12 +34,22 @@ import hashlib
 import heapq
 import itertools
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from pytest_shadowfarm.estimate import module_key
+from pytest_shadowfarm.estimate import Estimator, module_key
 
-__all__ = ["TOLERANCE", "ShardPlan", "ShardSpec", "Unit", "lpt", "make_units", "plan_shards"]
+__all__ = [
+    "TOLERANCE",
+    "ShardPlan",
+    "ShardSpec",
+    "Unit",
+    "etc_snapshot",
+    "lpt",
+    "make_units",
+    "plan_shards",
+    "shard_etcs",
+]
 
 #: Whole modules are kept when the busiest shard is within 2 % of the mean: the ETCs
 #: themselves are rarely better than a few percent, so cutting modules to gain less
@@ -263,3 +273,25 @@ def plan_shards(
         return whole
     cut = _sequence_plan(units, count, etc, slack=whole.mean_s * tolerance / 2)
     return cut if cut.largest_s < whole.largest_s else whole
+
+
+def etc_snapshot(durations: Mapping[str, Sequence[float]]) -> dict[str, float]:
+    """The ETC of every test the history knows: what the controller hands to each worker."""
+    estimator = Estimator(durations)
+    snapshot = {}
+    for nodeid in durations:
+        estimate = estimator.estimate(nodeid)
+        if estimate.source == "history":
+            snapshot[nodeid] = estimate.seconds
+    return snapshot
+
+
+def shard_etcs(snapshot: Mapping[str, float], nodeids: Iterable[str]) -> dict[str, float]:
+    """The ETC of each collected test, from a snapshot alone.
+
+    A known test gets its snapshot value; a new one the estimator's fallbacks computed over
+    the snapshot (siblings, module, suite). Every process holding the same snapshot gets
+    the same numbers, which is what lets the controller and the workers agree.
+    """
+    estimator = Estimator({nodeid: [seconds] for nodeid, seconds in snapshot.items()})
+    return {nodeid: estimator.etc(nodeid) for nodeid in nodeids}
