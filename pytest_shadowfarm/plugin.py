@@ -46,6 +46,14 @@ def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
     pluginmanager.add_hookspecs(newhooks)
 
 
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    # Always, even when inert: a conftest that implements pytest_shadowfarm_warmup must
+    # not fail pytest's "unknown hook" check in runs without -p shadowfarm.
+    from pytest_shadowfarm import newhooks
+
+    pluginmanager.add_hookspecs(newhooks)
+
+
 def is_enabled(config: pytest.Config) -> bool:
     """True when ``-p shadowfarm`` was given (command line, addopts or PYTEST_ADDOPTS)."""
     named = getattr(config.option, "plugins", None) or []

@@ -1,0 +1,308 @@
+"""What a warm worker does before it is offered: imports, warm-up hook, shadow run, purge.
+
+The shadow run is an in-process ``pytest.main`` over the project: collecting every test
+module imports what the suite really imports (lazy submodules included), and a few cheap
+tests chosen from history exercise fixtures and first-call code paths. Its outcomes are
+the worker's readiness report; a failing shadow run marks the profile unhealthy (a
+canary) before a real run uses it.
+
+Then :func:`purge_modules` drops every module a run must import fresh: the project's own
+code (anything under the rootdir), test modules and conftests, and pytest plugins. A
+warm worker keeps only third-party and stdlib modules, so it never runs stale project
+code, and pytest never finds a plugin it should rewrite already imported
+(``PytestAssertRewriteWarning``, an error under ``filterwarnings = error``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import importlib.util
+import linecache
+import os
+import sys
+import time
+import types
+from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
+from dataclasses import asdict, dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "ReadinessReport",
+    "ShadowRun",
+    "lowered_priority",
+    "modules_to_purge",
+    "plugin_module_names",
+    "purge_modules",
+    "third_party_modules",
+    "warm_up",
+]
+
+#: environment of the shadow run: it must not write the project's history or report,
+#: nor ask the farm for workers (settings read SHADOWFARM_* from the environment)
+SHADOW_ENV = {
+    "SHADOWFARM_HISTORY": "",  # filled with a path in the worker's temp dir
+    "SHADOWFARM_REPORT_JSON": "off",
+    "SHADOWFARM_FARM": "off",
+}
+
+
+@dataclass
+class ReadinessReport:
+    """What the warm-up did; the daemon shows it in ``farm status``."""
+
+    ok: bool = True
+    exit_code: int | None = None
+    tests: list[dict[str, Any]] = field(default_factory=list)
+    import_errors: dict[str, str] = field(default_factory=dict)
+    warmup_hook: str = "absent"
+    modules: list[str] = field(default_factory=list)
+    purged: int = 0
+    import_s: float = 0.0
+    shadow_s: float = 0.0
+    total_s: float = 0.0
+
+    @property
+    def failed(self) -> int:
+        return sum(1 for t in self.tests if t["outcome"] not in ("passed", "skipped"))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "failed": self.failed}
+
+
+class ShadowRun:
+    """pytest plugin of the shadow run: keep the chosen tests, time-box them, record them."""
+
+    def __init__(self, selected: Iterable[str], budget_s: float, report: ReadinessReport) -> None:
+        self.selected = set(selected)
+        self.budget_s = budget_s
+        self.report = report
+        self.t0 = time.perf_counter()
+        self.outcomes: dict[str, dict[str, Any]] = {}
+
+    def pytest_collection_modifyitems(self, session: Any, config: Any, items: list[Any]) -> None:
+        keep = [item for item in items if item.nodeid in self.selected]
+        drop = [item for item in items if item.nodeid not in self.selected]
+        if drop:
+            config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+    def pytest_collection_finish(self, session: Any) -> None:
+        # After collection every conftest is loaded, so a hook declared in a nested
+        # conftest is seen too.
+        hook = getattr(session.config.hook, "pytest_shadowfarm_warmup", None)
+        if hook is None or not hook.get_hookimpls():
+            return
+        try:
+            hook(config=session.config)
+            self.report.warmup_hook = "ran"
+        except Exception as exc:  # user code: report it, keep the worker
+            self.report.warmup_hook = f"error: {type(exc).__name__}: {exc}"
+
+    def pytest_runtest_logreport(self, report: Any) -> None:
+        entry = self.outcomes.setdefault(report.nodeid, {"outcome": "passed", "duration_s": 0.0})
+        entry["duration_s"] = round(entry["duration_s"] + report.duration, 6)
+        if report.failed:
+            entry["outcome"] = "failed" if report.when == "call" else "error"
+        elif report.skipped and entry["outcome"] == "passed":
+            entry["outcome"] = "skipped"
+        if time.perf_counter() - self.t0 > self.budget_s:
+            report_session = getattr(self, "session", None)
+            if report_session is not None:
+                report_session.shouldstop = "shadowfarm: shadow run budget reached"
+
+    def pytest_sessionstart(self, session: Any) -> None:
+        self.session = session
+        self.t0 = time.perf_counter()
+
+    def pytest_sessionfinish(self, session: Any) -> None:
+        self.report.tests = [{"nodeid": k, **v} for k, v in self.outcomes.items()]
+
+
+def import_modules(names: Iterable[str], report: ReadinessReport) -> None:
+    """Import the configured warm modules; one that fails is reported, not fatal."""
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except Exception as exc:
+            report.import_errors[name] = f"{type(exc).__name__}: {exc}"
+
+
+def shadow_args(basetemp: Path) -> list[str]:
+    args = ["-q", "-p", "no:cacheprovider", f"--basetemp={basetemp}"]
+    if importlib.util.find_spec("xdist") is not None:
+        args += ["-n", "0"]  # a project's addopts may say "-n auto": the shadow run is local
+    return args
+
+
+def run_shadow(
+    rootdir: Path,
+    tests: Iterable[str],
+    budget_s: float,
+    tmpdir: Path,
+    report: ReadinessReport,
+    environ: MutableMapping[str, str] = os.environ,
+) -> None:
+    """Collect the project and run ``tests`` in this process (pytest.main)."""
+    import pytest
+
+    env = {**SHADOW_ENV, "SHADOWFARM_HISTORY": str(tmpdir / "shadow-history.sqlite")}
+    saved = {k: environ.get(k) for k in env}
+    environ.update(env)
+    old_cwd = os.getcwd()
+    try:
+        os.chdir(rootdir)
+        plugin = ShadowRun(tests, budget_s, report)
+        report.exit_code = int(pytest.main(shadow_args(tmpdir / "basetemp"), plugins=[plugin]))
+    except BaseException as exc:  # SystemExit from a conftest, anything: keep the worker
+        report.exit_code = -1
+        report.import_errors["<shadow run>"] = f"{type(exc).__name__}: {exc}"
+    finally:
+        os.chdir(old_cwd)
+        for key, value in saved.items():
+            if value is None:
+                environ.pop(key, None)
+            else:
+                environ[key] = value
+    # 0 all passed, 5 nothing ran (a collection-only warm-up): both healthy
+    report.ok = report.exit_code in (0, 5) and not report.failed
+
+
+def plugin_module_names(
+    distributions: Callable[[], Iterable[metadata.Distribution]] = metadata.distributions,
+) -> set[str]:
+    """Top-level module names of every installed pytest plugin (``pytest11`` entry points).
+
+    pytest marks these for assertion rewriting at start-up (``_mark_plugins_for_rewrite``)
+    and warns when one is already imported.
+    """
+    names: set[str] = set()
+    for dist in distributions():
+        eps = [ep for ep in dist.entry_points if ep.group == "pytest11"]
+        if not eps:
+            continue
+        for ep in eps:
+            names.add(ep.value.split(":")[0].strip().split(".")[0])
+        for file in dist.files or ():
+            parts = Path(str(file)).parts
+            if len(parts) == 1 and parts[0].endswith(".py"):
+                names.add(parts[0][:-3])
+            elif len(parts) == 2 and parts[1] == "__init__.py":
+                names.add(parts[0])
+    return names
+
+
+def _module_paths(module: types.ModuleType) -> Iterator[str]:
+    file = getattr(module, "__file__", None)
+    if isinstance(file, str):
+        yield file
+    for entry in getattr(module, "__path__", None) or ():
+        if isinstance(entry, str):
+            yield entry
+
+
+def _is_rewritten(module: types.ModuleType) -> bool:
+    loader = getattr(module, "__loader__", None)
+    return type(loader).__name__ == "AssertionRewritingHook"
+
+
+def modules_to_purge(
+    rootdir: Path, modules: Mapping[str, types.ModuleType | None], plugin_names: set[str]
+) -> list[str]:
+    """Names a run must import fresh: project code, tests, conftests, pytest plugins."""
+    root = str(rootdir.resolve()) + os.sep
+    found = []
+    for name, module in modules.items():
+        if module is None:
+            continue
+        top = name.partition(".")[0]
+        if (
+            top in plugin_names
+            or name == "conftest"
+            or name.endswith(".conftest")
+            or _is_rewritten(module)
+            or any(os.path.realpath(p).startswith(root) for p in _module_paths(module))
+        ):
+            found.append(name)
+    return sorted(found)
+
+
+def purge_modules(rootdir: Path, plugin_names: set[str] | None = None) -> int:
+    """Drop :func:`modules_to_purge` from ``sys.modules`` and every cache of their source."""
+    names = modules_to_purge(
+        rootdir, sys.modules, plugin_module_names() if plugin_names is None else plugin_names
+    )
+    for name in names:
+        sys.modules.pop(name, None)
+    # Directory listings and source lines cached during the warm-up would hide files
+    # created or edited since: a run must see the tree as it is now.
+    importlib.invalidate_caches()
+    linecache.clearcache()
+    return len(names)
+
+
+def third_party_modules(modules: Iterable[str]) -> list[str]:
+    """Top-level names of the non-stdlib modules kept warm (the closest-match signal)."""
+    stdlib = sys.stdlib_module_names
+    tops = {name.partition(".")[0] for name in modules}
+    return sorted(t for t in tops if t not in stdlib and not t.startswith("_") and t != "__main__")
+
+
+@contextlib.contextmanager
+def lowered_priority(nice: int) -> Iterator[bool]:
+    """Run the block ``nice`` steps nicer; yield whether the old priority can come back.
+
+    Linux keeps a nice value per thread and lets an unprivileged thread lower it again
+    only within RLIMIT_NICE; when that is not allowed the worker keeps the warm-up
+    priority (the readiness report says so). See setpriority(2).
+    """
+    if nice <= 0:
+        yield True
+        return
+    before = os.getpriority(os.PRIO_PROCESS, 0)
+    os.setpriority(os.PRIO_PROCESS, 0, min(before + nice, 19))
+    try:
+        yield _can_restore(before)
+    finally:
+        with contextlib.suppress(PermissionError):
+            os.setpriority(os.PRIO_PROCESS, 0, before)
+
+
+def _can_restore(before: int) -> bool:
+    if os.geteuid() == 0:
+        return True
+    try:
+        import resource
+
+        soft, _ = resource.getrlimit(resource.RLIMIT_NICE)
+    except (ImportError, AttributeError, OSError):
+        return False
+    return soft == resource.RLIM_INFINITY or 20 - soft <= before
+
+
+def warm_up(
+    *,
+    rootdir: Path,
+    warm_modules: Iterable[str],
+    shadow_tests: Iterable[str],
+    budget_s: float,
+    tmpdir: Path,
+) -> ReadinessReport:
+    """Imports, warm-up hook and shadow run, then the purge. Never raises."""
+    report = ReadinessReport()
+    t0 = time.perf_counter()
+    import_modules(warm_modules, report)
+    report.import_s = round(time.perf_counter() - t0, 3)
+    # This worker's own code (farm_server, pytest_shadowfarm) belongs to a pytest plugin
+    # distribution: pytest would find it imported and warn that it cannot rewrite it.
+    # Dropping the names leaves the running code alone and lets pytest import it afresh.
+    plugins = plugin_module_names()
+    purge_modules(rootdir, plugins)
+    run_shadow(rootdir, list(shadow_tests), budget_s, tmpdir, report)
+    report.shadow_s = round(time.perf_counter() - t0 - report.import_s, 3)
+    report.purged = purge_modules(rootdir, plugins)
+    report.modules = third_party_modules(sys.modules)
+    report.total_s = round(time.perf_counter() - t0, 3)
+    return report

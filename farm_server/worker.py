@@ -1,0 +1,188 @@
+"""A warm worker process: ``python -m farm_server.worker`` (started by the pool).
+
+Protocol with the daemon: the daemon writes one JSON line (:class:`WorkerSpec`) to the
+worker's stdin and keeps that pipe open; EOF on it means the daemon died, and an unclaimed
+worker then exits (so does ``PR_SET_PDEATHSIG``). The worker writes JSON lines on its
+stdout: ``started`` (pid, profile key), ``ready`` (the readiness report), ``rejected``
+(a refused connection), ``claimed``; everything else it prints goes to its log (stderr).
+
+Life: warm up at low priority -> listen -> admit one authenticated client -> take the
+client's cwd, environment, umask and stderr -> serve one execnet session in the main
+thread (``main_thread_only``, like xdist's popen workers) -> exit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import json
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import threading
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from farm_server.gate import Admitted, accept_client, listen
+from pytest_shadowfarm.farm.wire import ACK, UnixIO
+
+__all__ = ["ParentWatch", "StatusPipe", "WorkerSpec", "main"]
+
+_PR_SET_PDEATHSIG = 1
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    """What the daemon asks one worker to be."""
+
+    id: str
+    token: str
+    socket: str
+    rootdir: str
+    profile_key: str
+    warm_modules: list[str] = field(default_factory=list)
+    shadow_tests: list[str] = field(default_factory=list)
+    budget_s: float = 5.0
+    nice: int = 10
+
+    def to_json(self) -> bytes:
+        return json.dumps(asdict(self)).encode() + b"\n"
+
+    @classmethod
+    def from_json(cls, line: bytes) -> WorkerSpec:
+        data = json.loads(line)
+        return cls(**data)
+
+
+class StatusPipe:
+    """JSON lines to the daemon; a dead daemon is not this process's problem to report."""
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self.stream = stream
+
+    def send(self, event: str, **fields: Any) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            self.stream.write(json.dumps({"event": event, **fields}).encode() + b"\n")
+            self.stream.flush()
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.stream.close()
+
+
+class ParentWatch:
+    """Exit when the daemon dies, until :meth:`disarm` (a claimed worker ends with its run).
+
+    Two signals, because each has a gap: ``PR_SET_PDEATHSIG`` fires when the parent's
+    *thread* that forked us exits (the pool spawns from one long-lived thread), and EOF
+    on the stdin pipe covers platforms without prctl.
+    """
+
+    def __init__(self, parent_pid: int, on_death: Any) -> None:
+        self.parent_pid = parent_pid
+        self.on_death = on_death
+        self.armed = True
+        self._set_pdeathsig(signal.SIGKILL)
+        if os.getppid() != parent_pid:  # died before prctl took effect
+            on_death()
+        self._fd = os.dup(0)
+        threading.Thread(target=self._watch, name="shadowfarm-parent", daemon=True).start()
+
+    @staticmethod
+    def _set_pdeathsig(sig: int) -> None:
+        with contextlib.suppress(OSError, AttributeError):
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, int(sig), 0, 0, 0)
+
+    def _watch(self) -> None:
+        with contextlib.suppress(OSError):
+            while os.read(self._fd, 4096):
+                pass
+        if self.armed:
+            self.on_death()
+
+    def disarm(self) -> None:
+        self.armed = False
+        self._set_pdeathsig(0)
+
+
+def _die(socket_path: Path) -> None:
+    with contextlib.suppress(OSError):
+        socket_path.unlink()
+    os._exit(0)
+
+
+def start_session(admitted: Admitted, session_id: str) -> None:
+    """Become the client's worker: its context, popen-like stdio, then execnet's serve()."""
+    from execnet.gateway_base import get_execmodel, serve
+
+    hello = admitted.hello
+    os.chdir(hello["cwd"])
+    os.environ.clear()
+    os.environ.update(hello["env"])
+    os.umask(hello.get("umask", 0o022))
+    devnull = os.open(os.devnull, os.O_RDWR)
+    os.dup2(devnull, 0)
+    os.dup2(devnull, 1)  # execnet's init_popen_io does the same: prints must not reach us
+    os.close(devnull)
+    for fd in admitted.fds[:1]:
+        os.dup2(fd, 2)  # the client's stderr, where a popen worker's would go
+    for fd in admitted.fds:
+        os.close(fd)
+    io = UnixIO(admitted.conn, get_execmodel("main_thread_only"))
+    io.write(ACK)
+    serve(io, id=session_id)
+
+
+def main(stdin: BinaryIO | None = None) -> int:
+    from farm_server.warmup import lowered_priority, warm_up
+    from pytest_shadowfarm.farm.profile import current_profile
+
+    spec = WorkerSpec.from_json((stdin or sys.stdin.buffer).readline())
+    socket_path = Path(spec.socket)
+    watch = ParentWatch(os.getppid(), on_death=lambda: _die(socket_path))
+    # The status pipe keeps its own descriptor; fd 1 becomes the log, so whatever the
+    # warm-up prints cannot corrupt the JSON lines.
+    status = StatusPipe(os.fdopen(os.dup(1), "wb"))
+    os.dup2(2, 1)
+    key = current_profile(spec.rootdir, spec.warm_modules).key
+    status.send("started", pid=os.getpid(), profile=key)
+    if key != spec.profile_key:
+        status.send("mismatch", expected=spec.profile_key, found=key)
+        return 3
+    srv = listen(socket_path)
+    tmpdir = Path(tempfile.mkdtemp(prefix="shadowfarm-warm-"))
+    try:
+        with lowered_priority(spec.nice) as restorable:
+            report = warm_up(
+                rootdir=Path(spec.rootdir),
+                warm_modules=spec.warm_modules,
+                shadow_tests=spec.shadow_tests,
+                budget_s=spec.budget_s,
+                tmpdir=tmpdir,
+            )
+    finally:
+        shutil.rmtree(tmpdir, ignore_errors=True)
+    sys.stdout.flush()
+    status.send("ready", report=report.to_dict(), nice_restored=restorable)
+    admitted = accept_client(
+        srv,
+        spec.token.encode(),
+        profile_key=key,
+        on_reject=lambda reason: status.send("rejected", reason=reason),
+    )
+    srv.close()
+    with contextlib.suppress(OSError):
+        socket_path.unlink()
+    watch.disarm()
+    status.send("claimed", session=admitted.hello.get("id", "gw"))
+    status.close()
+    start_session(admitted, f"{admitted.hello.get('id', 'gw')}-worker")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

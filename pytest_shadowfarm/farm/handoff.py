@@ -1,0 +1,136 @@
+"""Controller side of the warm hand-off: a claimed farm worker becomes an xdist gateway.
+
+xdist creates each worker with ``nm.group.makegateway(spec)``. For ``popen`` specs we
+shadow that method on the group *instance* (no xdist subclassing): a spec with a claimed
+warm worker is connected to that worker's socket, authenticated with its one-time token,
+given our cwd/environment/umask/stderr, and wrapped in ``execnet.Gateway`` the way
+``Group.makegateway`` does (``group._register``). The spec stays ``popen``, so xdist
+keeps popen semantics: no rsync (xdist#1081), our ``sys.path``, a basetemp of its own.
+Any failure falls back to the original cold ``makegateway`` for that spec.
+
+Uses execnet internals (``Gateway(io, spec)``, ``Group._register``): callers check
+``compat.check_internals()`` first.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pytest_shadowfarm.farm.wire import ACK, HandoffError, UnixIO, send_hello, unix_address
+
+__all__ = ["HANDOFF_TIMEOUT_S", "WarmSlot", "connect_worker", "install", "make_gateway"]
+
+#: connecting and authenticating a warm worker takes milliseconds; this bounds a stuck one
+HANDOFF_TIMEOUT_S = 5.0
+
+
+@dataclass(frozen=True)
+class WarmSlot:
+    """One claimed worker: where it listens and the token that opens it."""
+
+    id: str
+    socket: str
+    token: str
+    profile_key: str | None = None
+    modules: tuple[str, ...] = field(default_factory=tuple)
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def connect_worker(
+    slot: WarmSlot,
+    session_id: str,
+    *,
+    env: Mapping[str, str] | None = None,
+    cwd: str | None = None,
+    stderr_fd: int | None = 2,
+    timeout: float = HANDOFF_TIMEOUT_S,
+) -> socket.socket:
+    """An authenticated socket to ``slot``'s worker, ready for execnet; OSError if not."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.settimeout(timeout)
+        with unix_address(slot.socket) as address:
+            sock.connect(address)
+        hello = {
+            "token": slot.token,
+            "cwd": cwd if cwd is not None else os.getcwd(),
+            "env": dict(os.environ if env is None else env),
+            "umask": _umask(),
+            "id": session_id,
+            "profile": slot.profile_key,
+        }
+        send_hello(sock, hello, [stderr_fd] if stderr_fd is not None else [])
+        answer = sock.recv(1)
+        if answer != ACK:
+            raise HandoffError(f"worker {slot.id} refused the hand-off (answered {answer!r})")
+        sock.settimeout(None)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def make_gateway(group: Any, spec: Any, sock: socket.socket) -> Any:
+    """Register an execnet gateway over ``sock`` in ``group``, as Group.makegateway would."""
+    from execnet.gateway import Gateway
+
+    io = UnixIO(sock, group.execmodel, remoteaddress=str(sock.getpeername()))
+    gateway = Gateway(io, spec)
+    gateway.spec = spec
+    group._register(gateway)
+    # read by ShadowFarmPlugin.pytest_testnodeready (the run report's workers[].warm)
+    gateway.shadowfarm_warm = True  # type: ignore[attr-defined]
+    return gateway
+
+
+def install(
+    group: Any,
+    slots: list[WarmSlot],
+    *,
+    on_warm: Callable[[Any, WarmSlot], None] = lambda gw, slot: None,
+    on_failure: Callable[[WarmSlot, BaseException], None] = lambda slot, exc: None,
+) -> None:
+    """Make ``group.makegateway`` hand ``slots`` out (in order) to plain popen specs.
+
+    Specs with ``python=``, ``chdir=``, ``via=`` or another transport, and specs beyond
+    the slots, keep the original (cold) path.
+    """
+    original = group.makegateway
+    free = list(slots)
+
+    def makegateway(spec: Any = None) -> Any:
+        import execnet
+
+        if isinstance(spec, str):
+            spec = execnet.XSpec(spec)
+        if (
+            isinstance(spec, execnet.XSpec)
+            and spec.popen
+            and not (spec.python or spec.chdir or spec.via or spec.nice or spec.env)
+            and free
+        ):
+            group.allocate_id(spec)
+            if spec.execmodel is None:
+                spec.execmodel = group.remote_execmodel.backend
+            while free:
+                slot = free.pop(0)
+                try:
+                    sock = connect_worker(slot, str(spec.id))
+                    gateway = make_gateway(group, spec, sock)
+                except (OSError, EOFError) as exc:
+                    on_failure(slot, exc)
+                    continue
+                on_warm(gateway, slot)
+                return gateway
+        return original(spec)
+
+    group.makegateway = makegateway  # instance attribute shadows Group.makegateway

@@ -1,0 +1,16 @@
+"""Hook specifications pytest-shadowfarm adds to pytest (``pytest_addhooks`` in plugin.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+
+def pytest_shadowfarm_warmup(config: pytest.Config) -> None:
+    """Warm a farm worker before any run claims it.
+
+    Called once in each warm farm worker, during its shadow run, after collection (so a
+    hook in any conftest is seen). Import heavy modules, pre-fetch data, fill caches of
+    third-party libraries here. The worker then drops every module under the project
+    rootdir, so only state held by third-party or stdlib modules survives into the real
+    run. An exception is reported in ``shadowfarm farm status``, not raised.
+    """

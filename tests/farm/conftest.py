@@ -1,0 +1,103 @@
+"""Fixtures of the farm tests: a tiny project, real worker processes, bounded waits."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from farmtools import REPO, SpawnedWorker, make_spec, private_dir
+
+from pytest_shadowfarm.farm.handoff import WarmSlot
+
+PYPROJECT = """
+[tool.pytest.ini_options]
+testpaths = ["tests"]
+pythonpath = ["src"]
+filterwarnings = ["error"]
+"""
+
+TESTS = """
+import certifi
+import mylib
+
+
+def test_version():
+    assert mylib.VERSION >= 1
+
+
+def test_where():
+    assert certifi.where()
+"""
+
+
+@pytest.fixture
+def farm_project(tmp_path: Path) -> Path:
+    """A project whose tests import a third-party module (certifi) and its own mylib."""
+    root = tmp_path / "proj"
+    (root / "src").mkdir(parents=True)
+    (root / "tests").mkdir()
+    (root / "pyproject.toml").write_text(PYPROJECT)
+    (root / "src" / "mylib.py").write_text("VERSION = 1\n")
+    (root / "tests" / "test_lib.py").write_text(TESTS)
+    return root
+
+
+@pytest.fixture
+def spawn_worker(tmp_path: Path) -> Iterator[Callable[..., SpawnedWorker]]:
+    """Start warm workers for a project; every one is stopped at teardown."""
+    started: list[SpawnedWorker] = []
+    sockets = private_dir(tmp_path / "sockets")
+
+    def spawn(rootdir: Path, **overrides: Any) -> SpawnedWorker:
+        worker_id = f"w{len(started)}"
+        spec = make_spec(rootdir, sockets, worker_id, **overrides)
+        log = tmp_path / f"{worker_id}.log"
+        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        with log.open("wb") as err:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "farm_server.worker"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=err,
+                cwd=tmp_path,
+                env=env,
+                start_new_session=True,
+            )
+        assert proc.stdin is not None
+        proc.stdin.write(spec.to_json())
+        proc.stdin.flush()
+        worker = SpawnedWorker(proc, spec, log)
+        worker.start_pump()
+        started.append(worker)
+        return worker
+
+    yield spawn
+    for worker in started:
+        worker.stop()
+
+
+@pytest.fixture
+def open_gateway() -> Iterator[Callable[..., Any]]:
+    """Hand a warm worker to a fresh execnet group, as the plugin does; groups end at teardown."""
+    import execnet
+
+    from pytest_shadowfarm.farm.handoff import connect_worker, make_gateway
+
+    groups: list[Any] = []
+
+    def open_(slot: WarmSlot, **context: Any) -> Any:
+        group = execnet.Group(execmodel="main_thread_only")
+        groups.append(group)
+        spec = execnet.XSpec("execmodel=main_thread_only//popen")
+        group.allocate_id(spec)
+        sock = connect_worker(slot, spec.id, **context)
+        return make_gateway(group, spec, sock)
+
+    yield open_
+    for group in groups:
+        group.terminate(5)

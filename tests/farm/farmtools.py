@@ -1,0 +1,127 @@
+"""Helpers of the farm tests (imported by conftest.py and the test modules)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import queue
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from farm_server.worker import WorkerSpec
+from pytest_shadowfarm.farm.handoff import WarmSlot
+from pytest_shadowfarm.farm.profile import current_profile
+
+#: every wait on a farm process is bounded by this (a loaded CI box warms slowly)
+WAIT_S = 90.0
+REPO = Path(__file__).resolve().parents[2]
+
+
+def private_dir(path: Path) -> Path:
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path.chmod(0o700)
+    return path
+
+
+def make_spec(rootdir: Path, sockets: Path, worker_id: str, **overrides: Any) -> WorkerSpec:
+    """A spec like the pool writes: the project's profile, one cheap shadow test, no nice."""
+    import secrets
+
+    warm = overrides.pop("warm_modules", ["idna"])
+    values: dict[str, Any] = {
+        "id": worker_id,
+        "token": secrets.token_urlsafe(16),
+        "socket": str(sockets / f"{worker_id}.sock"),
+        "rootdir": str(rootdir),
+        "profile_key": current_profile(str(rootdir), warm).key,
+        "warm_modules": warm,
+        "shadow_tests": ["tests/test_lib.py::test_version"],
+        "nice": 0,
+    }
+    values.update(overrides)
+    return WorkerSpec(**values)
+
+
+@dataclass
+class SpawnedWorker:
+    """A worker process started the way the pool starts one, with its status events."""
+
+    proc: subprocess.Popen[bytes]
+    spec: WorkerSpec
+    log: Path
+    events: queue.Queue[dict[str, Any]] = field(default_factory=queue.Queue)
+    seen: list[dict[str, Any]] = field(default_factory=list)
+    pump: threading.Thread | None = None
+
+    def start_pump(self) -> None:
+        self.pump = threading.Thread(
+            target=_pump, args=(self.proc.stdout, self.events), daemon=True
+        )
+        self.pump.start()
+
+    def wait_for(self, name: str, timeout: float = WAIT_S) -> dict[str, Any]:
+        """The next event called ``name``; fails with the worker's log on timeout or exit."""
+        while True:
+            try:
+                event = self.events.get(timeout=timeout)
+            except queue.Empty:
+                pytest.fail(f"no {name!r} event within {timeout}s; log:\n{self.log.read_text()}")
+            self.seen.append(event)
+            if event["event"] == name:
+                return event
+            if event["event"] == "eof":
+                pytest.fail(f"worker ended before {name!r}; log:\n{self.log.read_text()}")
+
+    def slot(self, token: str | None = None) -> WarmSlot:
+        return WarmSlot(
+            self.spec.id, self.spec.socket, token or self.spec.token, self.spec.profile_key
+        )
+
+    def stop(self) -> None:
+        with contextlib.suppress(OSError):
+            assert self.proc.stdin is not None
+            self.proc.stdin.close()
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        if self.pump is not None:
+            self.pump.join(5)
+
+
+def _pump(stream: Any, events: queue.Queue[dict[str, Any]]) -> None:
+    with stream:
+        for line in stream:
+            with contextlib.suppress(ValueError):
+                events.put(json.loads(line))
+    events.put({"event": "eof"})
+
+
+def gone(pid: int) -> bool:
+    """The process ended (a zombie waiting for a reaper counts as ended)."""
+    import psutil
+
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = WAIT_S) -> bool:
+    """Poll ``predicate`` until true or ``timeout``; return its last value."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
