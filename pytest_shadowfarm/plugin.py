@@ -14,6 +14,7 @@ import pytest
 from pytest_shadowfarm.controller import ShadowFarmPlugin
 from pytest_shadowfarm.errors import ConfigError
 from pytest_shadowfarm.ordering import OrderingPlugin
+from pytest_shadowfarm.report import github_plugin
 from pytest_shadowfarm.sched import plugin as sched_plugin
 from pytest_shadowfarm.settings import OPTIONS, Settings, read_pyproject_table, resolve
 from pytest_shadowfarm.shard_plugin import ShardPlugin
@@ -110,6 +111,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if settings.shard is not None:
         shard = ShardPlugin.for_controller(settings, settings.shard, plugin)
         config.pluginmanager.register(shard, "shadowfarm-shard")
+    github_plugin.register(config, settings, plugin)  # job summary + annotations in Actions
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

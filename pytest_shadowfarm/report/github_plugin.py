@@ -1,0 +1,217 @@
+"""GitHub Actions output of a run (``--sf-github auto|on|off``): job summary and annotations.
+
+Controller only. It notes where each failure happened while reports arrive and, once
+the run report is final (``pytest_terminal_summary`` runs after every
+``pytest_sessionfinish``), appends the Markdown summary to ``$GITHUB_STEP_SUMMARY``,
+writes the SVG timeline next to the run report and prints the ``::error`` lines (GitHub
+reads workflow commands from the step's standard output).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from pytest_shadowfarm.report.github import Failure, annotation_lines, build_summary
+from pytest_shadowfarm.report.terminal import find_anomalies
+from pytest_shadowfarm.report.timeline import render_svg
+
+if TYPE_CHECKING:
+    from _pytest.terminal import TerminalReporter
+
+    from pytest_shadowfarm.controller import ShadowFarmPlugin
+    from pytest_shadowfarm.settings import Settings
+
+__all__ = ["GitHubPlugin", "github_enabled", "relative_to", "timeline_path"]
+
+#: frames in installed packages are never where a failure should be pointed at
+_INSTALLED = ("site-packages", "dist-packages")
+
+
+def github_enabled(setting: str, env: Mapping[str, str]) -> bool:
+    """``on``, or ``auto`` inside GitHub Actions (which sets GITHUB_ACTIONS=true)."""
+    return setting == "on" or (setting == "auto" and env.get("GITHUB_ACTIONS") == "true")
+
+
+def timeline_path(settings: Settings) -> Path:
+    """Where the SVG timeline goes: beside the run report, else beside the history."""
+    if settings.report_json is not None:
+        return settings.report_json.with_name(settings.report_json.stem + ".timeline.svg")
+    return settings.history.with_name("timeline.svg")
+
+
+def relative_to(path: str, base: Path, workspace: Path) -> str | None:
+    """``path`` (absolute, or relative to ``base``) relative to ``workspace``, POSIX style.
+
+    None when it lies outside the workspace or inside an installed package: an
+    annotation must name a file of the repository.
+    """
+    full = Path(path)
+    if not full.is_absolute():
+        full = base / full
+    try:
+        rel = Path(os.path.normpath(full)).relative_to(Path(os.path.normpath(workspace)))
+    except ValueError:
+        return None
+    if any(part in _INSTALLED or part.startswith(".venv") for part in rel.parts):
+        return None
+    return rel.as_posix()
+
+
+def failure_location(
+    report: pytest.TestReport | pytest.CollectReport, *, base: Path, rootdir: Path, workspace: Path
+) -> tuple[str | None, int | None]:
+    """Where to annotate: the test's file, at the line of the test that led to the failure.
+
+    That is the innermost traceback entry in the test's own file (an assertion, or the
+    call into the code that raised), else the test's definition line, as
+    pytest-github-actions-annotate-failures does. A test file outside the repository
+    falls back to the innermost frame inside it.
+    """
+    frames: list[tuple[str, int | None]] = []  # innermost first
+    longrepr = report.longrepr
+    crash = getattr(longrepr, "reprcrash", None)
+    if crash is not None:
+        frames.append((str(crash.path), crash.lineno))
+    traceback = getattr(longrepr, "reprtraceback", None)
+    for entry in reversed(getattr(traceback, "reprentries", None) or []):
+        loc = getattr(entry, "reprfileloc", None)
+        if loc is not None:
+            frames.append((str(loc.path), loc.lineno))
+    location = getattr(report, "location", None)
+    if location:
+        path, lineno, _ = location
+        own_line = None if lineno is None else lineno + 1
+    else:  # a collection error: its node id is the file
+        path, own_line = report.nodeid.partition("::")[0], None
+    test_file = relative_to(str(rootdir / path), base, workspace) if path else None
+    if test_file is not None:
+        for frame, line in frames:
+            if relative_to(frame, base, workspace) == test_file:
+                return test_file, line
+        return test_file, own_line
+    for frame, line in frames:
+        rel = relative_to(frame, base, workspace)
+        if rel is not None:
+            return rel, line
+    return None, None
+
+
+def failure_message(report: pytest.TestReport | pytest.CollectReport) -> str:
+    crash = getattr(report.longrepr, "reprcrash", None)
+    if crash is not None and crash.message:
+        return str(crash.message)
+    text = str(report.longrepr or "").strip()
+    return "\n".join(text.splitlines()[-20:])
+
+
+class GitHubPlugin:
+    """Collects failure locations; writes the summary and annotations at the end."""
+
+    def __init__(
+        self,
+        controller: ShadowFarmPlugin,
+        settings: Settings,
+        *,
+        env: Mapping[str, str],
+        invocation_dir: Path,
+    ) -> None:
+        self.controller = controller
+        self.settings = settings
+        self.env = env
+        self.base = invocation_dir
+        workspace = env.get("GITHUB_WORKSPACE")
+        self.workspace = Path(workspace) if workspace else settings.rootdir
+        self.failures: list[Failure] = []
+        self._failed: set[str] = set()
+        self.done = False
+
+    def _add(
+        self, report: pytest.TestReport | pytest.CollectReport, outcome: str, when: str
+    ) -> None:
+        if report.nodeid in self._failed:
+            return  # one annotation per test: its first failing phase
+        self._failed.add(report.nodeid)
+        file, line = failure_location(
+            report, base=self.base, rootdir=self.settings.rootdir, workspace=self.workspace
+        )
+        self.failures.append(
+            Failure(
+                nodeid=report.nodeid,
+                outcome=outcome,
+                when=when,
+                message=failure_message(report),
+                at_s=self.controller.now(),
+                file=file,
+                line=line,
+            )
+        )
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.failed and not hasattr(report, "wasxfail"):
+            self._add(report, "failed" if report.when == "call" else "error", report.when)
+
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        if report.failed:
+            self._add(report, "error", "collect")
+
+    def pytest_terminal_summary(self, terminalreporter: TerminalReporter) -> None:
+        self.done = True
+        for line in self.publish():
+            terminalreporter.write_line(line)
+
+    def pytest_unconfigure(self) -> None:
+        # Without a terminal reporter (-p no:terminal) there is no terminal summary:
+        # the job summary is still written; annotations go to stdout directly.
+        if not self.done and self.controller.wall_s is not None:  # the session did finish
+            self.done = True
+            for line in self.publish():
+                print(line)
+
+    def publish(self) -> list[str]:
+        """Write the summary and the SVG; return the annotation lines to print."""
+        report = self.controller.final_report()
+        svg = timeline_path(self.settings)
+        svg_written = self._write(
+            svg, render_svg(report.get("tests", []), wall_s=report.get("wall_s"))
+        )
+        anomalies = find_anomalies(
+            self.controller.recorder.traces.values(), self.controller.known_etc
+        )
+        summary_file = self.env.get("GITHUB_STEP_SUMMARY")
+        shown_svg = relative_to(str(svg), self.base, self.workspace) or str(svg)
+        text = build_summary(
+            report, self.failures, anomalies, svg_path=shown_svg if svg_written else None
+        )
+        if summary_file:
+            self._write(Path(summary_file), text, append=True)
+        else:
+            self.controller.warn(
+                "--sf-github is on but GITHUB_STEP_SUMMARY is not set: no job summary written"
+            )
+        return annotation_lines(self.failures)
+
+    def _write(self, path: Path, text: str, *, append: bool = False) -> bool:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with path.open("a" if append else "w", encoding="utf-8") as fh:
+                fh.write(text)
+        except OSError as exc:
+            self.controller.warn(f"cannot write {path}: {exc}")
+            return False
+        return True
+
+
+def register(config: pytest.Config, settings: Settings, controller: ShadowFarmPlugin) -> Any:
+    """Register the plugin when GitHub output is on for this run; return it (or None)."""
+    if not github_enabled(settings.github, os.environ):
+        return None
+    plugin = GitHubPlugin(
+        controller, settings, env=dict(os.environ), invocation_dir=config.invocation_params.dir
+    )
+    config.pluginmanager.register(plugin, "shadowfarm-github")
+    return plugin
