@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from pytest_shadowfarm.errors import ConfigError
+from pytest_shadowfarm.priority.score import DEFAULT_WEIGHTS
+from pytest_shadowfarm.priority.signals import DEFAULT_HALF_LIFE
 from pytest_shadowfarm.shard import ShardSpec
 
 __all__ = ["OPTIONS", "Option", "Settings", "read_pyproject_table", "resolve"]
@@ -81,6 +83,55 @@ def choice(*allowed: str) -> Callable[[Any], str]:
         return text
 
     return parse
+
+
+def non_negative_int(raw: Any) -> int:
+    try:
+        value = int(_text(raw)) if not isinstance(raw, int) or isinstance(raw, bool) else raw
+    except ValueError:
+        value = -1
+    if isinstance(value, bool) or value < 0:
+        msg = "expected a whole number >= 0"
+        raise ValueError(msg)
+    return value
+
+
+def positive_float(raw: Any) -> float:
+    try:
+        value = non_negative_float(raw) if not isinstance(raw, bool) else 0.0
+    except ValueError:
+        value = 0.0
+    if not 0 < value < float("inf"):
+        msg = "expected a number > 0"
+        raise ValueError(msg)
+    return value
+
+
+def text_or_none(raw: Any) -> str | None:
+    text = _text(raw)
+    return text or None
+
+
+def _weight_options() -> tuple[Option, ...]:
+    helps = {
+        "base": "prior of every test, so short tests go first when nothing else is known",
+        "marker": "importance from @pytest.mark.shadowfarm(priority=critical|high|normal|low)",
+        "failure": "recency-weighted failure rate (1 when the last result failed)",
+        "change": "change impact (1 for a changed test file, 0.6 for a direct import of a "
+        "changed module, halved per further import)",
+        "new": "tests the history has never seen",
+    }
+    return tuple(
+        Option(
+            f"weight_{name}",
+            f"Priority weight of the {help} (default: {getattr(DEFAULT_WEIGHTS, name):g}).",
+            non_negative_float,
+            default=getattr(DEFAULT_WEIGHTS, name),
+            metavar="W",
+            toml_key=f"weights.{name}",
+        )
+        for name, help in helps.items()
+    )
 
 
 def shard_spec(raw: Any) -> ShardSpec | None:
@@ -148,6 +199,38 @@ OPTIONS: tuple[Option, ...] = (
         metavar="N",
     ),
     Option(
+        "order",
+        "Run order in one process: grouped (modules by their most urgent test, tests by "
+        "urgency inside), test (by urgency alone) or none (collection order) (default: grouped).",
+        choice("grouped", "test", "none"),
+        default="grouped",
+        metavar="grouped|test|none",
+    ),
+    Option(
+        "base",
+        "Git ref the change-impact signal compares the working tree with, from its merge "
+        "base (default: the default branch: origin/HEAD, main or master; else HEAD).",
+        text_or_none,
+        metavar="REF",
+    ),
+    Option(
+        "explain",
+        "Print priority components, ETC and urgency of the first N tests of the order "
+        "(default: 0, off).",
+        non_negative_int,
+        default=0,
+        metavar="N",
+    ),
+    Option(
+        "half_life",
+        "Failure history: a result this many runs old counts half as much as the newest "
+        f"(default: {DEFAULT_HALF_LIFE:g}).",
+        positive_float,
+        default=DEFAULT_HALF_LIFE,
+        metavar="RUNS",
+    ),
+    *_weight_options(),
+    Option(
         "github",
         "GitHub Actions job summary and failure annotations: auto (on when "
         "GITHUB_ACTIONS=true), on or off (default: auto).",
@@ -173,6 +256,15 @@ class Settings:
     history: Path
     report_json: Path | None = None
     history_keep: int = 50
+    order: str = "grouped"
+    base: str | None = None
+    explain: int = 0
+    half_life: float = DEFAULT_HALF_LIFE
+    weight_base: float = DEFAULT_WEIGHTS.base
+    weight_marker: float = DEFAULT_WEIGHTS.marker
+    weight_failure: float = DEFAULT_WEIGHTS.failure
+    weight_change: float = DEFAULT_WEIGHTS.change
+    weight_new: float = DEFAULT_WEIGHTS.new
     github: str = "auto"
     shard: ShardSpec | None = None
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
