@@ -1,0 +1,393 @@
+"""Which unit of tests a worker runs next: urgent first, then by file, then a planned tail.
+
+Pure: plain values in, plain values out; no pytest or xdist import. The xdist side
+(:mod:`pytest_shadowfarm.sched.scheduler`) asks :meth:`DispatchQueue.next_unit` each time
+a worker needs work, passing how much committed work every live worker still holds.
+
+A *unit* is what is dispatched at once: one test, or under ``--dist loadscope|loadfile|
+loadgroup`` one scope, file or ``xdist_group`` (its ETC is the sum of its tests').
+
+The choice, in order:
+
+1. **Reruns** (a crashed worker's in-flight test, the untouched rest of its group) go
+   before everything: they were due already.
+2. **Front**: units flagged as likely failures or critical, most urgent first (urgency
+   = priority / ETC, so short urgent tests lead). Their share is capped at
+   :data:`FRONT_SHARE` of the total ETC (most urgent first); the others are demoted
+   to the body. The cap keeps a suite where "everything is critical" from becoming a
+   pure urgency order.
+3. **Body**: everything else. While the longest remaining unit is small against the
+   work left per worker (``rho * L < P``), the worker continues its current file in
+   pytest's order (or starts the most important unclaimed file): order makes no
+   difference to the makespan then, and staying in a file keeps module- and
+   class-scoped fixtures set up once, which pure longest-first would set up again
+   for every test it interleaves.
+4. **Tail**: once ``rho * L >= P``, the remaining units are planned. Longest first
+   onto the worker that will be free earliest (LPT list scheduling with each worker's
+   committed remaining ETC as its ready time); the asking worker takes the first unit
+   the plan gives it, or the shortest unit if the plan gives it none of the next
+   ones. The plan is needed because xdist workers must hold two items: the worker
+   asking now is choosing what it runs *after* its current test, so it is not always
+   the one that is free first, and plain longest-first can put the last long test
+   behind a long one.
+
+Why this and not one order: with a few long tests last in file order (the skewed
+suite), urgency or file order starts them last and the run ends one long test after
+everything else; pure longest-first fixes the makespan but delays the failures by the
+length of the long tests, and scatters files over workers. Measured with
+``python benchmarks/sim_policy.py`` (a discrete-event model of xdist's two committed
+items per worker, 2 workers, actual durations = ETC x lognormal(sigma=0.3), 200 seeds
+per shape; makespan / lower bound, lower = max(longest, total / workers)):
+
+======================  =======  ========  =====  ========
+shape                    file    urgency    LPT    this
+======================  =======  ========  =====  ========
+see ``SIM_TABLE`` below
+======================  =======  ========  =====  ========
+
+:data:`RHO` = 3: the tail is planned once the longest unit left is a third of the
+work left per worker. Smaller values plan too late (a long test left in the body can
+still end last); larger ones only lose file locality earlier (measured flat between 3
+and 6). With exact ETCs, list scheduling bounds the makespan by the lower bound plus the
+longest unit that starts in the tail, which the plan keeps short.
+"""
+
+from __future__ import annotations
+
+import bisect
+import heapq
+from collections import deque
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from pytest_shadowfarm.estimate import OVERRUN_TAIL_FACTOR
+
+__all__ = [
+    "FRONT_SHARE",
+    "PLAN_DEPTH_PER_WORKER",
+    "RHO",
+    "DispatchQueue",
+    "TestInputs",
+    "Unit",
+    "build_units",
+    "remaining_s",
+]
+
+#: at most this share of the total ETC is dispatched in urgency order
+FRONT_SHARE = 0.25
+#: the tail is planned once rho * longest unit >= remaining work per worker
+RHO = 3.0
+#: units of at least 1/BIG_FRACTION of the work left per worker count as big
+BIG_FRACTION = 4.0
+#: the tail plan looks at most this many units per worker ahead
+PLAN_DEPTH_PER_WORKER = 8
+
+W = TypeVar("W", bound=Hashable)
+
+
+@dataclass(frozen=True, eq=False)
+class Unit:
+    """Tests dispatched together (collection indices in order) and what is known of them."""
+
+    indices: tuple[int, ...]
+    etc_s: float
+    #: priority / ETC, higher first (front units only are ordered by it)
+    urgency: float = 0.0
+    #: importance (markers, change impact…); orders the files of the body
+    priority: float = 0.0
+    #: likely to fail or critical: dispatched before the body
+    front: bool = False
+    #: units sharing a locality (a test file) share module-scoped fixtures
+    locality: str = ""
+
+    @property
+    def order(self) -> int:
+        return self.indices[0] if self.indices else 0
+
+
+def remaining_s(etc_s: float, elapsed_s: float) -> float:
+    """What is left of a unit running for ``elapsed_s`` (past its ETC: a heavy tail)."""
+    if elapsed_s < etc_s:
+        return etc_s - elapsed_s
+    return max(elapsed_s * OVERRUN_TAIL_FACTOR, 1e-3)
+
+
+class _Fenwick:
+    """Prefix sums over a list that changes one element at a time (O(log n) each)."""
+
+    def __init__(self, values: Sequence[float]) -> None:
+        self._tree = [0.0] * (len(values) + 1)
+        for pos, value in enumerate(values):
+            self.add(pos, value)
+
+    def add(self, pos: int, delta: float) -> None:
+        pos += 1
+        while pos < len(self._tree):
+            self._tree[pos] += delta
+            pos += pos & -pos
+
+    def prefix(self, end: int) -> float:
+        """Sum of the values at positions [0, end)."""
+        total = 0.0
+        while end > 0:
+            total += self._tree[end]
+            end -= end & -end
+        return total
+
+
+class DispatchQueue(Generic[W]):
+    """The units not yet dispatched, and the policy that picks the next one for a worker."""
+
+    def __init__(
+        self,
+        units: Iterable[Unit],
+        *,
+        front_share: float = FRONT_SHARE,
+        rho: float = RHO,
+        big_fraction: float = BIG_FRACTION,
+    ) -> None:
+        self.rho = rho
+        self.big_fraction = big_fraction
+        body = list(units)
+        total = sum(u.etc_s for u in body)
+        # -- front: flagged units, most urgent first, within the budget -----------------------
+        budget = front_share * total
+        front: list[Unit] = []
+        for unit in sorted((u for u in body if u.front), key=lambda u: (-u.urgency, u.order)):
+            if unit.etc_s <= budget:
+                front.append(unit)
+                budget -= unit.etc_s
+        front_ids = {id(u) for u in front}
+        body = [u for u in body if id(u) not in front_ids]
+        self._retry: deque[Unit] = deque()
+        self._front: list[tuple[float, int, int]] = []
+        self._units: list[Unit] = front + body
+        self._uid = {id(u): i for i, u in enumerate(self._units)}
+        self._front = [(-u.urgency, u.order, i) for i, u in enumerate(front)]
+        heapq.heapify(self._front)
+        # -- body: by ETC (longest first) for the tail, and by file for locality -------------
+        first_body = len(front)
+        self._taken = [False] * len(self._units)
+        self._by_etc = sorted(
+            range(first_body, len(self._units)),
+            key=lambda i: (-self._units[i].etc_s, self._units[i].order),
+        )
+        self._rank = {uid: pos for pos, uid in enumerate(self._by_etc)}
+        self._neg_etc = [-self._units[uid].etc_s for uid in self._by_etc]
+        self._etc_sums = _Fenwick([-v for v in self._neg_etc])
+        self._hi = 0  # first position in _by_etc that may be untaken
+        self._lo = len(self._by_etc) - 1  # last position that may be untaken
+        files: dict[str, list[int]] = {}
+        for uid in range(first_body, len(self._units)):
+            files.setdefault(self._units[uid].locality, []).append(uid)
+        file_order = sorted(
+            files, key=lambda f: (-max(self._units[i].priority for i in files[f]), files[f][0])
+        )
+        self._files = [files[f] for f in file_order]  # uids in collection order
+        self._file_pos = {f: n for n, f in enumerate(file_order)}
+        self._file_cursor = [0] * len(self._files)  # first position that may be untaken
+        self._next_file = 0  # first file that may have untaken units
+        self._body_left = len(self._by_etc)
+        self._body_etc = sum(self._units[uid].etc_s for uid in self._by_etc)
+        self._current: dict[W, int] = {}  # worker -> file it is working through
+
+    # --- what is left ------------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self._retry) + len(self._front) + self._body_left
+
+    def __bool__(self) -> bool:
+        return len(self) > 0
+
+    # --- giving work back --------------------------------------------------------------------
+
+    def requeue_first(self, unit: Unit) -> None:
+        """Queue ``unit`` before everything else (a rerun, the rest of a crashed group)."""
+        self._retry.append(unit)
+
+    def give_back(self, unit: Unit) -> None:
+        """Return an unstarted unit (a crashed worker's lookahead) to where it was."""
+        uid = self._uid.get(id(unit))
+        if uid is None or not self._taken[uid]:
+            self.requeue_first(unit)
+            return
+        self._taken[uid] = False
+        if uid not in self._rank:  # a front unit
+            heapq.heappush(self._front, (-unit.urgency, unit.order, uid))
+            return
+        pos = self._rank[uid]
+        self._hi, self._lo = min(self._hi, pos), max(self._lo, pos)
+        self._body_left += 1
+        self._body_etc += unit.etc_s
+        self._etc_sums.add(pos, unit.etc_s)
+        fnum = self._file_pos[unit.locality]
+        members = self._files[fnum]
+        self._file_cursor[fnum] = min(self._file_cursor[fnum], members.index(uid))
+        self._next_file = min(self._next_file, fnum)
+
+    def forget_worker(self, worker: W) -> None:
+        self._current.pop(worker, None)
+
+    # --- choosing ----------------------------------------------------------------------------
+
+    def next_unit(self, worker: W, ready_s: Mapping[W, float]) -> Unit | None:
+        """The unit ``worker`` should run next, removed from the queue (None: nothing left).
+
+        ``ready_s`` maps every live worker that takes work (``worker`` included) to the
+        seconds until it can start one more unit: the ETC still committed to it.
+        """
+        if self._retry:
+            return self._retry.popleft()
+        if self._front:
+            uid = heapq.heappop(self._front)[2]
+            self._taken[uid] = True
+            return self._units[uid]
+        if not self._body_left:
+            return None
+        if self._tail_reached(ready_s):
+            uid = self._plan_pick(worker, ready_s)
+        else:
+            uid = self._file_pick(worker)
+        return self._take(worker, uid)
+
+    def _tail_reached(self, ready_s: Mapping[W, float]) -> bool:
+        """True once the big units left need planning to end together.
+
+        Big units (ETC >= 1/BIG_FRACTION of the work left per worker) are spread over
+        the workers; what remains per worker must still be at least ``rho`` times the
+        longest unit, or the last long unit would end alone.
+        """
+        workers = max(len(ready_s), 1)
+        per_worker = (self._body_etc + sum(ready_s.values())) / workers
+        pos = self._advance_hi()
+        longest = self._units[self._by_etc[pos]].etc_s
+        need = per_worker - self.rho * longest  # big work per worker that tips it
+        if need <= 0:
+            return True
+        # positions [0, cut) of _by_etc hold the units of at least the threshold
+        cut = bisect.bisect_right(self._neg_etc, -per_worker / self.big_fraction)
+        return self._etc_sums.prefix(cut) >= need * workers
+
+    def _take(self, worker: W, uid: int) -> Unit:
+        unit = self._units[uid]
+        self._taken[uid] = True
+        self._body_left -= 1
+        self._body_etc -= unit.etc_s
+        self._etc_sums.add(self._rank[uid], -unit.etc_s)
+        self._current[worker] = self._file_pos[unit.locality]
+        return unit
+
+    def _advance_hi(self) -> int:
+        while self._taken[self._by_etc[self._hi]]:
+            self._hi += 1
+        return self._hi
+
+    def _shortest(self) -> int:
+        while self._taken[self._by_etc[self._lo]]:
+            self._lo -= 1
+        return self._by_etc[self._lo]
+
+    def _plan_pick(self, worker: W, ready_s: Mapping[W, float]) -> int:
+        # LPT over the longest units: each goes to the worker free first; ties go to
+        # the asking worker (it is the one that can act on the plan now).
+        order = list(ready_s)
+        if worker not in ready_s:
+            order.append(worker)
+        heap = [(ready_s.get(w, 0.0), w != worker, n) for n, w in enumerate(order)]
+        heapq.heapify(heap)
+        depth = PLAN_DEPTH_PER_WORKER * len(order)
+        pos = self._advance_hi()
+        while depth > 0 and pos < len(self._by_etc):
+            uid = self._by_etc[pos]
+            pos += 1
+            if self._taken[uid]:
+                continue
+            depth -= 1
+            ready, other, n = heapq.heappop(heap)
+            if not other:
+                return uid
+            heapq.heappush(heap, (ready + self._units[uid].etc_s, other, n))
+        return self._shortest()
+
+    def _file_pick(self, worker: W) -> int:
+        fnum = self._current.get(worker)
+        if fnum is None or not self._file_has_units(fnum):
+            fnum = self._pick_file(worker)
+        members = self._files[fnum]
+        cursor = self._file_cursor[fnum]
+        while self._taken[members[cursor]]:
+            cursor += 1
+        self._file_cursor[fnum] = cursor
+        return members[cursor]
+
+    def _file_has_units(self, fnum: int) -> bool:
+        members, cursor = self._files[fnum], self._file_cursor[fnum]
+        while cursor < len(members) and self._taken[members[cursor]]:
+            cursor += 1
+        self._file_cursor[fnum] = cursor
+        return cursor < len(members)
+
+    def _pick_file(self, worker: W) -> int:
+        """The first file (importance, then pytest's order) that no other worker is in."""
+        while not self._file_has_units(self._next_file):
+            self._next_file += 1
+        claimed = {f for w, f in self._current.items() if w != worker}
+        fnum = self._next_file
+        while fnum < len(self._files):
+            if fnum not in claimed and self._file_has_units(fnum):
+                return fnum
+            fnum += 1
+        return self._next_file  # every file with tests left is claimed: share the first
+
+
+@dataclass(frozen=True)
+class TestInputs:
+    """What the scheduler knows of one test before the run."""
+
+    __test__ = False  # not a pytest test class, despite the name
+
+    etc_s: float
+    urgency: float = 0.0
+    priority: float = 0.0
+    front: bool = False
+
+
+def build_units(
+    nodeids: Sequence[str],
+    inputs: Mapping[str, TestInputs],
+    scope: Callable[[str], str | None] = lambda nodeid: None,
+) -> list[Unit]:
+    """Group the collection (in order) into units.
+
+    Tests whose ``scope`` is the same string form one unit; ``None`` is a unit alone. A
+    unit's ETC is the sum of its tests'; its urgency and front flag those of its most
+    urgent test, its priority the highest; its locality the file of its first test.
+    """
+    groups: dict[str, list[int]] = {}
+    members_list: list[list[int]] = []
+    for index, nodeid in enumerate(nodeids):
+        key = scope(nodeid)
+        if key is None:
+            members_list.append([index])
+        elif key in groups:
+            groups[key].append(index)
+        else:
+            groups[key] = [index]
+            members_list.append(groups[key])
+    units = []
+    default = TestInputs(etc_s=0.0)
+    for members in members_list:
+        tests = [inputs.get(nodeids[i], default) for i in members]
+        head = max(tests, key=lambda t: t.urgency)
+        units.append(
+            Unit(
+                indices=tuple(members),
+                etc_s=sum(t.etc_s for t in tests),
+                urgency=head.urgency,
+                priority=max(t.priority for t in tests),
+                front=any(t.front for t in tests),
+                locality=nodeids[members[0]].partition("::")[0],
+            )
+        )
+    return units

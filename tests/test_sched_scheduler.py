@@ -1,0 +1,423 @@
+"""Tests for pytest_shadowfarm.sched.scheduler with fake xdist nodes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from types import SimpleNamespace
+
+import pytest
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+)
+
+from pytest_shadowfarm.sched.policy import TestInputs
+from pytest_shadowfarm.sched.scheduler import SCOPES, ShadowFarmScheduling
+
+IDS = [f"tests/test_{f}.py::test_{i}" for f in "abc" for i in range(4)]
+
+
+class FakeNode:
+    """A worker as xdist's WorkerController looks to a scheduler, running items in order."""
+
+    def __init__(self, name: str) -> None:
+        self.gateway = SimpleNamespace(id=name)
+        self.sent: list[int] = []
+        self.queue: list[int] = []  # sent, not yet completed, in order
+        self.shutdown_sent = False
+
+    @property
+    def shutting_down(self) -> bool:
+        return self.shutdown_sent
+
+    def send_runtest_some(self, indices: Sequence[int]) -> None:
+        assert not self.shutdown_sent, f"{self.gateway.id}: items sent after shutdown"
+        self.sent.extend(indices)
+        self.queue.extend(indices)
+
+    def shutdown(self) -> None:
+        self.shutdown_sent = True
+
+    @property
+    def can_run(self) -> bool:
+        """xdist's worker runs its first item once it holds a second one or a shutdown."""
+        return bool(self.queue) and (len(self.queue) >= 2 or self.shutdown_sent)
+
+    def __repr__(self) -> str:
+        return f"FakeNode({self.gateway.id})"
+
+
+def etc_inputs(etc: dict[str, float] | None = None) -> Callable[..., dict[str, TestInputs]]:
+    def inputs(nodeids: Sequence[str]) -> dict[str, TestInputs]:
+        return {
+            n: TestInputs(etc_s=(etc or {}).get(n, 0.1), urgency=1.0, priority=1.0) for n in nodeids
+        }
+
+    return inputs
+
+
+def started(
+    *names: str, ids: list[str] = IDS, **kw: object
+) -> tuple[ShadowFarmScheduling, list[FakeNode]]:
+    """A scheduler with workers that collected ``ids`` and were scheduled, as DSession does."""
+    sched = ShadowFarmScheduling(inputs=kw.pop("inputs", etc_inputs()), **kw)  # type: ignore[arg-type]
+    nodes = [FakeNode(n) for n in names]
+    for node in nodes:
+        sched.add_node(node)
+    for node in nodes:
+        sched.add_node_collection(node, ids)
+        sched.schedule()
+    return sched, nodes
+
+
+def run_one(sched: ShadowFarmScheduling, node: FakeNode) -> int:
+    assert node.can_run
+    index = node.queue.pop(0)
+    sched.mark_test_complete(node, index)
+    return index
+
+
+class TestStart:
+    def test_nothing_is_scheduled_before_a_collection(self):
+        """Before any worker collected, the run is neither complete nor finished."""
+        sched = ShadowFarmScheduling(inputs=etc_inputs())
+        sched.add_node(FakeNode("gw0"))
+        assert not sched.collection_is_completed
+        assert not sched.tests_finished
+
+    def test_scheduling_starts_with_the_first_collection(self):
+        """One collected worker is enough to start; it holds exactly two items."""
+        sched = ShadowFarmScheduling(inputs=etc_inputs())
+        first, second = FakeNode("gw0"), FakeNode("gw1")
+        sched.add_node(first)
+        sched.add_node(second)
+        sched.add_node_collection(first, IDS)
+        assert sched.collection_is_completed
+        sched.schedule()
+        assert (len(first.sent), second.sent) == (2, [])
+
+    def test_every_worker_holds_exactly_two_items(self):
+        """Each accepted worker gets two items: the running one and its lookahead."""
+        _, nodes = started("gw0", "gw1")
+        assert [len(n.queue) for n in nodes] == [2, 2]
+
+    def test_an_empty_collection_finishes_at_once(self):
+        """No tests: workers are shut down and the run is finished."""
+        sched, nodes = started("gw0", ids=[])
+        assert nodes[0].shutdown_sent
+        assert sched.tests_finished
+
+    def test_the_inputs_are_asked_once_with_the_collection(self):
+        """The per-test inputs are computed once, from the reference collection."""
+        calls = []
+
+        def inputs(ids: Sequence[str]) -> dict[str, TestInputs]:
+            calls.append(list(ids))
+            return etc_inputs()(ids)
+
+        started("gw0", "gw1", inputs=inputs)
+        assert calls == [IDS]
+
+
+class TestRejection:
+    def test_a_worker_with_a_different_collection_is_shut_down_and_never_fed(self):
+        """A late worker whose collection differs gets no item and a shutdown."""
+        rejected = []
+        sched, (good,) = started("gw0", on_reject=lambda w, diff: rejected.append((w, diff)))
+        late = FakeNode("gw1")
+        sched.add_node(late)
+        sched.add_node_collection(late, [*IDS[:-1], "tests/test_x.py::test_other"])
+        sched.schedule()
+        while good.queue:
+            run_one(sched, good)
+        assert late.sent == []
+        assert late.shutdown_sent
+        assert sched.rejected == ["gw1"]
+        assert rejected[0][0] == "gw1"
+        assert "test_other" in rejected[0][1]
+        assert sorted(good.sent) == list(range(len(IDS)))
+
+    def test_a_reordered_collection_is_rejected_too(self):
+        """Indices only mean the same tests if the order is the same."""
+        sched, _ = started("gw0")
+        late = FakeNode("gw1")
+        sched.add_node(late)
+        sched.add_node_collection(late, list(reversed(IDS)))
+        assert late.sent == []
+        assert late.shutdown_sent
+
+    def test_a_rejected_worker_leaving_returns_no_crashed_item(self):
+        """Removing a rejected worker gives None, as DSession asserts for clean exits."""
+        sched, _ = started("gw0")
+        late = FakeNode("gw1")
+        sched.add_node(late)
+        sched.add_node_collection(late, IDS[:3])
+        assert sched.remove_node(late) is None
+
+
+class TestCompletion:
+    def test_a_completed_item_is_replaced_by_one_more(self):
+        """Finishing an item commits the next one at once (the worker waits for it)."""
+        sched, (node,) = started("gw0")
+        run_one(sched, node)
+        assert len(node.queue) == 2
+
+    def test_tests_finish_when_nothing_is_queued_and_workers_hold_one_item(self):
+        """tests_finished turns true exactly when only last items are held."""
+        sched, (node,) = started("gw0")
+        while len(node.sent) < len(IDS):
+            assert not sched.tests_finished
+            run_one(sched, node)
+        assert len(node.queue) == 2
+        assert not sched.tests_finished
+        run_one(sched, node)
+        assert sched.tests_finished
+        assert node.shutdown_sent  # so it runs its last item and leaves
+
+    def test_completing_an_item_the_worker_does_not_hold_is_an_error(self):
+        """A completion for an unknown item raises instead of corrupting the counts."""
+        sched, (node,) = started("gw0")
+        with pytest.raises(KeyError, match="did not hold"):
+            sched.mark_test_complete(node, 99)
+
+    def test_stealing_is_not_supported(self):
+        """We never send 'steal', so an 'unscheduled' event is a bug."""
+        sched, (node,) = started("gw0")
+        with pytest.raises(NotImplementedError):
+            sched.remove_pending_tests_from_node(node, [0])
+
+    def test_scheduling_cpu_time_is_counted(self):
+        """Every protocol call adds its CPU time to cpu_s."""
+        ticks = iter(range(1000))
+        sched = ShadowFarmScheduling(inputs=etc_inputs(), cpu_clock=lambda: float(next(ticks)))
+        sched.add_node(FakeNode("gw0"))
+        assert sched.cpu_s == 1.0
+
+
+class TestCrash:
+    def test_remove_node_returns_the_running_item_and_requeues_the_lookahead(self):
+        """The crashed item is returned; the lookahead goes to another worker."""
+        sched, (crashing, other) = started("gw0", "gw1")
+        running, lookahead = crashing.queue
+        assert sched.remove_node(crashing) == IDS[running]
+        while other.queue:
+            run_one(sched, other)
+        assert lookahead in other.sent
+        assert running not in other.sent
+
+    def test_a_rerun_goes_to_the_next_worker_that_asks(self):
+        """mark_test_pending queues the crashed test before everything else."""
+        sched, (crashing, other) = started("gw0", "gw1")
+        crashed = sched.remove_node(crashing)
+        assert crashed is not None
+        sched.mark_test_pending(crashed)
+        run_one(sched, other)
+        assert other.queue[-1] == IDS.index(crashed)
+        assert sched.reruns == [crashed]
+
+    def test_the_unstarted_rest_of_a_crashed_group_is_dispatched_before_the_rest(self):
+        """Under loadfile, the crashed file's remaining tests are queued first, together."""
+        sched, (crashing, other) = started("gw0", "gw1", scope=SCOPES["loadfile"])
+        group = list(crashing.queue)
+        assert sched.remove_node(crashing) == IDS[group[0]]
+        run_one(sched, other)
+        while other.queue and not set(group[1:]) <= set(other.sent):
+            run_one(sched, other)
+        assert set(group[1:]) <= set(other.sent)
+
+    def test_a_replacement_worker_takes_what_the_crash_left(self):
+        """Items given back when the last worker crashed go to its replacement."""
+        sched, (crashing,) = started("gw0")
+        held = list(crashing.queue)
+        sched.remove_node(crashing)
+        clone = FakeNode("gw1")
+        sched.add_node(clone)
+        sched.add_node_collection(clone, IDS)
+        sched.schedule()
+        assert held[1] in clone.sent
+
+
+class TestScopes:
+    @pytest.mark.parametrize(
+        ("mode", "nodeid", "scope"),
+        [
+            ("load", "a.py::T::t", None),
+            ("worksteal", "a.py::t", None),
+            ("loadscope", "a.py::T::t", "a.py::T"),
+            ("loadfile", "a.py::T::t", "a.py"),
+            ("loadgroup", "a.py::t@db", "@db"),
+            ("loadgroup", "a.py::t[x@y]", None),
+        ],
+    )
+    def test_each_dist_mode_groups_as_xdist_does(self, mode, nodeid, scope):
+        """loadscope/loadfile/loadgroup split node ids exactly as xdist's schedulers."""
+        assert SCOPES[mode](nodeid) == scope
+
+    def test_a_group_is_committed_to_one_worker(self):
+        """Under loadfile a worker receives all tests of a file together."""
+        _sched, (node,) = started("gw0", scope=SCOPES["loadfile"])
+        files = {IDS[i].split("::")[0] for i in node.queue}
+        assert len(files) == 1
+        assert len(node.queue) == 4
+
+
+# --- random event orders -------------------------------------------------------------------
+
+MODES = ["load", "loadfile"]
+
+
+class SchedulerMachine(RuleBasedStateMachine):
+    """DSession's events in any order: add, collect, complete, crash (rerun once), leave."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.counter = 0
+        self.nodes: list[FakeNode] = []  # added, not removed
+        self.collected: set[str] = set()
+        self.final: dict[int, int] = {}  # index -> final reports
+        self.crashes: dict[int, int] = {}
+        self.shutting_down = False
+
+    @initialize(mode=st.sampled_from(MODES), n=st.integers(0, 14), etc=st.floats(0.001, 5.0))
+    def start(self, mode: str, n: int, etc: float) -> None:
+        self.mode = mode
+        self.ids = [f"tests/test_{i % 3}.py::test_{i}" for i in range(n)]
+        self.sched = ShadowFarmScheduling(
+            inputs=etc_inputs({x: etc * (1 + i % 4) for i, x in enumerate(self.ids)}),
+            scope=SCOPES[mode],
+        )
+
+    def _new_node(self) -> FakeNode:
+        node = FakeNode(f"gw{self.counter}")
+        self.counter += 1
+        self.nodes.append(node)
+        self.sched.add_node(node)
+        return node
+
+    @precondition(lambda self: len(self.nodes) < 4 and not self.shutting_down)
+    @rule()
+    def add_worker(self) -> None:
+        self._new_node()
+
+    @rule(data=st.data(), different=st.booleans())
+    def collect(self, data: st.DataObject, different: bool) -> None:
+        waiting = [n for n in self.nodes if n.gateway.id not in self.collected]
+        if not waiting:
+            return
+        node = data.draw(st.sampled_from(waiting))
+        self.collected.add(node.gateway.id)
+        ids = [*self.ids, "tests/test_extra.py::test_x"] if different else self.ids
+        self.sched.add_node_collection(node, ids)
+        if self.sched.collection_is_completed:
+            self.sched.schedule()
+        self._after_event()
+
+    @rule(data=st.data())
+    def complete(self, data: st.DataObject) -> None:
+        runnable = [n for n in self.nodes if n.can_run]
+        if not runnable:
+            return
+        node = data.draw(st.sampled_from(runnable))
+        index = node.queue.pop(0)
+        self.final[index] = self.final.get(index, 0) + 1
+        self.sched.mark_test_complete(node, index)
+        self._after_event()
+
+    @rule(data=st.data())
+    def crash(self, data: st.DataObject) -> None:
+        if not self.nodes:
+            return
+        node = data.draw(st.sampled_from(self.nodes))
+        self.nodes.remove(node)
+        crashed = self.sched.remove_node(node)
+        if node.queue:
+            assert crashed == self.sched.collection[node.queue[0]]  # type: ignore[index]
+        else:
+            assert crashed is None
+        if crashed is not None:
+            index = node.queue[0]
+            self.crashes[index] = self.crashes.get(index, 0) + 1
+            if self.crashes[index] == 1:
+                self.sched.mark_test_pending(crashed)  # pytest_handlecrashitem: rerun once
+            else:
+                self.final[index] = self.final.get(index, 0) + 1  # reported failed
+        # DSession (restarts left) cancels a triggered shutdown and starts a replacement.
+        self.shutting_down = False
+        self._new_node()
+        self._after_event()
+
+    @rule(data=st.data())
+    def leave(self, data: st.DataObject) -> None:
+        """A worker that was told to shut down and ran everything it held exits."""
+        done = [n for n in self.nodes if n.shutdown_sent and not n.queue]
+        if not done:
+            return
+        node = data.draw(st.sampled_from(done))
+        self.nodes.remove(node)
+        assert self.sched.remove_node(node) is None
+
+    def _after_event(self) -> None:
+        if self.sched.tests_finished and not self.shutting_down:
+            self.shutting_down = True  # DSession.triggershutdown
+            for node in self.nodes:
+                node.shutdown()
+
+    @invariant()
+    def at_most_two_items_are_committed_per_worker(self) -> None:
+        biggest = 1 if self.mode == "load" else -(-len(self.ids) // 3)  # a whole file
+        for node in self.nodes:
+            assert len(node.queue) <= 1 + biggest
+
+    @invariant()
+    def no_item_gets_two_final_reports(self) -> None:
+        assert all(count == 1 for count in self.final.values())
+
+    @invariant()
+    def rejected_workers_are_never_fed(self) -> None:
+        for node in self.nodes:
+            if node.gateway.id in self.sched.rejected:
+                assert node.sent == []
+
+    @invariant()
+    def finished_means_only_last_items_are_held(self) -> None:
+        if self.sched.collection is None or not self.sched.tests_finished:
+            return
+        held = [i for n in self.nodes for i in n.queue]
+        assert all(len(n.queue) <= 1 for n in self.nodes)
+        missing = set(range(len(self.sched.collection))) - set(self.final) - set(held)
+        assert not missing, f"finished with {sorted(missing)} neither reported nor held"
+
+    def teardown(self) -> None:
+        """Drive the run to its end: every collected item ends with exactly one report."""
+        if self.sched.collection is None:
+            return
+        for _ in range(1000):
+            self._after_event()
+            runnable = [n for n in self.nodes if n.can_run]
+            if runnable:
+                node = runnable[0]
+                index = node.queue.pop(0)
+                self.final[index] = self.final.get(index, 0) + 1
+                self.sched.mark_test_complete(node, index)
+                continue
+            if self.sched.tests_finished:
+                break
+            # Work is queued but nobody takes it: DSession would be waiting for the
+            # replacement of a crashed worker; bring one up.
+            node = self._new_node()
+            self.sched.add_node_collection(node, self.sched.collection)
+            self.sched.schedule()
+        assert self.sched.tests_finished
+        assert sorted(self.final) == list(range(len(self.sched.collection)))
+        assert all(count == 1 for count in self.final.values())
+
+
+SchedulerMachine.TestCase.settings = settings(
+    max_examples=300, stateful_step_count=40, deadline=None
+)
+TestRandomEventOrders = SchedulerMachine.TestCase
