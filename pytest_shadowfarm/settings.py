@@ -245,6 +245,14 @@ OPTIONS: tuple[Option, ...] = (
         shard_spec,
         metavar="K/N",
     ),
+    Option(
+        "dist",
+        "Under xdist, dispatch tests by urgency and balance them by ETC instead of "
+        "xdist's load/worksteal (on), or leave scheduling to xdist (off) (default: on).",
+        choice("on", "off"),
+        default="on",
+        metavar="on|off",
+    ),
 )
 
 
@@ -267,6 +275,7 @@ class Settings:
     weight_new: float = DEFAULT_WEIGHTS.new
     github: str = "auto"
     shard: ShardSpec | None = None
+    dist: str = "on"
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     def describe(self, name: str) -> str:
