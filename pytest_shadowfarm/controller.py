@@ -21,6 +21,7 @@ from pytest_shadowfarm.history import HistoryStore, HistorySummary, RunRecord
 from pytest_shadowfarm.report.recorder import RunRecorder
 from pytest_shadowfarm.report.runreport import RunSummary, WorkerSpan, build_report, write_report
 from pytest_shadowfarm.report.terminal import (
+    Anomaly,
     find_anomalies,
     header_line,
     prediction_line,
@@ -76,6 +77,8 @@ class ShadowFarmPlugin:
         self.store: HistoryStore | None = None
         self.history: HistorySummary | None = None
         self.estimator = Estimator({})
+        #: call phase alone: what anomalies are judged by (see report.terminal.find_anomalies)
+        self.call_estimator = Estimator({})
         self.recorder = RunRecorder()
         self.etc: dict[str, float] = {}
         self.known_etc: dict[str, float] = {}
@@ -112,6 +115,7 @@ class ShadowFarmPlugin:
             )
             self.history = self.store.summary()
             self.estimator = Estimator(self.store.durations())
+            self.call_estimator = Estimator(self.store.durations("call"))
         except (HistoryError, OSError, sqlite3.Error) as exc:
             self.warn(f"history disabled for this run: {exc}")
             self.store = None
@@ -229,12 +233,17 @@ class ShadowFarmPlugin:
         except sqlite3.Error as exc:
             self.warn(f"could not record this run in {self.settings.history}: {exc}")
 
+    def anomalies(self) -> list[Anomaly]:
+        """Tests of this run far slower than their history (see find_anomalies)."""
+        expected = {nodeid: self.call_estimator.etc(nodeid) for nodeid in self.known_etc}
+        return find_anomalies(self.recorder.traces.values(), expected)
+
     def pytest_terminal_summary(self, terminalreporter: TerminalReporter) -> None:
         lines = summary_lines(
             predicted_s=self.predicted_total_s,
             actual_s=self.recorder.actual_total_s,
             wall_s=self.wall_s if self.wall_s is not None else self.now(),
-            anomalies=find_anomalies(self.recorder.traces.values(), self.known_etc),
+            anomalies=self.anomalies(),
             history=self.history,
             recorded=self.recorded,
         )

@@ -17,6 +17,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from pytest_shadowfarm.errors import HistoryError, ShadowFarmWarning
 from pytest_shadowfarm.history.records import HistorySummary, ResultRecord, RunRecord
@@ -175,10 +176,15 @@ class HistoryStore:
             grouped[nodeid].append(PastResult(run_id, outcome, duration, commit))
         return dict(grouped)
 
-    def durations(self) -> dict[str, list[float]]:
-        """nodeid -> known durations in seconds, oldest first (the estimator's input)."""
+    def durations(self, phase: Literal["total", "call"] = "total") -> dict[str, list[float]]:
+        """nodeid -> known durations in seconds, oldest first (the estimator's input).
+
+        ``total`` is setup + call + teardown; ``call`` is the test body alone, free of the
+        module- and session-scoped fixtures that land in whichever test runs first.
+        """
+        column = {"total": "duration_s", "call": "call_s"}[phase]
         rows = self._db.execute(
-            "SELECT nodeid, duration_s FROM results WHERE duration_s IS NOT NULL ORDER BY id"
+            f"SELECT nodeid, {column} FROM results WHERE {column} IS NOT NULL ORDER BY id"
         )
         grouped: dict[str, list[float]] = defaultdict(list)
         for nodeid, duration in rows:

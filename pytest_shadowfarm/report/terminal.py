@@ -55,15 +55,17 @@ class Anomaly:
 
 
 def find_anomalies(traces: Iterable[TestTrace], expected: Mapping[str, float]) -> list[Anomaly]:
-    """Tests that took far longer than their history says (slowest first).
+    """Tests whose body took far longer than their history says (slowest first).
 
-    ``expected`` holds estimates of tests with a history of their own: a fallback
-    estimate for a new test says too little to call it an anomaly.
+    Compares the call phase with ``expected`` (call-phase estimates): setup and teardown
+    carry module- and session-scoped fixtures, which land in whichever test of the module
+    runs first, so a reordered run would otherwise look anomalous. ``expected`` holds only
+    tests with a history of their own: a fallback estimate says too little.
     """
     found = []
     for trace in traces:
         etc = expected.get(trace.nodeid)
-        actual = trace.duration_s
+        actual = trace.seconds.get("call", 0.0)
         if etc is not None and actual > ANOMALY_MIN_S and actual > ANOMALY_FACTOR * etc:
             found.append(Anomaly(trace.nodeid, actual, etc))
     return sorted(found, key=lambda a: a.actual_s, reverse=True)
@@ -93,7 +95,7 @@ def summary_lines(
         )
     if anomalies:
         lines.append(
-            f"{len(anomalies)} anomalies (more than {ANOMALY_FACTOR:g}x their estimate "
+            f"{len(anomalies)} anomalies (test body more than {ANOMALY_FACTOR:g}x its estimate "
             f"and over {ANOMALY_MIN_S:g}s):"
         )
         for a in anomalies[:limit]:
