@@ -10,6 +10,7 @@ reads workflow commands from the step's standard output).
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,6 +31,8 @@ __all__ = ["GitHubPlugin", "github_enabled", "relative_to", "timeline_path"]
 
 #: frames in installed packages are never where a failure should be pointed at
 _INSTALLED = ("site-packages", "dist-packages")
+#: a frame in a text traceback: "tests/test_x.py:12: in <module>"
+_TEXT_FRAME = re.compile(r"(?m)^(\S[^\n]*?):(\d+): ")
 
 
 def github_enabled(setting: str, env: Mapping[str, str]) -> bool:
@@ -65,23 +68,27 @@ def relative_to(path: str, base: Path, workspace: Path) -> str | None:
 def failure_location(
     report: pytest.TestReport | pytest.CollectReport, *, base: Path, rootdir: Path, workspace: Path
 ) -> tuple[str | None, int | None]:
-    """Where to annotate: the test's file, at the line of the test that led to the failure.
+    """Where to annotate: the test's file, at the line in the test that led to the failure.
 
-    That is the innermost traceback entry in the test's own file (an assertion, or the
-    call into the code that raised), else the test's definition line, as
-    pytest-github-actions-annotate-failures does. A test file outside the repository
-    falls back to the innermost frame inside it.
+    That is the outermost traceback entry in the test's own file: the assertion, or the
+    call into the helper or library that raised (as pytest-github-actions-annotate-failures
+    does), else pytest's crash line if it is in that file, else the test's definition. A
+    test file outside the repository falls back to the innermost frame inside it.
     """
-    frames: list[tuple[str, int | None]] = []  # innermost first
+    entries: list[tuple[str, int | None]] = []  # outermost first, as pytest prints them
     longrepr = report.longrepr
-    crash = getattr(longrepr, "reprcrash", None)
-    if crash is not None:
-        frames.append((str(crash.path), crash.lineno))
     traceback = getattr(longrepr, "reprtraceback", None)
-    for entry in reversed(getattr(traceback, "reprentries", None) or []):
+    for entry in getattr(traceback, "reprentries", None) or []:
         loc = getattr(entry, "reprfileloc", None)
         if loc is not None:
-            frames.append((str(loc.path), loc.lineno))
+            entries.append((str(loc.path), loc.lineno))
+    crash = getattr(longrepr, "reprcrash", None)
+    if crash is not None:
+        entries.append((str(crash.path), crash.lineno))
+    if traceback is None and longrepr is not None:
+        # A text report (e.g. an ImportError at collection): "path:12: in <module>" lines.
+        for match in _TEXT_FRAME.finditer(str(longrepr)):
+            entries.append((match.group(1), int(match.group(2))))
     location = getattr(report, "location", None)
     if location:
         path, lineno, _ = location
@@ -90,11 +97,11 @@ def failure_location(
         path, own_line = report.nodeid.partition("::")[0], None
     test_file = relative_to(str(rootdir / path), base, workspace) if path else None
     if test_file is not None:
-        for frame, line in frames:
+        for frame, line in entries:
             if relative_to(frame, base, workspace) == test_file:
                 return test_file, line
         return test_file, own_line
-    for frame, line in frames:
+    for frame, line in reversed(entries):
         rel = relative_to(frame, base, workspace)
         if rel is not None:
             return rel, line
@@ -102,11 +109,13 @@ def failure_location(
 
 
 def failure_message(report: pytest.TestReport | pytest.CollectReport) -> str:
+    """pytest's one-line crash message; for a text report, its ``E`` lines."""
     crash = getattr(report.longrepr, "reprcrash", None)
     if crash is not None and crash.message:
         return str(crash.message)
-    text = str(report.longrepr or "").strip()
-    return "\n".join(text.splitlines()[-20:])
+    lines = str(report.longrepr or "").strip().splitlines()
+    explained = [line[1:].strip() for line in lines if line.startswith("E ")]
+    return "\n".join(explained or lines[-20:])
 
 
 class GitHubPlugin:
