@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -10,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from farmtools import REPO, SpawnedWorker, make_spec, private_dir
+from farmtools import REPO, RunningFarm, SpawnedWorker, gone, make_spec, private_dir, wait_until
 
 from pytest_shadowfarm.farm.handoff import WarmSlot
 
@@ -101,3 +102,36 @@ def open_gateway() -> Iterator[Callable[..., Any]]:
     yield open_
     for group in groups:
         group.terminate(5)
+
+
+@pytest.fixture
+def start_farm(tmp_path: Path) -> Iterator[Callable[..., RunningFarm]]:
+    """Start real farm daemons on a temporary home; each is stopped, and checked, at teardown."""
+    from farm_server import daemon
+    from farm_server.home import FarmHome
+
+    started: list[RunningFarm] = []
+
+    def start(name: str = "home", env: dict[str, str] | None = None, **config: Any) -> RunningFarm:
+        home = FarmHome(tmp_path / name)
+        run_env = {**os.environ, **(env or {})}
+        info, _ = daemon.start(home, env=run_env)
+        assert info.url is not None
+        farm = RunningFarm(home, info.url, info.pid, home.read_token() or "")
+        started.append(farm)
+        farm.seen_pids.add(info.pid)
+        if config:
+            response = farm.api("PUT", "/api/swarm/config", json=config)
+            assert response.status_code == 200, response.text
+        return farm
+
+    yield start
+    for farm in started:
+        with contextlib.suppress(Exception):
+            farm.status()
+        daemon.stop(farm.home)
+        leftovers = [pid for pid in farm.seen_pids if not wait_until(lambda p=pid: gone(p), 10)]
+        for pid in leftovers:
+            with contextlib.suppress(OSError):
+                os.kill(pid, 9)
+        assert not leftovers, f"processes left behind by the farm: {leftovers}"

@@ -125,3 +125,61 @@ def wait_until(predicate: Callable[[], bool], timeout: float = WAIT_S) -> bool:
             return False
         time.sleep(0.05)
     return True
+
+
+@dataclass
+class RunningFarm:
+    """A daemon started with ``farm_server.daemon.start`` on a temporary home."""
+
+    home: Any
+    url: str
+    pid: int
+    token: str
+    seen_pids: set[int] = field(default_factory=set)
+
+    def api(self, method: str, path: str, *, auth: bool = True, **kwargs: Any) -> Any:
+        import requests
+
+        headers = kwargs.pop("headers", {})
+        if auth:
+            headers["Authorization"] = f"Bearer {self.token}"
+        return requests.request(method, self.url + path, headers=headers, timeout=10, **kwargs)
+
+    def status(self) -> dict[str, Any]:
+        data = self.api("GET", "/api/swarm/status", auth=False).json()
+        self.seen_pids.update(w["pid"] for w in data["workers"] if w["pid"])
+        return data
+
+    def claim(self, profile: Any, count: int, **extra: Any) -> dict[str, Any]:
+        response = self.api(
+            "POST",
+            "/api/workers/claim",
+            json={"profile": profile.to_dict(), "count": count, **extra},
+        )
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def wait_status(self, predicate: Callable[[dict[str, Any]], bool], what: str) -> dict[str, Any]:
+        """Poll the status until ``predicate`` holds (bounded by WAIT_S)."""
+        deadline = time.monotonic() + WAIT_S
+        while True:
+            data = self.status()
+            if predicate(data):
+                return data
+            if time.monotonic() > deadline:
+                logs = sorted(self.home.logs.glob("*.log"))
+                tail = "\n".join(p.read_text(errors="replace")[-1500:] for p in logs)
+                pytest.fail(f"farm never reached: {what}; status: {data}\nlogs:\n{tail}")
+            time.sleep(0.1)
+
+
+def counts(status: dict[str, Any], key: str) -> dict[str, int]:
+    """Workers per state of profile ``key`` ({} if the profile is not live)."""
+    for profile in status["profiles"]:
+        if profile["key"] == key:
+            return profile["counts"]
+    return {}
+
+
+def slot_of(worker: dict[str, Any], profile_key: str) -> WarmSlot:
+    return WarmSlot(worker["id"], worker["socket"], worker["token"], profile_key)

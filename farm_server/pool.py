@@ -1,0 +1,440 @@
+"""The pool: warm workers per profile, claimed by runs, replaced at once, never orphaned.
+
+States of a worker: ``warming`` (started, warm-up running) -> ``warm`` (ready, waiting
+for a client) -> ``claimed`` (handed to a run; it serves one session and exits) ->
+``gone``. A warming or warm worker may also go straight to ``gone`` (idle TTL, drain,
+retired profile, crash).
+
+Per profile the pool keeps ``min_warm`` workers warm or warming (never more than
+``max_warm`` unclaimed ones), within global caps on live processes and on concurrent
+warm-ups (CPU spent warming). One supervisor thread makes every change that starts or
+ends a process; claims and events only update state and wake it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import secrets
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from farm_server.config import FarmConfig
+from farm_server.procs import Handle, Launcher, stop_processes, sweep_orphans
+from farm_server.worker import WorkerSpec
+from pytest_shadowfarm.farm.profile import Profile
+
+__all__ = ["STATES", "ClaimResult", "Pool", "ProfileEntry", "Worker"]
+
+log = logging.getLogger("shadowfarm.pool")
+
+STATES = ("warming", "warm", "claimed", "gone")
+#: after this many workers of a profile die before getting warm, spawning backs off
+FAILURES_BEFORE_BACKOFF = 3
+MAX_BACKOFF_S = 300.0
+
+
+@dataclass
+class Worker:
+    id: str
+    profile_key: str
+    token: str
+    socket: str
+    spawned: float
+    state: str = "warming"
+    handle: Handle | None = None
+    ready: float | None = None
+    claimed: float | None = None
+    connected: float | None = None
+    released: float | None = None
+    claim_id: str | None = None
+    modules: frozenset[str] = frozenset()
+    report: dict[str, Any] | None = None
+    ended: float | None = None
+    end_reason: str = ""
+    returncode: int | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self.handle.pid if self.handle is not None else None
+
+
+@dataclass
+class ProfileEntry:
+    profile: Profile
+    registered: float
+    shadow_tests: list[str] = field(default_factory=list)
+    min_warm: int | None = None  # None: the config's default
+    max_warm: int | None = None
+    last_claim: float | None = None
+    retired: float | None = None
+    drained: bool = False
+    health: str = "unknown"  # unknown | healthy | failing | broken
+    failures: int = 0
+    backoff_until: float = 0.0
+    warmup_times: list[float] = field(default_factory=list)
+
+    @property
+    def key(self) -> str:
+        return self.profile.key
+
+
+@dataclass(frozen=True)
+class ClaimResult:
+    claim_id: str
+    profile_key: str
+    registered: bool
+    workers: list[Worker]
+    warming: int
+
+
+class Pool:
+    """Thread-safe bookkeeping plus the supervisor thread that acts on it."""
+
+    def __init__(
+        self,
+        config: FarmConfig,
+        launcher: Launcher,
+        sockets: Path,
+        *,
+        clock: Callable[[], float] = time.time,
+        on_change: Callable[[str, Any], None] = lambda kind, obj: None,
+    ) -> None:
+        self.config = config
+        self.launcher = launcher
+        self.sockets = sockets
+        self.clock = clock
+        self.on_change = on_change  # persistence hook: ("profile"|"worker", object)
+        self.profiles: dict[str, ProfileEntry] = {}
+        self.workers: dict[str, Worker] = {}
+        self.lock = threading.RLock()
+        self.wake = threading.Condition(self.lock)
+        self.stopping = False
+        self._thread: threading.Thread | None = None
+        self.rejections = 0
+        self.claims = 0
+        self.requested = 0
+        self.granted = 0
+
+    # --- queries -----------------------------------------------------------------------
+
+    def live(self, state: str | None = None, profile_key: str | None = None) -> list[Worker]:
+        with self.lock:
+            return [
+                w
+                for w in self.workers.values()
+                if w.state != "gone"
+                and (state is None or w.state == state)
+                and (profile_key is None or w.profile_key == profile_key)
+            ]
+
+    def find_profiles(self, prefix: str) -> list[ProfileEntry]:
+        """Profiles whose key starts with ``prefix`` ("all" or "" for every live one)."""
+        with self.lock:
+            entries = [p for p in self.profiles.values() if p.retired is None]
+            if prefix in ("", "all"):
+                return entries
+            return [p for p in entries if p.key.startswith(prefix)]
+
+    def target(self, entry: ProfileEntry, now: float) -> tuple[int, int]:
+        """(min, max) unclaimed workers wanted now: 0 when retired, drained or idle."""
+        if entry.retired is not None or entry.drained:
+            return (0, 0)
+        last = entry.last_claim if entry.last_claim is not None else entry.registered
+        if now - last > self.config.idle_ttl_s:
+            return (0, 0)
+        low = self.config.default_min_warm if entry.min_warm is None else entry.min_warm
+        high = self.config.default_max_warm if entry.max_warm is None else entry.max_warm
+        return (min(low, high), high)
+
+    # --- claims ------------------------------------------------------------------------
+
+    def register(
+        self, profile: Profile, shadow_tests: Iterable[str] = ()
+    ) -> tuple[ProfileEntry, bool]:
+        """The entry for ``profile``, created if new; a new key retires its lineage's old ones."""
+        now = self.clock()
+        with self.lock:
+            entry = self.profiles.get(profile.key)
+            created = entry is None or entry.retired is not None
+            if entry is None or entry.retired is not None:
+                entry = ProfileEntry(profile, registered=now)
+                self.profiles[profile.key] = entry
+                for other in self.profiles.values():
+                    if (
+                        other is not entry
+                        and other.retired is None
+                        and other.profile.lineage == profile.lineage
+                    ):
+                        self._retire(other, now, f"replaced by profile {profile.key}")
+            shadow = list(shadow_tests)
+            if shadow:
+                entry.shadow_tests = shadow[: self.config.max_shadow_tests]
+            self.on_change("profile", entry)
+            self.wake.notify_all()
+            return entry, created
+
+    def claim(
+        self,
+        profile: Profile,
+        count: int,
+        modules: Iterable[str] = (),
+        shadow_tests: Iterable[str] = (),
+    ) -> ClaimResult:
+        """Hand out up to ``count`` warm workers of ``profile``, closest match first."""
+        wanted = set(modules)
+        now = self.clock()
+        with self.lock:
+            entry, created = self.register(profile, shadow_tests)
+            entry.last_claim = now
+            entry.drained = False
+            warm = [w for w in self.live("warm", entry.key)]
+            warm.sort(key=lambda w: (-len(wanted & w.modules), w.ready or 0.0))
+            chosen = warm[:count]
+            claim_id = "c-" + secrets.token_hex(6)
+            for worker in chosen:
+                worker.state = "claimed"
+                worker.claimed = now
+                worker.claim_id = claim_id
+                self.on_change("worker", worker)
+            self.claims += 1
+            self.requested += count
+            self.granted += len(chosen)
+            self.wake.notify_all()  # replace them at once
+            warming = len(self.live("warming", entry.key))
+            return ClaimResult(claim_id, entry.key, created, chosen, warming)
+
+    def release(self, worker_id: str) -> Worker | None:
+        """The run is done with ``worker_id``; it exits by itself, or is ended after a grace."""
+        with self.lock:
+            worker = self.workers.get(worker_id)
+            if worker is None:
+                return None
+            if worker.released is None:
+                worker.released = self.clock()
+                self.on_change("worker", worker)
+            self.wake.notify_all()
+            return worker
+
+    def drain(self, prefix: str = "all") -> list[str]:
+        """Stop keeping the matching profiles warm; end their unclaimed workers."""
+        with self.lock:
+            entries = self.find_profiles(prefix)
+            for entry in entries:
+                entry.drained = True
+                self.on_change("profile", entry)
+            self.wake.notify_all()
+            return [e.key for e in entries]
+
+    def scale(self, prefix: str, min_warm: int | None, max_warm: int | None) -> list[str]:
+        with self.lock:
+            entries = self.find_profiles(prefix)
+            for entry in entries:
+                if min_warm is not None:
+                    entry.min_warm = min_warm
+                if max_warm is not None:
+                    entry.max_warm = max_warm
+                entry.drained = False
+                self.on_change("profile", entry)
+            self.wake.notify_all()
+            return [e.key for e in entries]
+
+    # --- worker events (from the follower threads) ------------------------------------
+
+    def on_event(self, worker_id: str, event: dict[str, Any]) -> None:
+        with self.lock:
+            worker = self.workers.get(worker_id)
+            if worker is None:
+                return
+            entry = self.profiles.get(worker.profile_key)
+            name = event["event"]
+            if name == "ready" and worker.state == "warming":
+                worker.state = "warm"
+                worker.ready = self.clock()
+                worker.report = event.get("report") or {}
+                worker.modules = frozenset(worker.report.get("modules", ()))
+                if entry is not None:
+                    entry.failures = 0
+                    entry.health = "healthy" if worker.report.get("ok") else "failing"
+                    entry.warmup_times = [*entry.warmup_times[-19:], worker.ready - worker.spawned]
+            elif name == "mismatch" and entry is not None:
+                # The interpreter's distributions changed since the profile was registered:
+                # this key can never be warmed again. The next run registers the new one.
+                self._retire(entry, self.clock(), f"environment changed (now {event.get('found')})")
+            elif name == "rejected":
+                self.rejections += 1
+                log.warning("worker %s rejected a connection: %s", worker_id, event.get("reason"))
+            elif name == "claimed":
+                worker.connected = self.clock()
+            self.on_change("worker", worker)
+            self.wake.notify_all()
+
+    def on_exit(self, worker_id: str, returncode: int) -> None:
+        with self.lock:
+            worker = self.workers.get(worker_id)
+            if worker is None or worker.state == "gone":
+                return
+            entry = self.profiles.get(worker.profile_key)
+            if worker.state == "warming" and not worker.end_reason and entry is not None:
+                # Died before getting warm: after a few in a row, back off exponentially
+                # (an interpreter that no longer exists must not become a fork loop).
+                entry.failures += 1
+                if entry.failures >= FAILURES_BEFORE_BACKOFF:
+                    entry.health = "broken"
+                    exponent = entry.failures - FAILURES_BEFORE_BACKOFF
+                    delay = min(5.0 * 2.0**exponent, MAX_BACKOFF_S)
+                    entry.backoff_until = self.clock() + delay
+            if not worker.end_reason:
+                worker.end_reason = (
+                    "served"
+                    if worker.state == "claimed" and returncode == 0
+                    else f"exited {returncode}"
+                )
+            self._gone(worker, returncode)
+            self.wake.notify_all()
+
+    # --- internals (lock held) ---------------------------------------------------------
+
+    def _gone(self, worker: Worker, returncode: int | None = None) -> None:
+        worker.state = "gone"
+        worker.ended = self.clock()
+        worker.returncode = returncode
+        with contextlib.suppress(OSError):  # a killed worker could not remove it itself
+            Path(worker.socket).unlink()
+        self.on_change("worker", worker)
+
+    def _retire(self, entry: ProfileEntry, now: float, reason: str) -> None:
+        entry.retired = now
+        log.info("profile %s retired: %s", entry.key, reason)
+        self.on_change("profile", entry)
+
+    def _spawn(self, entry: ProfileEntry) -> Worker:
+        worker_id = "w-" + secrets.token_hex(4)
+        worker = Worker(
+            id=worker_id,
+            profile_key=entry.key,
+            token=secrets.token_urlsafe(32),
+            socket=str(self.sockets / f"{worker_id}.sock"),
+            spawned=self.clock(),
+        )
+        spec = WorkerSpec(
+            id=worker.id,
+            token=worker.token,
+            socket=worker.socket,
+            rootdir=entry.profile.rootdir,
+            profile_key=entry.key,
+            warm_modules=list(entry.profile.warm_modules),
+            shadow_tests=entry.shadow_tests,
+            budget_s=self.config.shadow_budget_s,
+            nice=self.config.warm_nice,
+        )
+        self.workers[worker.id] = worker
+        try:
+            worker.handle = self.launcher.launch(
+                spec, entry.profile.interpreter, self.on_event, self.on_exit
+            )
+        except OSError as exc:
+            worker.end_reason = f"could not start: {exc}"
+            entry.failures += 1
+            entry.backoff_until = self.clock() + min(5.0 * entry.failures, MAX_BACKOFF_S)
+            self._gone(worker)
+            return worker
+        self.on_change("worker", worker)
+        return worker
+
+    def _end(self, worker: Worker, reason: str) -> None:
+        worker.end_reason = reason
+        if worker.handle is not None and worker.handle.alive():
+            worker.handle.terminate()  # follow() reports the exit
+        else:
+            self._gone(worker)
+
+    # --- the supervisor ----------------------------------------------------------------
+
+    def reconcile(self) -> None:
+        """One pass: end what must end, start what is missing (the supervisor's tick)."""
+        now = self.clock()
+        cfg = self.config
+        with self.lock:
+            for worker in self.live():
+                entry = self.profiles.get(worker.profile_key)
+                if worker.end_reason:
+                    continue
+                if worker.state in ("warming", "warm") and (
+                    entry is None or self.target(entry, now)[1] == 0
+                ):
+                    self._end(worker, "not wanted (idle, drained or retired profile)")
+                elif (
+                    worker.state == "claimed"
+                    and worker.connected is None
+                    and worker.claimed is not None
+                    and now - worker.claimed > cfg.claim_timeout_s
+                ):
+                    self._end(worker, "claimed but never connected")
+                elif (
+                    worker.state == "claimed"
+                    and worker.released is not None
+                    and now - worker.released > cfg.release_grace_s
+                ):
+                    self._end(worker, "still running after release")
+            for entry in self.profiles.values():
+                low, high = self.target(entry, now)
+                unclaimed = [
+                    w
+                    for w in self.live(profile_key=entry.key)
+                    if w.state in ("warming", "warm") and not w.end_reason
+                ]
+                for worker in sorted(unclaimed, key=lambda w: w.spawned)[
+                    : max(0, len(unclaimed) - high)
+                ]:
+                    self._end(worker, "over max_warm")
+                missing = low - len(unclaimed)
+                while missing > 0 and now >= entry.backoff_until:
+                    if (
+                        len(self.live()) >= cfg.max_processes
+                        or len(self.live("warming")) >= cfg.max_warming
+                    ):
+                        break
+                    self._spawn(entry)
+                    missing -= 1
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._supervise, name="shadowfarm-pool", daemon=True)
+        self._thread.start()
+
+    def _supervise(self) -> None:
+        while True:
+            with self.lock:
+                if self.stopping:
+                    return
+                try:
+                    self.reconcile()
+                    tracked = {
+                        w.pid
+                        for w in self.workers.values()
+                        if w.pid is not None and w.state != "gone"
+                    }
+                except Exception:  # never let the supervisor die: log and go on
+                    log.exception("pool reconcile failed")
+                    tracked = None
+                self.wake.wait(self.config.tick_s)
+            if tracked is not None:
+                sweep_orphans(tracked)
+
+    def stop(self, timeout: float = 5.0) -> list[int]:
+        """End every worker (claimed ones too) and the supervisor; return pids killed hard."""
+        with self.lock:
+            self.stopping = True
+            self.wake.notify_all()
+            handles = [w.handle for w in self.live() if w.handle is not None]
+            for worker in self.live():
+                worker.end_reason = worker.end_reason or "farm stopped"
+        if self._thread is not None:
+            self._thread.join(timeout)
+        killed = stop_processes(handles, timeout)
+        sweep_orphans(set())
+        return killed

@@ -1,0 +1,282 @@
+"""The pool's bookkeeping and decisions, with a fake launcher and a hand-driven clock."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from farm_server.config import FarmConfig
+from farm_server.pool import FAILURES_BEFORE_BACKOFF, Pool
+from farm_server.worker import WorkerSpec
+from pytest_shadowfarm.farm.profile import current_profile
+
+PROFILE = current_profile("/src/proj", distributions=[("numpy", "1")], executable="/py")
+UPGRADED = current_profile("/src/proj", distributions=[("numpy", "2")], executable="/py")
+OTHER = current_profile("/src/other", distributions=[("numpy", "1")], executable="/py")
+
+
+@dataclass
+class FakeHandle:
+    pid: int
+    worker_id: str
+    pool: Pool
+    running: bool = True
+
+    def alive(self) -> bool:
+        return self.running
+
+    def terminate(self) -> None:
+        if self.running:
+            self.running = False
+            self.pool.on_exit(self.worker_id, -15)
+
+    kill = terminate
+
+    def wait(self, timeout: float) -> int | None:
+        return None if self.running else -15
+
+
+@dataclass
+class FakeLauncher:
+    pool: Pool | None = None
+    launched: list[WorkerSpec] = field(default_factory=list)
+    handles: dict[str, FakeHandle] = field(default_factory=dict)
+
+    def launch(self, spec: WorkerSpec, interpreter: str, on_event: Any, on_exit: Any) -> FakeHandle:
+        assert self.pool is not None
+        self.launched.append(spec)
+        handle = FakeHandle(1000 + len(self.launched), spec.id, self.pool)
+        self.handles[spec.id] = handle
+        return handle
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def make_pool(clock: Clock, tmp_path: Path):
+    def make(**config: Any) -> tuple[Pool, FakeLauncher]:
+        launcher = FakeLauncher()
+        settings = {"default_min_warm": 2, "default_max_warm": 3, "max_warming": 8, **config}
+        pool = Pool(FarmConfig(**settings), launcher, tmp_path, clock=clock)
+        launcher.pool = pool
+        return pool, launcher
+
+    return make
+
+
+def ready(pool: Pool, worker_id: str, modules: list[str] = (), ok: bool = True) -> None:  # type: ignore[assignment]
+    pool.on_event(worker_id, {"event": "ready", "report": {"ok": ok, "modules": list(modules)}})
+
+
+def states(pool: Pool, profile_key: str | None = None) -> list[str]:
+    return sorted(w.state for w in pool.live(profile_key=profile_key))
+
+
+class TestWarming:
+    def test_a_first_claim_registers_the_profile_and_gets_nothing_yet(self, make_pool):
+        """The first run of a project goes cold; the pool starts warming min_warm workers."""
+        pool, launcher = make_pool()
+        result = pool.claim(PROFILE, 2)
+        assert (result.registered, result.workers) == (True, [])
+        pool.reconcile()
+        assert states(pool) == ["warming", "warming"]
+        assert launcher.launched[0].profile_key == PROFILE.key
+        assert launcher.launched[0].rootdir == "/src/proj"
+
+    def test_the_shadow_tests_of_the_claim_reach_the_worker_spec(self, make_pool):
+        """The claim's shadow subset and the config's budget and nice go to the worker."""
+        pool, launcher = make_pool(shadow_budget_s=2.5, warm_nice=7)
+        pool.claim(PROFILE, 1, shadow_tests=["tests/test_a.py::test_fast"])
+        pool.reconcile()
+        spec = launcher.launched[0]
+        assert (spec.shadow_tests, spec.budget_s, spec.nice) == (
+            ["tests/test_a.py::test_fast"],
+            2.5,
+            7,
+        )
+
+    def test_the_caps_on_processes_and_warm_ups_hold(self, make_pool):
+        """max_warming limits concurrent warm-ups; max_processes limits every live worker."""
+        pool, _ = make_pool(default_min_warm=5, default_max_warm=5, max_warming=2)
+        pool.register(PROFILE)
+        pool.reconcile()
+        assert states(pool) == ["warming"] * 2
+        pool, _ = make_pool(default_min_warm=5, default_max_warm=5, max_processes=3)
+        pool.register(PROFILE)
+        pool.register(OTHER)
+        pool.reconcile()
+        assert len(pool.live()) == 3
+
+    def test_a_crash_while_warming_is_replaced_then_backs_off(self, make_pool, clock):
+        """Workers dying before ready are replaced, until repeated failures pause spawning."""
+        pool, _ = make_pool(default_min_warm=1)
+        pool.register(PROFILE)
+        for _ in range(FAILURES_BEFORE_BACKOFF):
+            pool.reconcile()
+            (worker,) = pool.live()
+            pool.on_exit(worker.id, 1)
+        pool.reconcile()
+        assert pool.live() == []
+        assert pool.profiles[PROFILE.key].health == "broken"
+        clock.now += 6
+        pool.reconcile()
+        assert states(pool) == ["warming"]
+
+
+class TestClaims:
+    def test_claimed_workers_are_distinct_and_replaced_at_once(self, make_pool):
+        """Two claims never share a worker; each claimed worker is replaced by a new one."""
+        pool, _ = make_pool()
+        pool.register(PROFILE)
+        pool.reconcile()
+        for worker in pool.live():
+            ready(pool, worker.id)
+        first = pool.claim(PROFILE, 1)
+        second = pool.claim(PROFILE, 1)
+        third = pool.claim(PROFILE, 1)
+        assert len(first.workers) == len(second.workers) == 1
+        assert first.workers[0].id != second.workers[0].id
+        assert third.workers == []
+        pool.reconcile()
+        assert states(pool, PROFILE.key) == ["claimed", "claimed", "warming", "warming"]
+
+    def test_the_closest_match_covers_most_of_the_claims_modules(self, make_pool):
+        """With two warm workers, the one that warmed scipy goes to a run that imports it."""
+        pool, _ = make_pool()
+        pool.register(PROFILE)
+        pool.reconcile()
+        plain, rich = pool.live()
+        ready(pool, plain.id, ["numpy"])
+        ready(pool, rich.id, ["numpy", "scipy"])
+        result = pool.claim(PROFILE, 1, modules=["scipy", "numpy"])
+        assert [w.id for w in result.workers] == [rich.id]
+
+    def test_workers_of_another_profile_are_never_handed_out(self, make_pool):
+        """A claim only gets workers of its own profile key."""
+        pool, _ = make_pool()
+        pool.register(OTHER)
+        pool.reconcile()
+        for worker in pool.live():
+            ready(pool, worker.id)
+        assert pool.claim(PROFILE, 2).workers == []
+
+    def test_a_claimed_worker_that_never_connects_is_ended(self, make_pool, clock):
+        """The claim's client died before connecting: the worker ends after claim_timeout."""
+        pool, _ = make_pool(claim_timeout_s=60)
+        pool.register(PROFILE)
+        pool.reconcile()
+        for worker in pool.live():
+            ready(pool, worker.id)
+        (worker,) = pool.claim(PROFILE, 1).workers
+        clock.now += 61
+        pool.reconcile()
+        assert worker.state == "gone"
+        assert worker.end_reason == "claimed but never connected"
+
+    def test_a_released_worker_still_running_after_the_grace_is_ended(self, make_pool, clock):
+        """Release, then release_grace_s: a worker that did not exit by itself is ended."""
+        pool, _ = make_pool(release_grace_s=10)
+        pool.register(PROFILE)
+        pool.reconcile()
+        for worker in pool.live():
+            ready(pool, worker.id)
+        (worker,) = pool.claim(PROFILE, 1).workers
+        pool.on_event(worker.id, {"event": "claimed"})
+        pool.release(worker.id)
+        clock.now += 5
+        pool.reconcile()
+        assert worker.state == "claimed"
+        clock.now += 6
+        pool.reconcile()
+        assert worker.state == "gone"
+
+    def test_an_unknown_worker_cannot_be_released(self, make_pool):
+        """release() of an id the pool never made returns None."""
+        pool, _ = make_pool()
+        assert pool.release("w-nope") is None
+
+
+class TestProfiles:
+    def test_a_new_key_of_the_same_project_retires_the_old_profile(self, make_pool):
+        """Upgraded distributions: the old profile's unclaimed workers end, claimed ones stay."""
+        pool, _ = make_pool()
+        pool.register(PROFILE)
+        pool.reconcile()
+        for worker in pool.live():
+            ready(pool, worker.id)
+        pool.claim(PROFILE, 1)
+        result = pool.claim(UPGRADED, 1)
+        assert result.registered
+        pool.reconcile()
+        assert states(pool, PROFILE.key) == ["claimed"]
+        assert pool.profiles[PROFILE.key].retired is not None
+        assert states(pool, UPGRADED.key) == ["warming", "warming"]
+
+    def test_a_worker_that_finds_another_environment_retires_its_profile(self, make_pool):
+        """The 'mismatch' event means the profile can never be warmed again."""
+        pool, _ = make_pool()
+        pool.register(PROFILE)
+        pool.reconcile()
+        worker = pool.live()[0]
+        pool.on_event(worker.id, {"event": "mismatch", "found": "abc"})
+        assert pool.profiles[PROFILE.key].retired is not None
+
+    def test_an_idle_profile_keeps_no_warm_workers(self, make_pool, clock):
+        """After idle_ttl_s without a claim the warm workers end and are not replaced."""
+        pool, _ = make_pool(idle_ttl_s=100)
+        pool.claim(PROFILE, 1)
+        pool.reconcile()
+        clock.now += 101
+        pool.reconcile()
+        pool.reconcile()
+        assert pool.live() == []
+
+    def test_drain_ends_warm_workers_and_a_claim_brings_them_back(self, make_pool):
+        """Drained: nothing warm; the next claim is demand again."""
+        pool, _ = make_pool()
+        pool.register(PROFILE)
+        pool.reconcile()
+        assert pool.drain("all") == [PROFILE.key]
+        pool.reconcile()
+        assert pool.live() == []
+        pool.claim(PROFILE, 1)
+        pool.reconcile()
+        assert states(pool) == ["warming", "warming"]
+
+    def test_scale_by_key_prefix_sets_min_and_max(self, make_pool):
+        """scale(prefix, 1, 1) keeps one worker, ending the extra one."""
+        pool, _ = make_pool()
+        pool.register(PROFILE)
+        pool.reconcile()
+        assert pool.scale(PROFILE.key[:6], 1, 1) == [PROFILE.key]
+        pool.reconcile()
+        assert states(pool) == ["warming"]
+        assert pool.scale("zzzz", 1, 1) == []
+
+
+class TestStop:
+    def test_stop_ends_every_worker_including_claimed_ones(self, make_pool):
+        """farm stop leaves no live worker, whatever its state."""
+        pool, launcher = make_pool()
+        pool.register(PROFILE)
+        pool.reconcile()
+        for worker in pool.live():
+            ready(pool, worker.id)
+        pool.claim(PROFILE, 1)
+        pool.reconcile()
+        pool.stop(timeout=1)
+        assert not any(h.running for h in launcher.handles.values())
