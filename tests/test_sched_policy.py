@@ -1,4 +1,4 @@
-"""Tests for pytest_shadowfarm.sched.policy: which unit a worker gets next."""
+"""Tests for pytest_shadowfarm.sched.policy and .inputs: which unit a worker gets next."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from pytest_shadowfarm.priority import Ranked
+from pytest_shadowfarm.sched.inputs import CRITICAL, from_ranked
 from pytest_shadowfarm.sched.policy import (
     OVERRUN_TAIL_FACTOR,
     DispatchQueue,
@@ -273,3 +275,41 @@ class TestProperties:
         queue: DispatchQueue[Hashable] = DispatchQueue(units)
         makespan = simulate(units, queue.next_unit)
         assert makespan <= max(max(etcs), sum(etcs) / 2) + max(etcs) + 1e-9
+
+
+def ranked(nodeid: str, *, likely: bool = False, **components: float) -> Ranked:
+    return Ranked(
+        nodeid=nodeid,
+        priority=sum(components.values(), 0.02),
+        components={"base": 0.02, **components},
+        reasons=(),
+        etc=0.5,
+        urgency=4.0,
+        likely_failure=likely,
+        flaky=False,
+    )
+
+
+class TestInputsFromRanks:
+    def test_the_etc_urgency_and_priority_are_the_ranks(self):
+        """ETC, urgency and priority are taken over from the priority engine."""
+        (got,) = from_ranked({"a": ranked("a")}, {}).values()
+        assert (got.etc_s, got.urgency, got.priority, got.front) == (0.5, 4.0, 0.02, False)
+
+    @pytest.mark.parametrize(
+        ("record", "markers"),
+        [
+            (ranked("a", likely=True), {}),
+            (ranked("a"), {"a": CRITICAL}),
+            (ranked("a", change=0.3), {}),
+            (ranked("a", new=0.4), {}),
+        ],
+        ids=["likely-failure", "critical", "changed", "new"],
+    )
+    def test_likely_failures_critical_changed_and_new_tests_go_in_front(self, record, markers):
+        """Each of the four signals puts a test in the front."""
+        assert from_ranked({"a": record}, markers)["a"].front
+
+    def test_a_high_but_not_critical_marker_stays_in_the_body(self):
+        """'high' raises the priority (file order) but does not jump the queue."""
+        assert not from_ranked({"a": ranked("a", marker=0.5)}, {"a": 0.5})["a"].front

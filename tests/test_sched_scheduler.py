@@ -16,6 +16,7 @@ from hypothesis.stateful import (
     rule,
 )
 
+from pytest_shadowfarm.report.recorder import RunRecorder, final_outcome
 from pytest_shadowfarm.sched.policy import TestInputs
 from pytest_shadowfarm.sched.scheduler import SCOPES, ShadowFarmScheduling
 
@@ -421,3 +422,20 @@ SchedulerMachine.TestCase.settings = settings(
     max_examples=300, stateful_step_count=40, deadline=None
 )
 TestRandomEventOrders = SchedulerMachine.TestCase
+
+
+class TestRecorderReadsCrashes:
+    def test_a_crash_whose_rerun_never_started_counts_as_failed(self):
+        """A test left at its 'rerun' crash report (run stopped) is failed, not passed."""
+        assert final_outcome({"crash": "rerun"}) == "failed"
+
+    def test_a_rerun_that_passed_is_passed(self):
+        """The rerun's own phases replace the crash report."""
+        recorder = RunRecorder()
+        recorder.started("t", 0.0)
+        recorder.phase("t", "crash", "rerun", 0.0, 1.0)
+        recorder.started("t", 2.0)
+        for when in ("setup", "call", "teardown"):
+            recorder.phase("t", when, "passed", 0.1, 2.5)
+        (trace,) = recorder.traces.values()
+        assert (trace.outcome, trace.reruns) == ("passed", 1)

@@ -27,7 +27,8 @@ def final_outcome(phases: dict[str, str], *, xfail: bool = False) -> str:
         return "error"
     if call == "failed":
         return "failed"
-    if phases.get("crash") == "failed":
+    if phases.get("crash") in ("failed", "rerun"):
+        # "rerun": its worker crashed and the rerun never started (the run stopped first)
         return "failed"
     if phases.get("teardown") == "failed":
         return "error"

@@ -1,18 +1,17 @@
 """Per-test scheduler inputs (ETC, urgency, priority, front flag) from the priority engine's ranks.
 
-Pure: takes the ranked records (or, when the priority engine cannot be used, the raw
-history) and returns :class:`~pytest_shadowfarm.sched.policy.TestInputs` per node id.
+Pure: takes the ranked records of :func:`pytest_shadowfarm.priority.rank` and returns
+:class:`~pytest_shadowfarm.sched.policy.TestInputs` per node id.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any, Protocol
+from collections.abc import Mapping
+from typing import Protocol
 
-from pytest_shadowfarm.history.records import FAILING
 from pytest_shadowfarm.sched.policy import TestInputs
 
-__all__ = ["CRITICAL", "RankedLike", "from_history", "from_ranked"]
+__all__ = ["CRITICAL", "RankedLike", "from_ranked"]
 
 #: importance from which a marked test is dispatched in the front (``critical``)
 CRITICAL = 1.0
@@ -47,28 +46,5 @@ def from_ranked(
         )
         out[nodeid] = TestInputs(
             etc_s=r.etc, urgency=r.urgency, priority=r.priority, front=bool(front)
-        )
-    return out
-
-
-def from_history(
-    nodeids: Sequence[str],
-    etc: Mapping[str, float],
-    history: Mapping[str, Sequence[Any]],
-    marker_priority: Mapping[str, float],
-) -> dict[str, TestInputs]:
-    """Without the priority engine: front = failed last time or critical; urgency = 1/ETC."""
-    out = {}
-    for nodeid in nodeids:
-        seconds = max(etc.get(nodeid, 0.0), 1e-6)
-        past = history.get(nodeid, ())
-        failed = bool(past) and getattr(past[-1], "outcome", None) in FAILING
-        importance = marker_priority.get(nodeid, 0.0)
-        priority = 1.0 + max(importance, -0.5) + (1.0 if failed else 0.0)
-        out[nodeid] = TestInputs(
-            etc_s=seconds,
-            urgency=priority / seconds,
-            priority=priority,
-            front=failed or importance >= CRITICAL,
         )
     return out

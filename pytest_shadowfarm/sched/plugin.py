@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pytest_shadowfarm.compat import check_internals
-from pytest_shadowfarm.sched.inputs import from_history, from_ranked
+from pytest_shadowfarm.sched.inputs import from_ranked
 from pytest_shadowfarm.sched.policy import TestInputs
 from pytest_shadowfarm.sched.scheduler import SCOPES, ShadowFarmScheduling
 
@@ -99,9 +99,14 @@ class MarkerSender:
 class SchedulerPlugin:
     """Controller side: our scheduler for load/worksteal/loadscope/loadfile/loadgroup."""
 
-    def __init__(self, config: pytest.Config, controller: ShadowFarmPlugin) -> None:
+    def __init__(
+        self, config: pytest.Config, settings: Settings, controller: ShadowFarmPlugin
+    ) -> None:
         self.config = config
+        self.settings = settings
         self.controller = controller
+        #: lines for the terminal summary (e.g. why the change signal is off)
+        self.notes: list[str] = []
         self.scheduler: ShadowFarmScheduling | None = None
         #: nodeid -> importance, filled by the first worker's MarkerSender
         self.markers: dict[str, float] = {}
@@ -153,27 +158,38 @@ class SchedulerPlugin:
         return "@" + group if group is not None else SCOPES["loadgroup"](nodeid)
 
     def inputs(self, nodeids: Sequence[str]) -> Mapping[str, TestInputs]:
-        """ETC, urgency and front flag per test, from the controller's history."""
+        """ETC, urgency and front flag per test: the priority engine's ranks of this run."""
+        from pytest_shadowfarm.ordering import weights_of
+        from pytest_shadowfarm.priority import rank
+
         controller = self.controller
         if any(nodeid not in controller.etc for nodeid in nodeids):
             controller.predict(nodeids)
+        # The ordering plugin (single-process runs) knows how to read the history and
+        # the change impact; under xdist it never sees items, so we ask it with node ids.
+        ordering = self.config.pluginmanager.get_plugin("shadowfarm-ordering")
         history: Mapping[str, Sequence[Any]] = {}
-        if controller.store is not None:
-            try:
-                history = controller.store.results_by_test()
-            except Exception as exc:  # a broken history never breaks the run
-                controller.warn(f"scheduling without history: {exc}")
-        try:
-            from pytest_shadowfarm.priority import rank
-        except ImportError:  # pragma: no cover - part of the package
-            return from_history(nodeids, controller.etc, history, self.markers)
+        changed = None
+        if ordering is not None:
+            history = ordering.history()
+            changed, note = ordering.change_impact(nodeids)
+            if note:
+                self.notes.append(note)
         ranked = rank(
             nodeids,
             etc=controller.etc,
             marker_priority=self.markers,
             history=history,
-            changed=None,
+            changed=changed,
+            weights=weights_of(self.settings),
+            half_life=self.settings.half_life,
         )
+        for nodeid, r in ranked.items():
+            extras = controller.test_extras.setdefault(nodeid, {})
+            extras["priority"] = round(r.priority, 6)
+            extras["urgency"] = round(r.urgency, 6)
+            extras["priority_reasons"] = list(r.reasons)
+            extras["likely_failure"] = r.likely_failure
         return from_ranked(ranked, self.markers)
 
     def _rejected(self, worker: str, diff: str) -> None:
@@ -250,6 +266,8 @@ class SchedulerPlugin:
         if sched is None or sched.collection is None:
             return
         write = terminalreporter.write_line
+        for note in self.notes:
+            write(note)
         if self.config.option.verbose > 0:
             per_test = sched.cpu_s / max(len(sched.collection), 1) * 1e6
             write(
@@ -288,6 +306,6 @@ def configure_controller(
     if not internals.ok:
         controller.warn(internals.reason)
         return None
-    plugin = SchedulerPlugin(config, controller)
+    plugin = SchedulerPlugin(config, settings, controller)
     config.pluginmanager.register(plugin, "shadowfarm-scheduler")
     return plugin
