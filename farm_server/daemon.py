@@ -28,7 +28,7 @@ from farm_server.pool import ClaimResult, Pool, ProfileEntry
 from farm_server.procs import ProcessLauncher, become_subreaper
 from farm_server.status import PoolCollector, status
 from farm_server.store import FarmStore
-from pytest_shadowfarm.errors import ShadowFarmError
+from pytest_shadowfarm.errors import FarmError
 from pytest_shadowfarm.farm.profile import Profile
 
 __all__ = ["Farm", "FarmDaemonError", "serve", "start", "stop"]
@@ -39,7 +39,7 @@ START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 20.0
 
 
-class FarmDaemonError(ShadowFarmError):
+class FarmDaemonError(FarmError):
     """The daemon cannot start, or did not stop; the message says why and where to look."""
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 __all__ = [
     "ChangeDetectionError",
     "ConfigError",
+    "FarmError",
     "HistoryError",
     "ImportFormatError",
     "ShadowFarmError",
@@ -34,3 +35,7 @@ class ImportFormatError(ShadowFarmError, ValueError):
 
 class ChangeDetectionError(ShadowFarmError):
     """Git cannot say which files changed; the change-impact signal is off for this run."""
+
+
+class FarmError(ShadowFarmError):
+    """The farm cannot be used (down, slow, garbage, refused); a run goes on cold."""

@@ -113,12 +113,12 @@ class TestMain:
         """Any module-like object with register(subparsers) in GROUPS becomes a command."""
 
         def register(subparsers):
-            farm = subparsers.add_parser("farm")
-            farm.set_defaults(run=lambda args, ctx: ctx.print("farm ran") or 3)
+            demo = subparsers.add_parser("demo")
+            demo.set_defaults(run=lambda args, ctx: ctx.print("demo ran") or 3)
 
         group = types.SimpleNamespace(register=register)
         monkeypatch.setattr(main_module, "GROUPS", (*main_module.GROUPS, group))
-        assert cli("farm") == (3, "farm ran\n", "")
+        assert cli("demo") == (3, "demo ran\n", "")
 
     def test_the_module_runs_as_a_script(self, tmp_path):
         """python -m pytest_shadowfarm.cli.main behaves like the console script."""

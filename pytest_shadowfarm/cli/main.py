@@ -14,13 +14,13 @@ from pathlib import Path
 from typing import TextIO
 
 from pytest_shadowfarm import __version__
-from pytest_shadowfarm.cli import CommandGroup, Context, history
+from pytest_shadowfarm.cli import CommandGroup, Context, farm, history
 from pytest_shadowfarm.errors import ShadowFarmError
 
 __all__ = ["GROUPS", "build_parser", "main"]
 
 #: the subcommand groups, in the order ``--help`` lists them
-GROUPS: tuple[CommandGroup, ...] = (history,)
+GROUPS: tuple[CommandGroup, ...] = (history, farm)
 
 #: exit code of a usage or environment error (argparse uses it for usage errors too)
 EXIT_ERROR = 2
