@@ -20,11 +20,17 @@ A unit is what must not be split across jobs:
 
 A few large modules cannot be balanced over N shards, though. So whole modules are only
 the first try; when LPT leaves the busiest shard more than :data:`TOLERANCE` above the
-mean, the tests are laid out in key order (modules whole, one after another) and cut
-into N consecutive runs at the multiples of the mean, moving each cut to a module edge
-when one is near. That cuts at most N - 1 modules, once each (each cut costs one more
-module-fixture setup, in another job), and leaves every shard within one test (or group)
-of the mean. The better of the two plans is kept.
+mean, two plans that cut modules are made too:
+
+- the tests laid out in key order (modules whole, one after another) and cut into N
+  consecutive runs at the multiples of the mean, each cut moved to a module edge when one
+  is near: at most N - 1 modules cut, once each, and every shard within one test (or
+  group) of the mean;
+- LPT over single tests (what pytest-split's ``least_duration`` does): the tightest
+  balance when a few tests are large, at the price of many cuts.
+
+Of the plans within :data:`TOLERANCE` of the best balance, the one that cuts the fewest
+modules wins (each cut costs one more module-fixture setup, in another job).
 """
 
 from __future__ import annotations
@@ -184,13 +190,18 @@ def lpt(units: Sequence[Unit], count: int) -> list[list[Unit]]:
     return bins
 
 
-def _plan(bins: Sequence[Sequence[Unit]], cuts: int, largest_unit_s: float) -> ShardPlan:
+def _plan(bins: Sequence[Sequence[Unit]]) -> ShardPlan:
+    """The plan of ``bins``; a module whose tests (units keyed by it) span k shards is k-1 cuts."""
+    shards_of: dict[str, set[int]] = {}
+    for index, units in enumerate(bins):
+        for unit in units:
+            shards_of.setdefault(unit.key, set()).add(index)
     return ShardPlan(
         shards=tuple(tuple(sorted(n for unit in b for n in unit.nodeids)) for b in bins),
         # Summed in a fixed order: the same floats in every job.
         loads=tuple(math.fsum(unit.seconds for unit in b) for b in bins),
-        cuts=cuts,
-        largest_unit_s=largest_unit_s,
+        cuts=sum(len(found) - 1 for found in shards_of.values()),
+        largest_unit_s=max((unit.seconds for b in bins for unit in b), default=0.0),
     )
 
 
@@ -242,13 +253,7 @@ def _sequence_plan(
             best = edges[at_edge]
         bounds.append(best)
     bounds.append(len(atoms))
-    bins = [atoms[a:b] for a, b in itertools.pairwise(bounds)]
-    shards_of: dict[str, set[int]] = {}
-    for index, chunk in enumerate(bins):
-        for atom in chunk:
-            shards_of.setdefault(atom.key, set()).add(index)
-    cuts = sum(len(found) - 1 for found in shards_of.values())
-    return _plan(bins, cuts, max((a.seconds for a in atoms), default=0.0))
+    return _plan([atoms[a:b] for a, b in itertools.pairwise(bounds)])
 
 
 def plan_shards(
@@ -265,14 +270,22 @@ def plan_shards(
     in one shard unless the balance needs it cut (see the module docstring).
     """
     units = make_units(etc, groups=groups, keep_modules=keep_modules)
-    largest_unit_s = max((unit.seconds for unit in units), default=0.0)
-    whole = _plan(lpt(units, count), 0, largest_unit_s)
+    whole = _plan(lpt(units, count))
     if not any(unit.cuttable for unit in units) or whole.largest_s <= whole.mean_s * (
         1 + tolerance
     ):
         return whole
-    cut = _sequence_plan(units, count, etc, slack=whole.mean_s * tolerance / 2)
-    return cut if cut.largest_s < whole.largest_s else whole
+    candidates = [
+        whole,
+        _sequence_plan(units, count, etc, slack=whole.mean_s * tolerance / 2),
+        _plan(lpt(_atoms(units, etc), count)),  # every test on its own, like pytest-split
+    ]
+    # The fewest module cuts among the plans within the tolerance of the best balance.
+    best = min(plan.largest_s for plan in candidates)
+    return min(
+        (plan for plan in candidates if plan.largest_s <= best * (1 + tolerance)),
+        key=lambda plan: plan.cuts,
+    )
 
 
 def etc_snapshot(durations: Mapping[str, Sequence[float]]) -> dict[str, float]:
