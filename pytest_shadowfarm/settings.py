@@ -20,6 +20,7 @@ from pytest_shadowfarm.errors import ConfigError
 from pytest_shadowfarm.priority.score import DEFAULT_WEIGHTS
 from pytest_shadowfarm.priority.signals import DEFAULT_HALF_LIFE
 from pytest_shadowfarm.shard import ShardSpec
+from pytest_shadowfarm.swarm.policy import WorkerRange
 
 __all__ = ["OPTIONS", "Option", "Settings", "read_pyproject_table", "resolve"]
 
@@ -141,6 +142,27 @@ def shard_spec(raw: Any) -> ShardSpec | None:
     return ShardSpec.parse(text)  # ValueError says what is allowed
 
 
+def worker_range(raw: Any) -> WorkerRange | None:
+    text = _text(raw)
+    if text.lower() in {"", "none", "off"}:
+        return None
+    return WorkerRange.parse(text)  # ValueError says what is allowed
+
+
+def positive_float_or_none(raw: Any) -> float | None:
+    if isinstance(raw, str) and raw.strip().lower() in {"", "none", "off"}:
+        return None
+    return positive_float(raw)
+
+
+def fraction(raw: Any) -> float:
+    value = positive_float(raw)
+    if value > 1.0:
+        msg = "expected a number in (0, 1]"
+        raise ValueError(msg)
+    return value
+
+
 @dataclass(frozen=True)
 class Option:
     """One setting, described once for all its sources."""
@@ -253,6 +275,50 @@ OPTIONS: tuple[Option, ...] = (
         default="on",
         metavar="on|off",
     ),
+    Option(
+        "workers",
+        "Elastic xdist swarm: start with MIN workers and let the count move within "
+        "MIN:MAX as the remaining work justifies (e.g. 1:6; MAX alone means 1:MAX). "
+        "Without it, -n N keeps a fixed swarm (default: off).",
+        worker_range,
+        metavar="MIN:MAX",
+    ),
+    Option(
+        "budget",
+        "Most worker-seconds the elastic swarm may spend; caps scale-up (default: none).",
+        positive_float_or_none,
+        metavar="WORKER_SECONDS",
+    ),
+    Option(
+        "target",
+        "Finish the elastic run within SECONDS: the swarm grows only as much as that "
+        "needs (default: none, grow while each worker gets enough work).",
+        positive_float_or_none,
+        metavar="SECONDS",
+    ),
+    Option(
+        "telemetry_interval",
+        "Seconds between the psutil samples every xdist worker streams to the "
+        "controller; 0 turns worker telemetry off (default: 0.2).",
+        non_negative_float,
+        default=0.2,
+        metavar="SECONDS",
+    ),
+    Option(
+        "scale_up",
+        "Grow the swarm when the work needs more than this share of it (default: 0.8).",
+        fraction,
+        default=0.8,
+        metavar="FRACTION",
+    ),
+    Option(
+        "scale_down",
+        "Shrink the swarm when the work needs less than this share of it; must be "
+        "below scale_up (default: 0.5).",
+        fraction,
+        default=0.5,
+        metavar="FRACTION",
+    ),
 )
 
 
@@ -276,6 +342,12 @@ class Settings:
     github: str = "auto"
     shard: ShardSpec | None = None
     dist: str = "on"
+    workers: WorkerRange | None = None
+    budget: float | None = None
+    target: float | None = None
+    telemetry_interval: float = 0.2
+    scale_up: float = 0.8
+    scale_down: float = 0.5
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     def describe(self, name: str) -> str:

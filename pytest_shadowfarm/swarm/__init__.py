@@ -1,0 +1,14 @@
+"""The swarm: live telemetry from every xdist worker, and scaling the worker count mid-run.
+
+* :mod:`.telemetry` runs in each worker: a psutil sampler thread and per-test CPU/peak RSS;
+* :mod:`.channel` is the controller's end of the telemetry channels;
+* :mod:`.policy` decides the swarm size (pure);
+* :mod:`.source` is where new workers come from (cold popen, or the farm's warm ones);
+* :mod:`.controller` is the controller-side plugin that ties them to xdist's main loop.
+
+Only :mod:`.policy` is imported here (by the settings); the rest import pytest/execnet.
+"""
+
+from pytest_shadowfarm.swarm.policy import Decision, Limits, SwarmState, WorkerRange, decide
+
+__all__ = ["Decision", "Limits", "SwarmState", "WorkerRange", "decide"]

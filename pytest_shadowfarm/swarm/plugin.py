@@ -1,0 +1,41 @@
+"""What :mod:`pytest_shadowfarm.plugin` calls for the swarm: one function per place."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pytest
+
+from pytest_shadowfarm.swarm.controller import SwarmPlugin, apply_worker_range
+from pytest_shadowfarm.swarm.telemetry import register_worker_telemetry
+
+if TYPE_CHECKING:
+    from pytest_shadowfarm.controller import ShadowFarmPlugin
+    from pytest_shadowfarm.settings import Settings
+
+__all__ = ["cmdline_main", "configure_controller", "configure_worker", "swarm_key"]
+
+swarm_key = pytest.StashKey[SwarmPlugin]()
+
+
+def cmdline_main(config: pytest.Config, settings: Settings) -> None:
+    """Before xdist reads ``-n``: ``--sf-workers MIN:MAX`` alone starts MIN workers."""
+    apply_worker_range(config, settings)
+
+
+def configure_controller(config: pytest.Config, settings: Settings, core: ShadowFarmPlugin) -> None:
+    """Telemetry (and scaling with ``--sf-workers``) whenever xdist is there to use."""
+    if not config.pluginmanager.hasplugin("xdist"):
+        if settings.workers is not None:
+            core.warn(
+                f"--sf-workers {settings.workers} needs pytest-xdist; running without workers"
+            )
+        return
+    swarm = SwarmPlugin(config, settings, core)
+    config.stash[swarm_key] = swarm
+    config.pluginmanager.register(swarm, "shadowfarm-swarm")
+
+
+def configure_worker(config: pytest.Config) -> None:
+    """In an xdist worker: stream telemetry if the controller opened a channel."""
+    register_worker_telemetry(config)

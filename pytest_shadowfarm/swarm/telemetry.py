@@ -1,0 +1,266 @@
+"""Worker-side telemetry: a psutil sampler thread, and CPU / peak RSS of every test.
+
+Runs in each xdist worker whose controller opened a telemetry channel (see
+:mod:`pytest_shadowfarm.swarm.channel`). Two things travel:
+
+* **samples**, every ``interval`` seconds from a daemon thread, over the dedicated
+  execnet channel: the worker's CPU %, RSS, I/O counters and threads, and which test
+  and phase it is in. Not over xdist's own event channel: an event name xdist does
+  not know makes it raise ``ValueError('unknown event')`` and tear the worker down
+  (research/README.md, "Telemetry"). ``channel.send`` from a thread is allowed under
+  the ``main_thread_only`` execmodel; only ``remote_exec`` is not.
+* **per-test usage**, as the report attribute :data:`USAGE_ATTR` on each phase's
+  report: that phase's CPU seconds, and the test's peak RSS so far. xdist serialises
+  report attributes with the report (``_report_to_json`` copies ``__dict__``), so the
+  controller reads them in ``pytest_runtest_logreport``; user_properties would work
+  too but would leak into every JUnit XML.
+
+Peak RSS: on Linux the kernel's high-water mark ``VmHWM`` is reset at the start of
+each test by writing ``5`` to ``/proc/self/clear_refs`` (Linux >= 4.0), so a spike
+shorter than the sampling interval is still seen; elsewhere the peak is the largest
+RSS the sampler saw during the test, and the RSS at the end of each phase.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Callable, Generator, Mapping
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+__all__ = [
+    "CHANNEL_KEY",
+    "INTERVAL_KEY",
+    "USAGE_ATTR",
+    "PeakRss",
+    "Sampler",
+    "WorkerTelemetry",
+    "add_usage",
+    "read_sample",
+    "register_worker_telemetry",
+]
+
+#: keys in ``node.workerinput`` (set by the controller in ``pytest_configure_node``)
+CHANNEL_KEY = "shadowfarm_telemetry"
+INTERVAL_KEY = "shadowfarm_telemetry_interval"
+#: the report attribute with one phase's usage: {"phase", "cpu_s", "peak_rss_kb"}
+USAGE_ATTR = "shadowfarm_usage"
+
+_CLEAR_REFS = Path("/proc/self/clear_refs")
+_STATUS = Path("/proc/self/status")
+
+
+def read_sample(process: psutil.Process) -> dict[str, Any]:
+    """One measurement of ``process`` (the parts the platform cannot give are None)."""
+    with process.oneshot():
+        sample: dict[str, Any] = {
+            "cpu_pct": process.cpu_percent(interval=None),
+            "rss_kb": process.memory_info().rss // 1024,
+            "threads": process.num_threads(),
+            "read_bytes": None,
+            "write_bytes": None,
+        }
+        with contextlib.suppress(AttributeError, psutil.AccessDenied, NotImplementedError):
+            io = process.io_counters()  # absent on macOS; may be denied in containers
+            sample["read_bytes"] = io.read_bytes
+            sample["write_bytes"] = io.write_bytes
+    return sample
+
+
+class PeakRss:
+    """The peak RSS of this process since :meth:`reset`, in kB."""
+
+    def __init__(self, process: psutil.Process) -> None:
+        self.process = process
+        self.seen_kb = 0  # fallback: the largest RSS seen by anyone since reset
+        self.kernel = self._try_reset()
+
+    def _try_reset(self) -> bool:
+        try:
+            _CLEAR_REFS.write_text("5")
+        except OSError:  # not Linux, or a kernel/sandbox that forbids it
+            return False
+        return self._hwm_kb() is not None
+
+    @staticmethod
+    def _hwm_kb() -> int | None:
+        try:
+            with _STATUS.open("rb") as fh:
+                for line in fh:
+                    if line.startswith(b"VmHWM:"):
+                        return int(line.split()[1])
+        except (OSError, ValueError, IndexError):
+            return None
+        return None
+
+    def reset(self) -> None:
+        self.seen_kb = 0
+        if self.kernel:
+            try:
+                _CLEAR_REFS.write_text("5")
+            except OSError:
+                self.kernel = False
+
+    def observe(self, rss_kb: int) -> None:
+        """Fold in an RSS seen by the sampler (only matters without the kernel mark)."""
+        self.seen_kb = max(self.seen_kb, rss_kb)
+
+    def peak_kb(self) -> int:
+        if self.kernel:
+            hwm = self._hwm_kb()
+            if hwm is not None:
+                return hwm
+        self.observe(self.process.memory_info().rss // 1024)
+        return self.seen_kb
+
+
+class Sampler:
+    """A daemon thread calling ``send(sample)`` every ``interval`` seconds until stopped."""
+
+    def __init__(
+        self,
+        send: Callable[[Mapping[str, Any]], None],
+        interval: float,
+        *,
+        process: psutil.Process | None = None,
+        where: Callable[[], tuple[str | None, str | None]] = lambda: (None, None),
+        on_rss: Callable[[int], None] = lambda kb: None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.send = send
+        self.interval = interval
+        self.process = process or psutil.Process()
+        self.where = where
+        self.on_rss = on_rss
+        self.clock = clock
+        self.seq = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="shadowfarm-telemetry", daemon=True)
+
+    def start(self) -> None:
+        self.process.cpu_percent(interval=None)  # the first call only sets the baseline
+        self._thread.start()
+
+    def stop(self, timeout: float = 1.0) -> None:
+        self._stop.set()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                sample = read_sample(self.process)
+            except psutil.Error:
+                continue
+            self.on_rss(sample["rss_kb"])
+            nodeid, phase = self.where()
+            self.seq += 1
+            sample.update(t=self.clock(), seq=self.seq, nodeid=nodeid, phase=phase)
+            try:
+                self.send(sample)
+            except Exception:  # channel closed (OSError) or gateway gone: the session is over
+                return
+
+
+class WorkerTelemetry:
+    """Worker-side plugin: streams samples and attaches per-phase usage to each report."""
+
+    def __init__(self, channel: Any, interval: float) -> None:
+        self.channel = channel
+        self.process = psutil.Process()
+        self.peak = PeakRss(self.process)
+        self.nodeid: str | None = None
+        self.phase: str | None = None
+        self.phase_cpu: dict[str, float] = {}
+        self.sampler = Sampler(
+            self._send,
+            interval,
+            process=self.process,
+            where=lambda: (self.nodeid, self.phase),
+            on_rss=self.peak.observe,
+        )
+        self.sampler.start()
+
+    def _send(self, sample: Mapping[str, Any]) -> None:
+        self.channel.send(dict(sample))
+
+    # --- where the worker is ------------------------------------------------------------
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_logstart(self, nodeid: str) -> None:
+        self.nodeid = nodeid
+        self.phase_cpu = {}
+        self.peak.reset()
+
+    def pytest_runtest_logfinish(self, nodeid: str) -> None:
+        self.nodeid = self.phase = None
+
+    def _measure(self, phase: str) -> Generator[None, object, object]:
+        self.phase = phase
+        start = time.process_time()
+        try:
+            return (yield)
+        finally:
+            self.phase_cpu[phase] = time.process_time() - start
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_setup(self) -> Generator[None, object, object]:
+        return (yield from self._measure("setup"))
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_call(self) -> Generator[None, object, object]:
+        return (yield from self._measure("call"))
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_teardown(self) -> Generator[None, object, object]:
+        return (yield from self._measure("teardown"))
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(
+        self, call: pytest.CallInfo[None]
+    ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+        report = yield
+        if call.when in self.phase_cpu:
+            usage = {
+                "phase": call.when,
+                "cpu_s": round(self.phase_cpu[call.when], 6),
+                "peak_rss_kb": self.peak.peak_kb(),
+            }
+            setattr(report, USAGE_ATTR, usage)
+        return report
+
+    def pytest_unconfigure(self) -> None:
+        self.sampler.stop()
+        with contextlib.suppress(Exception):  # the gateway may be gone already
+            self.channel.close()
+
+
+def add_usage(trace: Any, usage: object) -> None:
+    """Fold one phase's usage (the report attribute) into a recorder ``TestTrace``.
+
+    CPU seconds add up over the phases; the peak RSS is the largest seen. Anything
+    that is not the expected mapping (an old worker, a foreign plugin) is ignored.
+    """
+    if not isinstance(usage, Mapping):
+        return
+    cpu = usage.get("cpu_s")
+    if isinstance(cpu, int | float) and not isinstance(cpu, bool) and cpu >= 0:
+        trace.cpu_s = (trace.cpu_s or 0.0) + float(cpu)
+    peak = usage.get("peak_rss_kb")
+    if isinstance(peak, int) and not isinstance(peak, bool) and peak > 0:
+        trace.peak_rss_kb = max(trace.peak_rss_kb or 0, peak)
+
+
+def register_worker_telemetry(config: pytest.Config) -> None:
+    """In an xdist worker: start telemetry if the controller opened a channel for it."""
+    workerinput: Mapping[str, Any] = getattr(config, "workerinput", {})
+    channel = workerinput.get(CHANNEL_KEY)
+    interval = workerinput.get(INTERVAL_KEY)
+    if channel is None or not isinstance(interval, int | float) or interval <= 0:
+        return
+    config.pluginmanager.register(WorkerTelemetry(channel, float(interval)), "shadowfarm-telemetry")
