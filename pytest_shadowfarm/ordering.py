@@ -36,6 +36,7 @@ from pytest_shadowfarm.errors import ChangeDetectionError
 from pytest_shadowfarm.estimate import module_key
 from pytest_shadowfarm.priority import (
     ChangeImpact,
+    Entry,
     Ranked,
     Weights,
     analyze_changes,
@@ -196,7 +197,10 @@ class OrderingPlugin:
             half_life=self.settings.half_life,
         )
         mode, note = self.effective_mode()
-        entries = [(n, module_key(n), self.ranked[n].urgency) for n in nodeids]
+        picked = [self.ranked[n] for n in nodeids]
+        entries = [
+            Entry(r.nodeid, module_key(r.nodeid), r.urgency, r.priority, r.etc) for r in picked
+        ]
         items[:] = ordered(items, entries, mode)
         self._report_extras()
         if mode == "none":

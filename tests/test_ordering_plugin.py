@@ -108,6 +108,7 @@ class TestOrderModes:
             "test_c.py::test_c1",
         ]
 
+    @pytest.mark.slow  # several pytest runs
     def test_none_keeps_collection_order_and_still_records(self, suite, monkeypatch):
         """none: collection order despite a failure history; history still recorded."""
         fail_once(suite, monkeypatch, "c1")
@@ -115,6 +116,7 @@ class TestOrderModes:
         result.stdout.fnmatch_lines(["shadowfarm: order none: collection order*"])
         assert collected(suite, "--sf-order", "none") == COLLECTION
 
+    @pytest.mark.slow  # several pytest runs
     def test_the_order_is_deterministic(self, suite, monkeypatch):
         """The same history gives the same order twice, in every mode."""
         fail_once(suite, monkeypatch, "b1")
@@ -143,6 +145,7 @@ class TestHeaderAndExplain:
         result = suite.runpytest(*SF)
         result.stdout.fnmatch_lines(["shadowfarm: order grouped by urgency: 1 failed recently*"])
 
+    @pytest.mark.slow  # several pytest runs
     def test_new_tests_are_counted_and_run_first(self, suite, monkeypatch):
         """A test added after the first run is new and comes first."""
         suite.runpytest(*SF).assert_outcomes(passed=9)

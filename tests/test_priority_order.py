@@ -9,10 +9,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pytest_shadowfarm.priority.order import MODES, Entry, class_path, order, ordered
+from pytest_shadowfarm.priority.score import ETC_FLOOR_S, urgency
 
 
-def entries(*specs: tuple[str, float]) -> list[Entry]:
-    return [Entry(nodeid, nodeid.partition("::")[0], u) for nodeid, u in specs]
+def entries(*specs: tuple[str, float, float]) -> list[Entry]:
+    """Entries from (nodeid, priority, etc); urgency = priority / max(etc, floor)."""
+    return [Entry(nodeid, nodeid.partition("::")[0], urgency(p, t), p, t) for nodeid, p, t in specs]
 
 
 def run_order(es: list[Entry], mode: str) -> list[str]:
@@ -36,12 +38,13 @@ class TestClassPath:
 
 
 class TestModes:
+    # urgencies: a.t1 1, a.t2 5, b.t1 3, b.t2 4, c.t1 0; module totals: a 6/2, b 7/2, c 0/1
     ES = entries(
-        ("a.py::t1", 1.0),
-        ("a.py::t2", 5.0),
-        ("b.py::t1", 3.0),
-        ("b.py::t2", 4.0),
-        ("c.py::t1", 0.0),
+        ("a.py::t1", 1.0, 1.0),
+        ("a.py::t2", 5.0, 1.0),
+        ("b.py::t1", 3.0, 1.0),
+        ("b.py::t2", 4.0, 1.0),
+        ("c.py::t1", 0.0, 1.0),
     )
 
     def test_none_keeps_the_given_order(self):
@@ -58,41 +61,60 @@ class TestModes:
             "c.py::t1",
         ]
 
-    def test_grouped_orders_modules_by_their_best_test(self):
-        """grouped runs a.py (best 5) before b.py (best 4), each sorted inside."""
+    def test_grouped_ranks_modules_by_total_priority_over_total_time(self):
+        """grouped runs b.py (7 per 2 s) before a.py (6 per 2 s), each sorted inside."""
         assert run_order(self.ES, "grouped") == [
-            "a.py::t2",
-            "a.py::t1",
             "b.py::t2",
             "b.py::t1",
+            "a.py::t2",
+            "a.py::t1",
             "c.py::t1",
         ]
 
-    def test_grouped_keeps_classes_together_inside_a_module(self):
-        """A class is ordered as a unit among the module's top-level tests."""
+    def test_a_short_important_test_does_not_drag_a_long_module_ahead(self):
+        """One urgent short test in a 10 s module loses to a failure in a 1 s module."""
         es = entries(
-            ("a.py::t_top", 2.0),
-            ("a.py::C::t1", 1.0),
-            ("a.py::C::t2", 3.0),
-            ("a.py::t_last", 2.5),
+            ("cart.py::critical", 0.4, 0.05),
+            ("cart.py::soak", 0.0, 10.0),
+            ("tax.py::failed_last_time", 1.0, 0.7),
+            ("tax.py::other", 0.0, 0.3),
+        )
+        assert es[0].urgency > es[2].urgency
+        assert run_order(es, "grouped")[0] == "tax.py::failed_last_time"
+        assert run_order(es, "test")[0] == "cart.py::critical"
+
+    def test_short_modules_are_floored(self):
+        """Module times below the floor count as the floor: equal priorities then tie."""
+        es = entries(("a.py::x", 1.0, ETC_FLOOR_S * 0.8), ("b.py::y", 1.0, ETC_FLOOR_S * 0.01))
+        assert order(es, "grouped") == [0, 1]
+
+    def test_grouped_keeps_classes_together_inside_a_module(self):
+        """A class is ranked as one block among the module's top-level tests."""
+        es = entries(
+            ("a.py::t_top", 2.0, 1.0),
+            ("a.py::C::t1", 1.0, 1.0),
+            ("a.py::C::t2", 3.0, 1.0),
+            ("a.py::t_last", 2.5, 1.0),
         )
         assert run_order(es, "grouped") == [
-            "a.py::C::t2",
-            "a.py::C::t1",
             "a.py::t_last",
             "a.py::t_top",
+            "a.py::C::t2",
+            "a.py::C::t1",
         ]
 
     def test_ties_keep_the_collection_order(self):
         """Equal urgencies keep their input positions, in every mode."""
-        es = entries(("b.py::x", 1.0), ("a.py::y", 1.0), ("b.py::z", 1.0))
+        es = entries(("b.py::x", 1.0, 1.0), ("a.py::y", 1.0, 1.0), ("b.py::z", 1.0, 1.0))
         assert order(es, "test") == [0, 1, 2]
         assert order(es, "grouped") == [0, 2, 1]
 
-    def test_nan_urgency_sorts_last_and_does_not_break_sorting(self):
-        """A NaN urgency counts as zero."""
-        es = entries(("a.py::x", float("nan")), ("a.py::y", 1.0))
+    def test_nan_values_count_as_zero_and_do_not_break_sorting(self):
+        """A NaN urgency, priority or ETC counts as zero."""
+        nan = float("nan")
+        es = [Entry("a.py::x", "a.py", nan, nan, nan), Entry("b.py::y", "b.py", 1.0, 1.0, 1.0)]
         assert order(es, "test") == [1, 0]
+        assert order(es, "grouped") == [1, 0]
 
     def test_unknown_mode_is_rejected_with_the_choices(self):
         """A mode outside MODES raises ValueError naming the allowed ones."""
@@ -100,22 +122,26 @@ class TestModes:
             order(self.ES, "random")
 
     def test_plain_tuples_work_as_entries(self):
-        """Entries may be plain (nodeid, module, urgency) tuples."""
-        assert order([("a.py::x", "a.py", 0.0), ("a.py::y", "a.py", 1.0)], "test") == [1, 0]
+        """Entries may be plain (nodeid, module, urgency, priority, etc) tuples."""
+        es = [("a.py::x", "a.py", 0.0, 0.0, 1.0), ("a.py::y", "a.py", 1.0, 1.0, 1.0)]
+        assert order(es, "test") == [1, 0]  # type: ignore[arg-type]
 
     def test_ordered_applies_the_order_to_parallel_items(self):
         """ordered returns the items in the entries' run order."""
-        assert ordered(["i0", "i1"], [("a::x", "a", 0.0), ("a::y", "a", 1.0)], "test") == [
-            "i1",
-            "i0",
-        ]
+        es = entries(("a::x", 0.0, 1.0), ("a::y", 1.0, 1.0))
+        assert ordered(["i0", "i1"], es, "test") == ["i1", "i0"]
 
 
 modules = st.sampled_from(["a.py", "b.py", "c.py", "d/e.py"])
 classes = st.sampled_from(["", "C::", "D::", "C::E::"])
-urgencies = st.one_of(st.floats(0, 100, allow_nan=False), st.sampled_from([0.0, 1.0]))
-entry_lists = st.lists(st.tuples(modules, classes, st.integers(0, 5), urgencies), max_size=40).map(
-    lambda specs: [Entry(f"{m}::{c}t{n}[{i}]", m, u) for i, (m, c, n, u) in enumerate(specs)]
+numbers = st.one_of(st.floats(0, 100, allow_nan=False), st.sampled_from([0.0, 1.0]))
+entry_lists = st.lists(
+    st.tuples(modules, classes, st.integers(0, 5), numbers, numbers), max_size=40
+).map(
+    lambda specs: [
+        Entry(f"{m}::{c}t{n}[{i}]", m, urgency(p, t), p, t)
+        for i, (m, c, n, p, t) in enumerate(specs)
+    ]
 )
 
 
@@ -147,11 +173,25 @@ class TestOrderProperties:
             assert contiguous([s for s in scopes if len(s[1]) == depth])
 
     @given(entry_lists)
-    def test_grouped_starts_with_the_most_urgent_test(self, es):
-        """The first test in grouped order is a most urgent one."""
+    def test_grouped_starts_with_the_best_module(self, es):
+        """The first module in grouped order has the highest priority per second."""
         if es:
-            first = es[order(es, "grouped")[0]]
-            assert first.urgency == max(e.urgency for e in es)
+
+            def rate(module: str) -> float:
+                members = [e for e in es if e.module == module]
+                time = max(sum(e.etc for e in members), ETC_FLOOR_S)
+                return sum(e.priority for e in members) / time
+
+            first = es[order(es, "grouped")[0]].module
+            assert rate(first) == max(rate(e.module) for e in es)
+
+    @given(entry_lists)
+    def test_grouped_sorts_each_module_by_urgency(self, es):
+        """Inside a module without classes, urgencies never increase."""
+        run = [es[i] for i in order(es, "grouped")]
+        for module in {e.module for e in es}:
+            us = [e.urgency for e in run if e.module == module and not class_path(e.nodeid)]
+            assert us == sorted(us, reverse=True)
 
     @given(entry_lists)
     def test_test_mode_is_sorted_by_urgency(self, es):

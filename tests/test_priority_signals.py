@@ -234,7 +234,7 @@ class TestRank:
         assert a.components["failure"] == 1.0
         assert a.urgency == pytest.approx(a.priority / 2.0)
         assert set(b.components) == {"base", "marker", "change", "new"}
-        assert b.reasons == ("marked critical", "test file changed", "new test")
+        assert b.reasons == ("test file changed", "new test", "marked critical")
         assert b.etc == 0.5
 
     def test_rank_keeps_the_input_order_and_drops_duplicates(self):

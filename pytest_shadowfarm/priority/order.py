@@ -1,10 +1,18 @@
-"""Run orders over (nodeid, module, urgency) entries: pure, stable, deterministic.
+"""Run orders over (nodeid, module, urgency, priority, etc) entries: pure and deterministic.
 
-- ``grouped`` (default): modules by the highest urgency among their tests, then inside a
-  module the classes (and top-level tests) the same way, then tests by urgency. A module
-  or class stays contiguous, so its module- and class-scoped fixtures are set up once.
+- ``grouped`` (default): a module runs as one block, so its module-scoped fixtures are
+  set up once; inside it, classes are blocks too, and tests go by urgency.
 - ``test``: every test by its own urgency, whatever its module.
 - ``none``: the order given.
+
+How blocks are ranked in ``grouped``: by the block's total priority over its total ETC
+(Smith's rule with the block as one job). Once a block starts it runs to its end, so what
+it costs the blocks behind it is its *whole* time; with priorities read as expected
+failures, swapping two neighbouring blocks A, B changes the sum of failure times by
+``P_A·T_B - P_B·T_A``, so this ranking is the one that minimises it (the quantity APFD
+measures). Ranking blocks by their single most urgent test instead lets one short
+critical test pull a long module ahead of a test that failed last time: the benchmark
+(benchmarks/bench_priority.py) measured exactly that.
 
 Every tie is broken by the position in the input (the collection index), so the same
 inputs always give the same order, and an order is always a permutation of the input.
@@ -12,10 +20,12 @@ inputs always give the same order, and an order is always a permutation of the i
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import NamedTuple, TypeVar
 
 from pytest_shadowfarm.estimate import function_key
+from pytest_shadowfarm.priority.score import ETC_FLOOR_S
 
 __all__ = ["MODES", "Entry", "class_path", "order", "ordered"]
 
@@ -25,11 +35,15 @@ _T = TypeVar("_T")
 
 
 class Entry(NamedTuple):
-    """One test to order; a plain ``(nodeid, module, urgency)`` tuple works too."""
+    """One test to order; a plain 5-tuple in this order works too."""
 
     nodeid: str
+    #: the block key: the file part of the nodeid
     module: str
     urgency: float
+    priority: float
+    #: expected seconds
+    etc: float
 
 
 def class_path(nodeid: str) -> tuple[str, ...]:
@@ -40,11 +54,11 @@ def class_path(nodeid: str) -> tuple[str, ...]:
     return tuple(bare.split("::")[1:-1])
 
 
-def _urgency(value: float) -> float:
-    return value if value == value else 0.0  # NaN sorts as "no urgency", never breaks sort
+def _finite(value: float) -> float:
+    return value if math.isfinite(value) else 0.0  # NaN/inf never break the sort
 
 
-def order(entries: Sequence[tuple[str, str, float]], mode: str) -> list[int]:
+def order(entries: Sequence[Entry], mode: str, *, etc_floor: float = ETC_FLOOR_S) -> list[int]:
     """The positions of ``entries`` in run order for ``mode`` (one of :data:`MODES`)."""
     if mode not in MODES:
         msg = f"unknown order {mode!r}; expected one of {', '.join(MODES)}"
@@ -52,28 +66,32 @@ def order(entries: Sequence[tuple[str, str, float]], mode: str) -> list[int]:
     indices = range(len(entries))
     if mode == "none":
         return list(indices)
+    urgencies = [_finite(e[2]) for e in entries]
     if mode == "test":
-        return sorted(indices, key=lambda i: (-_urgency(entries[i][2]), i))
-    # grouped: each entry sorts by the (best urgency, first index) of each group it is in,
-    # outermost first, then by its own (urgency, index). Distinct groups at one level
-    # never share a first index, so groups cannot interleave.
-    paths = [(module, *class_path(nodeid)) for nodeid, module, _ in entries]
-    best: dict[tuple[str, ...], tuple[float, int]] = {}
+        return sorted(indices, key=lambda i: (-urgencies[i], i))
+    # grouped: each entry sorts by the (block rank, first index) of every block it is in,
+    # outermost first, then by its own (urgency, index). Distinct blocks at one level
+    # never share a first index, so blocks cannot interleave.
+    paths = [(e[1], *class_path(e[0])) for e in entries]
+    totals: dict[tuple[str, ...], list[float]] = {}
+    first: dict[tuple[str, ...], int] = {}
     for i, path in enumerate(paths):
-        u = -_urgency(entries[i][2])
+        priority, seconds = max(0.0, _finite(entries[i][3])), max(0.0, _finite(entries[i][4]))
         for depth in range(1, len(path) + 1):
             prefix = path[:depth]
-            seen = best.get(prefix)
-            if seen is None or u < seen[0]:
-                best[prefix] = (u, seen[1] if seen is not None else i)
+            total = totals.setdefault(prefix, [0.0, 0.0])
+            total[0] += priority
+            total[1] += seconds
+            first.setdefault(prefix, i)
+    rank = {prefix: (-(p / max(t, etc_floor)), first[prefix]) for prefix, (p, t) in totals.items()}
 
     def key(i: int) -> list[tuple[float, int]]:
         path = paths[i]
-        return [best[path[:d]] for d in range(1, len(path) + 1)] + [(-_urgency(entries[i][2]), i)]
+        return [rank[path[:d]] for d in range(1, len(path) + 1)] + [(-urgencies[i], i)]
 
     return sorted(indices, key=key)
 
 
-def ordered(items: Sequence[_T], entries: Sequence[tuple[str, str, float]], mode: str) -> list[_T]:
+def ordered(items: Sequence[_T], entries: Sequence[Entry], mode: str) -> list[_T]:
     """``items`` (parallel to ``entries``) in run order."""
     return [items[i] for i in order(entries, mode)]

@@ -50,16 +50,16 @@ ETC_FLOOR_S = 0.05
 class Weights:
     """How much each signal counts (settings ``weight_<name>``, toml ``weights.<name>``)."""
 
-    #: prior of every test: makes short tests go first when nothing else is known
-    base: float = 0.02
+    #: prior of every test: orders tests without any signal, shortest first
+    base: float = 0.001
     #: importance from @pytest.mark.shadowfarm(priority=...): critical 1, high 0.5, low -0.5
-    marker: float = 1.0
+    marker: float = 0.4
     #: recency-weighted failure rate; 1 when the last result failed (not flaky)
     failure: float = 1.0
     #: 1 for a changed test file, 0.6 when it imports a changed module, halved per hop
     change: float = 0.5
     #: 1 for a test the history has never seen
-    new: float = 0.4
+    new: float = 0.5
 
     def __post_init__(self) -> None:
         for f in fields(self):
