@@ -22,10 +22,9 @@ Results without a commit (outside git) never count as flips: the code may have c
 from __future__ import annotations
 
 import math
-from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from itertools import pairwise
+from functools import lru_cache
 
 from pytest_shadowfarm.history.records import FAILING
 from pytest_shadowfarm.history.store import PastResult
@@ -123,11 +122,23 @@ NO_FAILURES = FailureSignal(rate=0.0, last_failed=False, flips=0, flaky=False, s
 
 def count_flips(results: Sequence[PastResult]) -> int:
     """Pass/fail flips between consecutive results recorded at the same (known) commit."""
-    by_commit: dict[str, list[bool]] = defaultdict(list)
+    last: dict[str, bool] = {}
+    flips = 0
     for result in results:
         if result.git_commit and result.outcome in _COUNTED:
-            by_commit[result.git_commit].append(result.outcome in FAILING)
-    return sum(sum(1 for a, b in pairwise(seq) if a != b) for seq in by_commit.values())
+            failing = result.outcome in FAILING
+            previous = last.get(result.git_commit)
+            if previous is not None and previous != failing:
+                flips += 1
+            last[result.git_commit] = failing
+    return flips
+
+
+@lru_cache(maxsize=64)
+def _decay(half_life: float, count: int) -> tuple[tuple[float, ...], float]:
+    """Weights by age (newest first) and their sum: computed once per history length."""
+    weights = tuple(0.5 ** (age / half_life) for age in range(count))
+    return weights, sum(weights)
 
 
 def failure_signal(
@@ -140,15 +151,11 @@ def failure_signal(
     counted = [r for r in results if r.outcome in _COUNTED]
     if not counted:
         return NO_FAILURES
-    if half_life <= 0:
+    if not half_life > 0:
         msg = f"half_life must be > 0, got {half_life!r}"
         raise ValueError(msg)
-    total = failed = 0.0
-    for age, result in enumerate(reversed(counted)):
-        weight = 0.5 ** (age / half_life)
-        total += weight
-        if result.outcome in FAILING:
-            failed += weight
+    weights, total = _decay(float(half_life), len(counted))
+    failed = sum(w for w, r in zip(weights, reversed(counted), strict=True) if r.outcome in FAILING)
     flips = count_flips(counted)
     return FailureSignal(
         rate=failed / total,
