@@ -255,6 +255,7 @@ class SchedulerPlugin:
             tests=len(sched.collection),
             units=sched.dispatched,
             cpu_s=round(sched.cpu_s, 6),
+            inputs_cpu_s=round(sched.inputs_cpu_s, 6),
             markers=len(self.markers),
             reruns=list(sched.reruns),
             rejected=list(sched.rejected),

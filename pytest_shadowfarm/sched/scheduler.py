@@ -160,8 +160,10 @@ class ShadowFarmScheduling:
         self.rejected: list[str] = []
         #: node ids queued again by mark_test_pending (crash reruns)
         self.reruns: list[str] = []
-        #: CPU seconds spent in this object's protocol calls
+        #: CPU seconds spent in this object's protocol calls (inputs_cpu_s included)
         self.cpu_s = 0.0
+        #: of which computing the per-test inputs (history, ranks, change impact)
+        self.inputs_cpu_s = 0.0
         #: units dispatched
         self.dispatched = 0
 
@@ -247,7 +249,9 @@ class ShadowFarmScheduling:
     def schedule(self) -> None:
         assert self.collection is not None, "schedule() before any collection"
         if self._queue is None:
+            start = self._cpu()
             self._inputs_by_id = self._inputs(self.collection)
+            self.inputs_cpu_s = self._cpu() - start
             default = TestInputs(etc_s=0.0)
             self._etc = [self._inputs_by_id.get(n, default).etc_s for n in self.collection]
             self._index = {}
