@@ -124,55 +124,96 @@ class ImportCache:
         return True
 
 
+class _Tree:
+    """Directory listings, read once each: resolution asks "is there a.py here?" a lot."""
+
+    def __init__(self) -> None:
+        self._names: dict[str, frozenset[str] | None] = {}
+        self._basedirs: dict[str, str] = {}
+
+    def names(self, directory: str) -> frozenset[str] | None:
+        """The entries of ``directory``, or None when it is no directory."""
+        try:
+            return self._names[directory]
+        except KeyError:
+            pass
+        try:
+            found: frozenset[str] | None = frozenset(os.listdir(directory))
+        except OSError:
+            found = None
+        self._names[directory] = found
+        return found
+
+    def has(self, directory: str, name: str) -> bool:
+        names = self.names(directory)
+        return names is not None and name in names
+
+    def basedir(self, directory: str) -> str:
+        """The first of ``directory`` and its ancestors that is not a package."""
+        found = self._basedirs.get(directory)
+        if found is None:
+            parent = os.path.dirname(directory)
+            if self.has(directory, "__init__.py") and parent != directory:
+                found = self.basedir(parent)
+            else:
+                found = directory
+            self._basedirs[directory] = found
+        return found
+
+
 def basedir(path: Path) -> Path:
     """The first ancestor directory of ``path`` that is not a package (pytest's basedir)."""
-    directory = path.parent
-    while (directory / "__init__.py").is_file() and directory.parent != directory:
-        directory = directory.parent
-    return directory
+    return Path(_Tree().basedir(str(path.parent)))
 
 
 class ImportGraph:
-    """Direct and transitive project-file dependencies, built lazily from the files."""
+    """Direct and transitive project-file dependencies, built lazily from the files.
+
+    Paths are absolute; internally they are plain strings, since building ``Path``
+    objects costs more than the resolution itself on a large project.
+    """
 
     def __init__(self, roots: Sequence[Path], cache: ImportCache | None = None) -> None:
-        self.roots = tuple(dict.fromkeys(Path(r).resolve() for r in roots))
+        self.roots = tuple(dict.fromkeys(str(Path(r).resolve()) for r in roots))
         self.cache = cache if cache is not None else ImportCache()
-        self._deps: dict[Path, frozenset[Path]] = {}
-        self._extra: dict[Path, set[Path]] = defaultdict(set)
-        self._found: dict[tuple[tuple[str, ...], tuple[Path, ...]], tuple[list[Path], bool]] = {}
+        self._tree = _Tree()
+        self._deps: dict[str, frozenset[str]] = {}
+        self._extra: dict[str, set[str]] = defaultdict(set)
+        self._found: dict[tuple[tuple[str, ...], tuple[str, ...]], tuple[list[str], bool]] = {}
 
     def add_edges(self, source: Path, targets: Iterable[Path]) -> None:
         """Dependencies that are not imports (a test module on its conftest.py files)."""
-        self._extra[source.resolve()].update(t.resolve() for t in targets)
-        self._deps.pop(source.resolve(), None)
+        key = str(source.resolve())
+        self._extra[key].update(str(t.resolve()) for t in targets)
+        self._deps.pop(key, None)
 
     # --- resolution -----------------------------------------------------------------------
 
-    def _find(self, parts: tuple[str, ...], roots: tuple[Path, ...]) -> tuple[list[Path], bool]:
+    def _find(self, parts: tuple[str, ...], roots: tuple[str, ...]) -> tuple[list[str], bool]:
         """Files run by importing the dotted ``parts``, and whether the full name resolved."""
         key = (parts, roots)
-        if key not in self._found:
-            self._found[key] = self._search(parts, roots)
-        return self._found[key]
+        found = self._found.get(key)
+        if found is None:
+            found = self._found[key] = self._search(parts, roots)
+        return found
 
-    @staticmethod
-    def _search(parts: tuple[str, ...], roots: tuple[Path, ...]) -> tuple[list[Path], bool]:
-        partial: list[Path] = []
+    def _search(self, parts: tuple[str, ...], roots: tuple[str, ...]) -> tuple[list[str], bool]:
+        has = self._tree.has
+        partial: list[str] = []
         for root in roots:
-            files: list[Path] = []
+            files: list[str] = []
             directory = root
             resolved = True
             for i, part in enumerate(parts):
-                package = directory / part
-                if (package / "__init__.py").is_file():
-                    files.append(package / "__init__.py")
+                package = os.path.join(directory, part)
+                if has(package, "__init__.py"):
+                    files.append(os.path.join(package, "__init__.py"))
                     directory = package
-                elif (directory / f"{part}.py").is_file():
-                    files.append(directory / f"{part}.py")
+                elif has(directory, part + ".py"):
+                    files.append(os.path.join(directory, part + ".py"))
                     resolved = i == len(parts) - 1  # a module has no submodules
                     break
-                elif package.is_dir():  # a namespace package: runs no file itself
+                elif self._tree.names(package) is not None:  # a namespace package
                     directory = package
                 else:
                     resolved = False
@@ -183,21 +224,26 @@ class ImportGraph:
                 partial = files
         return partial, False
 
-    def _resolve(self, spec: ImportSpec, importer: Path) -> list[Path]:
+    def _resolve(self, spec: ImportSpec, importer: str) -> list[str]:
         parts = tuple(p for p in spec.module.split(".") if p)
+        directory = os.path.dirname(importer)
         if spec.level:
-            anchor = importer.parent
+            anchor = directory
             for _ in range(spec.level - 1):
-                anchor = anchor.parent
-            roots: tuple[Path, ...] = (anchor,)
-            found = [anchor / "__init__.py"] if (anchor / "__init__.py").is_file() else []
+                anchor = os.path.dirname(anchor)
+            roots: tuple[str, ...] = (anchor,)
+            found = (
+                [os.path.join(anchor, "__init__.py")]
+                if self._tree.has(anchor, "__init__.py")
+                else []
+            )
             if parts:
                 files, _ = self._find(parts, roots)
                 found += files
         else:
             if not parts:
                 return []
-            roots = (basedir(importer), *self.roots)
+            roots = (self._tree.basedir(directory), *self.roots)
             found, _ = self._find(parts, roots)
         for name in spec.names:  # `from package import submodule`
             files, ok = self._find((*parts, name), roots)
@@ -205,36 +251,43 @@ class ImportGraph:
                 found += files
         return found
 
-    def dependencies(self, path: Path) -> frozenset[Path]:
-        """The project files ``path`` imports directly (plus edges from :meth:`add_edges`)."""
-        path = path.resolve()
+    def _dependencies(self, path: str) -> frozenset[str]:
         deps = self._deps.get(path)
         if deps is None:
-            try:
-                source = path.read_bytes()
-            except OSError:
-                source = b""
-            found: set[Path] = set(self._extra.get(path, ()))
-            if path.suffix == ".py":
+            found: set[str] = set(self._extra.get(path, ()))
+            if path.endswith(".py"):
+                try:
+                    with open(path, "rb") as fh:
+                        source = fh.read()
+                except OSError:
+                    source = b""
                 for spec in self.cache.specs(source):
-                    found.update(f.resolve() for f in self._resolve(spec, path))
+                    found.update(self._resolve(spec, path))
             found.discard(path)
             deps = self._deps[path] = frozenset(found)
         return deps
 
+    def dependencies(self, path: Path) -> frozenset[Path]:
+        """The project files ``path`` imports directly (plus edges from :meth:`add_edges`)."""
+        return frozenset(Path(d) for d in self._dependencies(str(path.resolve())))
+
     # --- traversal ------------------------------------------------------------------------
 
-    def reachable(self, starts: Iterable[Path]) -> dict[Path, frozenset[Path]]:
-        """Every file reachable from ``starts``, with its direct dependencies."""
-        seen: dict[Path, frozenset[Path]] = {}
-        queue = deque(p.resolve() for p in starts)
+    def _reachable(self, starts: Iterable[str]) -> dict[str, frozenset[str]]:
+        seen: dict[str, frozenset[str]] = {}
+        queue = deque(starts)
         while queue:
             path = queue.popleft()
             if path in seen:
                 continue
-            deps = seen[path] = self.dependencies(path)
+            deps = seen[path] = self._dependencies(path)
             queue.extend(d for d in deps if d not in seen)
         return seen
+
+    def reachable(self, starts: Iterable[Path]) -> dict[Path, frozenset[Path]]:
+        """Every file reachable from ``starts``, with its direct dependencies."""
+        graph = self._reachable(str(p.resolve()) for p in starts)
+        return {Path(p): frozenset(Path(d) for d in deps) for p, deps in graph.items()}
 
     def nearest(
         self, starts: Iterable[Path], targets: Iterable[Path]
@@ -245,15 +298,15 @@ class ImportGraph:
         from all targets at once, so the cost is one pass over the graph, not one per
         start; ties between targets go to the one first in sorted order.
         """
-        start_list = [p.resolve() for p in starts]
-        graph = self.reachable(start_list)
-        importers: dict[Path, list[Path]] = defaultdict(list)
+        start_list = [str(p.resolve()) for p in starts]
+        graph = self._reachable(start_list)
+        importers: dict[str, list[str]] = defaultdict(list)
         for source, deps in graph.items():
             for dep in deps:
                 importers[dep].append(source)
-        found: dict[Path, tuple[int, Path]] = {}
-        queue: deque[Path] = deque()
-        for target in sorted({t.resolve() for t in targets}):
+        found: dict[str, tuple[int, str]] = {}
+        queue: deque[str] = deque()
+        for target in sorted({str(t.resolve()) for t in targets}):
             if target in graph and target not in found:
                 found[target] = (0, target)
                 queue.append(target)
@@ -264,4 +317,4 @@ class ImportGraph:
                 if importer not in found:
                     found[importer] = (hops + 1, origin)
                     queue.append(importer)
-        return {s: found[s] for s in start_list if s in found}
+        return {Path(s): (found[s][0], Path(found[s][1])) for s in start_list if s in found}
