@@ -167,8 +167,8 @@ class TestMermaid:
         """Workers are sections; failed tests carry the crit tag (red in Mermaid)."""
         text = render_mermaid(RUN)
         assert re.findall(r"(?m)^    section (\S+)$", text) == ["gw0", "gw1", "gw2", "gw10"]
-        assert "    test_a.py test_two : crit, 1500, 2000" in text
-        assert "    test_a.py test_one : 500, 1500" in text
+        assert "    FAILED test_two : crit, 1500, 2000" in text
+        assert "    test_one : 500, 1500" in text
 
     def test_task_names_never_contain_the_field_separator(self):
         """':' '#' and ';' in node ids cannot break a task line."""
@@ -183,6 +183,18 @@ class TestMermaid:
         """A task must end after it starts."""
         line = render_mermaid([entry_of("t.py::a", "gw0", 1.0, 0.0)]).splitlines()[-2]
         assert line.endswith(": 1000, 1001")
+
+    def test_merged_bars_are_named_by_module_and_count(self):
+        """A merged bar reads "test_m0.py x5"."""
+        text = render_mermaid(many(100), per_lane=10)
+        assert re.search(r"(?m)^    test_m0\.py x5 : 0, \d+$", text)
+
+    def test_a_bar_ends_where_the_next_one_on_its_worker_starts(self):
+        """Overlapping start times are cut, so compact mode keeps one row per worker."""
+        run = [entry_of("t.py::a", "gw0", 0.0, 1.0), entry_of("t.py::b", "gw0", 0.98, 1.0)]
+        lines = render_mermaid(run).splitlines()
+        assert "    a : 0, 980" in lines
+        assert "    b : 980, 1980" in lines
 
     def test_a_big_run_stays_small(self):
         """1000 tests become at most the budget of tasks."""

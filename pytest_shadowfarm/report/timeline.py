@@ -39,6 +39,8 @@ class Bar:
     #: "passed", "failed" (failed or error) or "skipped" (skipped, xfailed)
     kind: str
     tests: int = 1
+    #: the module of a merged bar ("" when it spans several)
+    module: str = ""
 
 
 def _kind(outcome: str) -> str:
@@ -76,59 +78,87 @@ def _worker_key(worker: str) -> tuple[str, int, str]:
     return (match.group(1), int(match.group(2)), match.group(3))
 
 
-def _merge(run: Sequence[Bar]) -> Bar:
-    first = run[0]
-    if len(run) == 1:
-        return first
-    count = sum(b.tests for b in run)
-    modules = {module_key(b.label) for b in run}  # runs are made of single-test bars
-    where = modules.pop() if len(modules) == 1 else "several modules"
+def _module_of(bar: Bar) -> str:
+    return bar.module if bar.tests > 1 else module_key(bar.label)
+
+
+def _join(a: Bar, b: Bar) -> Bar:
+    """One bar for two neighbours on a worker (never a failure: those keep their own)."""
+    module = _module_of(a) if _module_of(a) == _module_of(b) else ""
+    count = a.tests + b.tests
     return Bar(
-        worker=first.worker,
-        start_s=first.start_s,
-        end_s=max(b.end_s for b in run),
-        label=f"{count} tests of {where}",
-        kind="skipped" if all(b.kind == "skipped" for b in run) else "passed",
+        worker=a.worker,
+        start_s=a.start_s,
+        end_s=max(a.end_s, b.end_s),
+        label=f"{count} tests of {module or 'several modules'}",
+        kind="skipped" if a.kind == b.kind == "skipped" else "passed",
         tests=count,
+        module=module,
     )
 
 
-def _merge_runs(bars: Sequence[Bar], *, same_module: bool, size: int) -> list[Bar]:
-    """Merge consecutive non-failing bars of a worker (of one module if ``same_module``)."""
+def _mergeable(a: Bar, b: Bar) -> bool:
+    return a.worker == b.worker and a.kind != "failed" and b.kind != "failed"
+
+
+def _merge_modules(bars: Sequence[Bar]) -> list[Bar]:
+    """Consecutive non-failing tests of one module on one worker become one bar."""
     merged: list[Bar] = []
-    run: list[Bar] = []
-
-    def flush() -> None:
-        if run:
-            merged.append(_merge(run))
-            run.clear()
-
     for bar in bars:
-        if run and (
-            bar.worker != run[0].worker
-            or bar.kind == "failed"
-            or len(run) >= size
-            or (same_module and module_key(bar.label) != module_key(run[0].label))
-        ):
-            flush()
-        if bar.kind == "failed":
-            merged.append(bar)
+        last = merged[-1] if merged else None
+        if last is not None and _mergeable(last, bar) and _module_of(last) == _module_of(bar) != "":
+            merged[-1] = _join(last, bar)
         else:
-            run.append(bar)
-    flush()
+            merged.append(bar)
+    return merged
+
+
+def _merge_shortest(bars: Sequence[Bar], budget: int) -> list[Bar]:
+    """Join the neighbours that span the least time until ``budget`` bars are left.
+
+    Long tests and long modules keep bars of their own; the short ones around them are
+    what gets joined. Each round joins disjoint pairs, shortest first, at most as many as
+    there are bars too many.
+    """
+    merged = list(bars)
+    while len(merged) > budget:
+        pairs = sorted(
+            (merged[i + 1].end_s - merged[i].start_s, i)
+            for i in range(len(merged) - 1)
+            if _mergeable(merged[i], merged[i + 1])
+        )
+        chosen: set[int] = set()
+        taken: set[int] = set()
+        for _, i in pairs:
+            if len(chosen) >= len(merged) - budget:
+                break
+            if i not in taken and i + 1 not in taken:
+                chosen.add(i)
+                taken.update((i, i + 1))
+        if not chosen:
+            break  # only failures (or one bar per worker) left
+        joined: list[Bar] = []
+        i = 0
+        while i < len(merged):
+            if i in chosen:
+                joined.append(_join(merged[i], merged[i + 1]))
+                i += 2
+            else:
+                joined.append(merged[i])
+                i += 1
+        merged = joined
     return merged
 
 
 def compress(bars: Sequence[Bar], budget: int) -> list[Bar]:
-    """At most about ``budget`` bars: merge passing runs, by module first, then coarser."""
+    """At most about ``budget`` bars: modules first, then the shortest neighbours joined.
+
+    Failures always keep their own bar, so a run with more failures than ``budget`` keeps
+    all of them.
+    """
     if len(bars) <= budget:
         return list(bars)
-    merged = _merge_runs(bars, same_module=True, size=len(bars))
-    size = 2
-    while len(merged) > budget and size < 2 * len(bars):
-        merged = _merge_runs(bars, same_module=False, size=size)
-        size *= 2
-    return merged
+    return _merge_shortest(_merge_modules(bars), budget)
 
 
 def nice_step(span: float, ticks: int = 8) -> float:
@@ -253,26 +283,34 @@ def _mermaid_text(text: str) -> str:
     return re.sub(r"[#;\r\n]+", " ", text).strip() or "?"
 
 
-def _short(label: str) -> str:
-    """tests/test_cart.py::TestX::test_y[1] -> test_cart.py TestX test_y[1]."""
-    path, sep, rest = label.partition("::")
-    if not sep:
-        return label
-    return f"{path.rsplit('/', 1)[-1]}::{rest}"
+def _mermaid_label(bar: Bar) -> str:
+    """Short names: Mermaid writes a narrow bar's name beside it, where long ones collide."""
+    if bar.tests > 1:
+        name = (
+            f"{bar.module.rsplit('/', 1)[-1]} x{bar.tests}" if bar.module else f"{bar.tests} tests"
+        )
+    else:
+        name = bar.label.rsplit("::", 1)[-1]
+    return _mermaid_text(("FAILED " if bar.kind == "failed" else "") + name)
 
 
 def render_mermaid(
     tests: Iterable[Mapping[str, object]],
     *,
     title: str = "Which worker ran which test (minutes and seconds from the start)",
+    per_lane: int = 8,
     budget: int = 60,
 ) -> str:
     """The timeline as a fenced Mermaid Gantt chart, for a GitHub job summary.
 
     Times are milliseconds from the start (``dateFormat x``); ``displayMode: compact``
-    puts a worker's bars on one row where the renderer supports it.
+    puts a worker's bars on one row where the renderer supports it, so a bar is cut
+    short where the worker's next one starts (the controller's start times may overlap a
+    few ms), or compact mode would open a second row. About ``per_lane`` bars per worker,
+    ``budget`` in all: Mermaid labels every bar, and many narrow ones make a smudge.
     """
-    bars = compress(bars_from_tests(tests), budget)
+    single = bars_from_tests(tests)
+    bars = compress(single, min(budget, per_lane * max(1, len(_lanes(single)))))
     lines = [
         "```mermaid",
         "---",
@@ -285,11 +323,14 @@ def render_mermaid(
     ]
     for lane in _lanes(bars):
         lines.append(f"    section {_mermaid_text(lane)}")
-        for bar in (b for b in bars if b.worker == lane):
+        lane_bars = [b for b in bars if b.worker == lane]
+        for bar, after in zip(lane_bars, [*lane_bars[1:], None], strict=True):
             start = round(bar.start_s * 1000)
-            end = max(start + 1, round(bar.end_s * 1000))
-            label = _mermaid_text(_short(bar.label) if bar.tests == 1 else bar.label)
+            end = round(bar.end_s * 1000)
+            if after is not None:
+                end = min(end, round(after.start_s * 1000))
+            end = max(end, start + 1)
             tag = "crit, " if bar.kind == "failed" else ("done, " if bar.kind == "skipped" else "")
-            lines.append(f"    {label} : {tag}{start}, {end}")
+            lines.append(f"    {_mermaid_label(bar)} : {tag}{start}, {end}")
     lines.append("```")
     return "\n".join(lines) + "\n"
