@@ -11,7 +11,8 @@ The choice, in order:
 
 1. **Reruns** (a crashed worker's in-flight test, the untouched rest of its group) go
    before everything: they were due already.
-2. **Front**: units flagged as likely failures or critical, most urgent first (urgency
+2. **Front**: units flagged by the priority engine (likely to fail, marked critical,
+   touched by the change, or new; :mod:`.inputs`), most urgent first (urgency
    = priority / ETC, so short urgent tests lead). Their share is capped at
    :data:`FRONT_SHARE` of the total ETC (most urgent first); the others are demoted
    to the body. The cap keeps a suite where "everything is critical" from becoming a
@@ -22,7 +23,8 @@ The choice, in order:
    difference to the makespan then, and staying in a file keeps module- and
    class-scoped fixtures set up once, which pure longest-first would set up again
    for every test it interleaves.
-4. **Tail**: once ``rho * L >= P``, the remaining units are planned. Longest first
+4. **Tail**: once ``rho * L >= P`` (or the big units would leave less than that),
+   the remaining units are planned. Longest first
    onto the worker that will be free earliest (LPT list scheduling with each worker's
    committed remaining ETC as its ready time); the asking worker takes the first unit
    the plan gives it, or the shortest unit if the plan gives it none of the next
@@ -32,24 +34,35 @@ The choice, in order:
    behind a long one.
 
 Why this and not one order: with a few long tests last in file order (the skewed
-suite), urgency or file order starts them last and the run ends one long test after
+suite), file or urgency order starts them last and the run ends one long test after
 everything else; pure longest-first fixes the makespan but delays the failures by the
-length of the long tests, and scatters files over workers. Measured with
-``python benchmarks/sim_policy.py`` (a discrete-event model of xdist's two committed
-items per worker, 2 workers, actual durations = ETC x lognormal(sigma=0.3), 200 seeds
-per shape; makespan / lower bound, lower = max(longest, total / workers)):
+length of the long tests, and interleaves files, so module-scoped fixtures are set up
+again and again. Measured with ``python benchmarks/sim_policy.py --seeds 100`` (a
+discrete-event model of xdist's two committed items per worker; 2 workers; each test
+really takes its ETC x lognormal(0, 0.3); 3 planted failures flagged as likely;
+makespan / max(longest, total / 2), median and worst of 100 suites, then the median
+time to the first failure)::
 
-======================  =======  ========  =====  ========
-shape                    file    urgency    LPT    this
-======================  =======  ========  =====  ========
-see ``SIM_TABLE`` below
-======================  =======  ========  =====  ========
+    shape                  file             urgency          LPT              this
+    skewed (4 long last)   1.051 1.22 1.24s 1.054 1.22 0.04s 1.000 1.00 8.42s 1.001 1.00 0.03s
+    pile-up (7 long last)  1.056 1.21 0.87s 1.078 1.22 0.05s 1.001 1.00 8.69s 1.001 1.01 0.04s
+    lognormal              1.003 1.14 8.18s 1.038 1.25 0.12s 1.000 1.00 31.0s 1.000 1.00 0.02s
+    long tail 1%/70%       1.030 1.15 1.65s 1.048 1.20 0.02s 1.000 1.00 6.77s 1.000 1.00 0.00s
+    uniform                1.002 1.01 1.50s 1.002 1.01 0.04s 1.002 1.01 1.50s 1.002 1.01 0.04s
+    module fixtures (*)    1.391 1.41 2.95s 4.394 4.61 0.22s 4.391 4.59 6.81s 1.061 1.14 0.22s
 
-:data:`RHO` = 3: the tail is planned once the longest unit left is a third of the
-work left per worker. Smaller values plan too late (a long test left in the body can
-still end last); larger ones only lose file locality earlier (measured flat between 3
-and 6). With exact ETCs, list scheduling bounds the makespan by the lower bound plus the
-longest unit that starts in the tail, which the plan keeps short.
+(*) 30 files of 10 short tests sharing a 0.2 s module fixture, paid again whenever a
+worker enters a file it was not in just before; the bound counts it once per file.
+
+Parameters, from the same model: :data:`RHO` = 3 (the tail is planned once the longest
+unit left is a third of the work left per worker; 1-2 plan too late and a long test can
+end alone, worst 1.16-1.19 on the skewed shape; 5-10 lose file locality early, 1.11-1.29
+on module fixtures). A unit counts as *big* from 1/:data:`BIG_FRACTION` = 1/4 of the
+work left per worker; once the big units would take all but ``rho`` longest units of
+that work, the tail starts early, so several long tests cannot pile up at the end
+(without this rule: pile-up worst 1.10; with 1/16: module fixtures 1.20). With exact
+ETCs the makespan is at most max(longest, total / workers) + the longest unit
+(property-tested); on real suites the remaining gap is per-test dispatch overhead.
 """
 
 from __future__ import annotations
