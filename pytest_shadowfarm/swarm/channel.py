@@ -20,6 +20,8 @@ __all__ = ["MAX_KEPT_SAMPLES", "Sample", "TelemetryHub", "WorkerTelemetryState"]
 
 #: samples kept for inspection (newest); per-worker state is kept whatever the count
 MAX_KEPT_SAMPLES = 20_000
+#: in-test samples per worker that make the live cpu share
+IN_TEST_SAMPLES = 25
 
 
 class _End:
@@ -61,6 +63,8 @@ class WorkerTelemetryState:
     phase: str | None = None
     #: sum of cpu_pct * interval between samples: CPU seconds seen while sampling
     cpu_s: float = 0.0
+    #: cpu_pct of the newest samples taken while a test ran (I/O-boundness, live)
+    in_test_pct: deque[float] = field(default_factory=lambda: deque(maxlen=IN_TEST_SAMPLES))
     _last_t: float | None = field(default=None, repr=False)
 
     def update(self, sample: Sample) -> None:
@@ -75,6 +79,8 @@ class WorkerTelemetryState:
             value = data.get(key)
             setattr(self, key, int(value) if isinstance(value, int) else None)
         self.nodeid = sample.nodeid
+        if self.nodeid is not None and self.samples > 1:  # the first cpu_pct is a baseline
+            self.in_test_pct.append(self.cpu_pct)
         phase = data.get("phase")
         self.phase = phase if isinstance(phase, str) else None
         t = _number(data.get("t"), 0.0)
@@ -138,3 +144,10 @@ class TelemetryHub:
     def busy_cores(self) -> float:
         """Cores the live workers used at their newest samples."""
         return sum(state.cpu_pct for state in self.live()) / 100.0
+
+    def test_cpu_fraction(self, minimum: int = 3) -> float | None:
+        """The workers' mean CPU share while running tests (None: fewer samples than that)."""
+        values = [pct for state in self.workers.values() for pct in state.in_test_pct]
+        if len(values) < minimum:
+            return None
+        return min(1.0, sum(values) / len(values) / 100.0)

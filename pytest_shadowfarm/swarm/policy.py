@@ -42,8 +42,9 @@ Caps on growth, each named in the reason when it binds:
   free cores ``c`` into a cap of ``max(c, 1) / f`` workers: a suite that sleeps on the
   network (``f`` = 0.05) may use 20 workers per free core, a CPU-bound one (``f`` = 1)
   one. ``c`` counts as at least one core: on a host busy with other work, workers that
-  mostly wait still cost next to nothing. Before any test has reported (and without a
-  prior from the history), the suite is taken as CPU-bound;
+  mostly wait still cost next to nothing. The controller reads ``f`` from finished
+  tests, else from the workers' CPU share in samples taken during tests, else from the
+  prior run; when nothing is known yet, the suite is taken as CPU-bound;
 * **gain**: growth must shorten the projected finish by 5 %, or the new workers would
   start after the work they were meant for is gone;
 * **budget**: the projected cost ``spent + m * T(m)`` of ``m`` workers for the
@@ -257,7 +258,7 @@ def _workers(n: int) -> str:
 
 def _why(state: SwarmState, limits: Limits, need: float, *, keep: bool = False) -> str:
     work = f"{state.work_s:.1f} s of work left"
-    shown = "inf" if math.isinf(need) else f"{need:.1f}"
+    shown = "inf" if math.isinf(need) else f"{need:.2f}" if need < 1 else f"{need:.1f}"
     if limits.target_s is not None:
         return f"{work}, target {limits.target_s:g} s: {shown} workers needed"
     if keep:

@@ -1,0 +1,280 @@
+"""The swarm's hands on xdist: one tick on the controller's main thread, growing, draining.
+
+Everything here runs on the main thread, inside DSession's event loop: the
+:class:`~pytest_shadowfarm.swarm.controller.SwarmPlugin` timer only puts a tick event
+on ``dsession.queue``, and DSession dispatches queue events to ``worker_<name>``
+attributes, so :meth:`Scaler.install` sets such an attribute on the dsession instance
+(research/exp2). Never call xdist from another thread.
+
+* growing: the :class:`~.source.WorkerSource` starts the worker (xdist's ``setup_node``);
+  the node must join ``dsession._active_nodes``, or DSession raises KeyError when it
+  finishes;
+* draining: ``node.shutdown()`` only. The worker runs what it holds, then leaves. Never a
+  kill (xdist reads it as a crash and clones the node) and never ``remove_node`` on a live
+  worker (its items would be queued again and run twice);
+* a worker added here that dies before it is ready is taken out quietly: xdist's crash
+  path would clone it up to ``--max-worker-restart`` times and then stop the run with
+  tests never run.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from typing import TYPE_CHECKING, Any
+
+import psutil
+
+from pytest_shadowfarm.estimate import DEFAULT_ETC_S
+from pytest_shadowfarm.swarm.policy import DEFAULT_STARTUP_S, Decision, Limits, SwarmState, decide
+from pytest_shadowfarm.swarm.prior import Prior, find_prior
+
+if TYPE_CHECKING:
+    from pytest_shadowfarm.swarm.controller import SwarmPlugin
+    from pytest_shadowfarm.swarm.source import WorkerSource
+
+__all__ = ["MAX_START_FAILURES", "SCALABLE_DISTS", "TICK_EVENT", "Scaler", "held_by"]
+
+#: the fake worker event our ticks put on dsession.queue (dispatched to worker_<name>)
+TICK_EVENT = "shadowfarm_swarm_tick"
+#: after this many workers failed to start, the swarm stops growing for the run
+MAX_START_FAILURES = 2
+#: xdist --dist modes whose own schedulers take a worker added mid-run
+SCALABLE_DISTS = frozenset({"load", "worksteal"})
+
+
+def held_by(sched: Any, node: Any) -> int | None:
+    """How many tests ``node`` holds (running or committed), if the scheduler says.
+
+    xdist's load/worksteal keep ``node2pending``; pytest_shadowfarm.sched keeps a
+    per-node count. Neither is public API (a public ``held(node)`` would be welcome).
+    """
+    per_node = getattr(sched, "node2pending", None)
+    if isinstance(per_node, dict) and node in per_node:
+        return len(per_node[node])
+    count = getattr(getattr(sched, "_state", {}).get(node), "count", None)
+    return count if isinstance(count, int) else None
+
+
+class Scaler:
+    """Applies the policy's decisions to one DSession."""
+
+    def __init__(
+        self, swarm: SwarmPlugin, dsession: Any, limits: Limits, source: WorkerSource
+    ) -> None:
+        self.swarm = swarm
+        self.core = swarm.core
+        self.ds = dsession
+        self.limits = limits
+        self.source = source
+        self.active = True
+        self.ticks = 0
+        self.last_change_s: float | None = None
+        self.start_failures = 0
+        self.prior: Prior | None = None
+        #: when the worker being started was asked for (read by pytest_configure_node)
+        self.asking_at: float | None = None
+
+    def install(self) -> None:
+        """Hook into the dsession: the tick handler and the late-worker crash path."""
+        setattr(self.ds, "worker_" + TICK_EVENT, self.on_tick)
+        previous = self.ds.worker_errordown
+        self.ds.worker_errordown = lambda node, error: self._on_errordown(node, error, previous)
+        psutil.cpu_percent(interval=None)  # baseline for the first tick's host load
+        self.ds.queue.put((TICK_EVENT, {}))  # decide at once (on the prior, if any)
+
+    def our_scheduler(self) -> bool:
+        return type(getattr(self.ds, "sched", None)).__module__.startswith("pytest_shadowfarm")
+
+    def _scheduler_problem(self) -> str | None:
+        """Whether the run's scheduler takes workers added mid-run (known once it exists)."""
+        if self.our_scheduler():
+            return None  # pytest_shadowfarm.sched: add_node works at any time
+        dist = self.swarm.config.getoption("dist", "load")
+        if dist in SCALABLE_DISTS:
+            return None
+        return f"--dist {dist} with {type(self.ds.sched).__name__} does not take late workers"
+
+    # --- one tick -----------------------------------------------------------------------
+
+    def on_tick(self) -> None:
+        self.ticks += 1
+        if self.ds.shuttingdown or self.ds.sched is None or not self.active:
+            return
+        if self.ticks == 1:
+            problem = self._scheduler_problem()
+            if problem:
+                self.active = False
+                self.core.warn(f"--sf-workers: {problem}; the swarm stays fixed")
+                return
+        self.swarm.hub.drain()
+        self.swarm.post_to_farm()
+        state = self.state()
+        if state is None:
+            return
+        decision = decide(state, self.limits)
+        if decision.change > 0:
+            if self.start_failures < MAX_START_FAILURES and not self.ds.sched.tests_finished:
+                self._grow(decision, state.now_s)
+        elif decision.change < 0:
+            self._shrink(decision, state.now_s)
+
+    def _grow(self, decision: Decision, now: float) -> None:
+        added: list[str] = []
+        for _ in range(decision.change):
+            self.asking_at = self.core.now()
+            try:
+                node = self.source.start(self.ds.nodemanager, self.ds.queue.put)
+            except Exception as exc:
+                self._start_failed(None, exc)
+                break
+            finally:
+                self.asking_at = None
+            worker = str(node.gateway.id)
+            self.ds._active_nodes.add(node)
+            self.swarm.late.add(worker)
+            added.append(worker)
+        if added:
+            self._record(decision, now, len(added), added)
+
+    def _shrink(self, decision: Decision, now: float) -> None:
+        swarm = self.swarm
+
+        # Idle workers first (pure cost), then those still starting (no work yet), then
+        # the ones holding the least; among equals the newest (LIFO).
+        def rank(worker: str) -> tuple[int, int, float]:
+            held = self.held(worker) if worker in swarm.collected else 0
+            tier = 0 if worker in swarm.collected and held == 0 else 1 if held == 0 else 2
+            return (tier, held, -swarm.asked_at.get(worker, 0.0))
+
+        candidates = sorted((w for w in swarm.live if w not in swarm.draining), key=rank)
+        chosen = candidates[: -decision.change]
+        for worker in chosen:
+            swarm.live[worker].shutdown()
+            swarm.draining.add(worker)
+        if chosen:
+            self._record(decision, now, -len(chosen), chosen)
+
+    def _record(self, decision: Decision, now: float, change: int, workers: list[str]) -> None:
+        self.last_change_s = self.core.now()  # the cool-down runs from the change done
+        self.core.events.append(
+            {
+                "t": round(now, 3),
+                "kind": "scale",
+                "from": decision.current,
+                "to": decision.current + change,
+                "reason": decision.reason,
+                "workers": workers,
+            }
+        )
+
+    def _start_failed(self, worker: str | None, error: object) -> None:
+        self.start_failures += 1
+        now = self.core.now()
+        self.last_change_s = now
+        text = (str(error).strip().splitlines() or [type(error).__name__])[-1]
+        self.core.events.append(
+            {"t": round(now, 3), "kind": "scale_failed", "worker": worker, "error": text}
+        )
+        stop = " (no more growth in this run)" if self.start_failures >= MAX_START_FAILURES else ""
+        self.core.warn(f"swarm: a new worker failed to start: {text}{stop}")
+
+    def _on_errordown(self, node: Any, error: object, previous: Any) -> None:
+        worker = str(node.gateway.id)
+        if worker in self.swarm.late and worker not in self.swarm.ready:
+            self.swarm.config.hook.pytest_testnodedown(node=node, error=error)
+            self.ds._active_nodes.discard(node)
+            self._start_failed(worker, error)
+            return
+        previous(node=node, error=error)
+
+    # --- the state the policy sees ------------------------------------------------------
+
+    def held(self, worker: str) -> int:
+        """Tests ``worker`` holds: from the scheduler, else what telemetry says it runs."""
+        count = held_by(getattr(self.ds, "sched", None), self.swarm.live.get(worker))
+        if count is not None:
+            return count
+        telemetry = self.swarm.hub.workers.get(worker)
+        return int(telemetry is not None and telemetry.nodeid is not None)
+
+    def _etc(self, nodeid: str) -> float:
+        unknown = self.swarm.unknown_durations
+        if nodeid in self.core.known_etc or len(unknown) < 3:
+            return self.core.etc.get(nodeid, DEFAULT_ETC_S)
+        return statistics.fmean(unknown[-50:])  # a first run: what its tests took so far
+
+    def _remaining(self, nodeid: str, elapsed: float) -> float:
+        if nodeid in self.core.known_etc:
+            return self.core.estimator.remaining(nodeid, elapsed)
+        return max(self._etc(nodeid) - elapsed, 1e-3)
+
+    def state(self) -> SwarmState | None:
+        swarm, now = self.swarm, self.core.now()
+        if self.core.etc:
+            pending = [n for n in self.core.etc if n not in swarm.started]
+            etcs = [self._etc(n) for n in pending]
+            running = [
+                self._remaining(nodeid, now - start)
+                for nodeid, start in swarm.started.items()
+                if nodeid not in swarm.finished
+            ]
+        elif self.prior is not None and self.ticks == 1:
+            pending = list(self.prior.nodeids)
+            etcs = [self.core.estimator.etc(n) for n in pending]
+            running = []
+        else:
+            return None  # nothing known until the first worker has collected
+        workers = [w for w in swarm.live if w not in swarm.draining]
+        starting = sum(1 for w in workers if w not in swarm.collected)
+        busy = starting + sum(1 for w in workers if w in swarm.collected and self.held(w) > 0)
+        cpu_fraction = swarm.cpu_fraction()
+        if cpu_fraction is None and self.prior is not None:
+            cpu_fraction = self.prior.cpu_fraction
+        return SwarmState(
+            now_s=now,
+            workers=len(workers),
+            busy=busy,
+            pending_count=len(pending),
+            pending_s=math.fsum(etcs),
+            running_s=tuple(running),
+            spent_ws=swarm.spent_ws(now),
+            startup_s=statistics.median(swarm.startups) if swarm.startups else DEFAULT_STARTUP_S,
+            test_s=statistics.fmean(etcs) if etcs else 0.0,
+            longest_pending_s=max(etcs, default=0.0),
+            cpu_fraction=cpu_fraction,
+            cores_available=self._cores_available(),
+            last_change_s=self.last_change_s,
+            starting=starting,
+        )
+
+    def _cores_available(self) -> float:
+        """Host cores not busy with other processes than this run's workers."""
+        cores = float(psutil.cpu_count() or 1)
+        host_busy = psutil.cpu_percent(interval=None) / 100.0 * cores
+        others = max(0.0, host_busy - self.swarm.hub.busy_cores())
+        return max(0.0, cores - others)
+
+    def load_prior(self) -> None:
+        """The last run of the same command, from the history (see :mod:`.prior`)."""
+        store = self.core.store
+        if store is None:
+            return
+        try:
+            runs = [(run_id, run.argv) for run_id, run in store.runs()]
+            by_test = store.results_by_test()
+            last = store.last_results()
+        except Exception as exc:  # a history that cannot be read only costs the prior
+            self.core.warn(f"swarm: no prior from the history: {exc}")
+            return
+
+        def usage(nodeid: str) -> tuple[float | None, float | None]:
+            result = last.get(nodeid)
+            return (None, None) if result is None else (result.cpu_s, result.duration_s)
+
+        self.prior = find_prior(
+            self.swarm.config.invocation_params.args,
+            runs,
+            {nodeid: [r.run_id for r in results] for nodeid, results in by_test.items()},
+            usage,
+        )
