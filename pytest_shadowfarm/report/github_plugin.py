@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pytest_shadowfarm.report.github import Failure, annotation_lines, build_summary
-from pytest_shadowfarm.report.terminal import find_anomalies
 from pytest_shadowfarm.report.timeline import render_svg
 
 if TYPE_CHECKING:
@@ -188,9 +187,7 @@ class GitHubPlugin:
         svg_written = self._write(
             svg, render_svg(report.get("tests", []), wall_s=report.get("wall_s"))
         )
-        anomalies = find_anomalies(
-            self.controller.recorder.traces.values(), self.controller.known_etc
-        )
+        anomalies = self.controller.anomalies()  # the same list the terminal shows
         summary_file = self.env.get("GITHUB_STEP_SUMMARY")
         shown_svg = relative_to(str(svg), self.base, self.workspace) or str(svg)
         text = build_summary(
