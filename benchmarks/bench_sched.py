@@ -17,7 +17,7 @@ gives the per-test times (the plugin's own cost is in all three modes alike).
     python benchmarks/bench_sched.py --quick              # CI smoke run: small, 1 round
     python benchmarks/bench_sched.py --suites cpu         # scheduling CPU per test only
 
-Suites: ``skewed`` (generated: 200 short sleeps, 4 long ones last in file order, 3 planted
+Suites: ``skewed`` (generated: 200 short sleeps, 3 long ones last in file order, 3 planted
 failures), ``example`` (example_project, EXAMPLE_FAULTS=bug=tax), ``attrs`` (26.1.0 sdist
 tests), ``pygments`` (2.21.0 sdist tests), ``networkx`` (3.6.1, ``--pyargs networkx``;
 long). Real suites are installed by this script, at pinned versions, into a throwaway
@@ -85,7 +85,11 @@ class Suite:
 
 
 def make_skewed(root: Path, scale: float) -> Suite:
-    """200 short sleeps in 8 files, 4 long ones in the last file, 3 failures when planted."""
+    """200 short sleeps in 8 files, then 3 long ones in the last file; 3 planted failures.
+
+    Integration tests last in file order is a common shape, and the one where file
+    order hurts: the last long test starts when the others are done and runs alone.
+    """
     if root.exists():
         shutil.rmtree(root)
     root.mkdir(parents=True)
@@ -95,14 +99,14 @@ def make_skewed(root: Path, scale: float) -> Suite:
     for module in range(8):
         body = [header]
         for i in range(25):
-            seconds = round(rng.uniform(0.01, 0.08) * scale, 4)
+            seconds = round(rng.uniform(0.01, 0.05) * scale, 4)
             fail = "\n    assert not FAULTS" if (module, i) in failing else ""
             body.append(f"\ndef test_short_{i}():\n    time.sleep({seconds}){fail}\n")
         (root / f"test_gen_{module}.py").write_text("".join(body))
     body = [header]
-    for i in range(4):
+    for i in range(3):
         fail = "\n    assert not FAULTS" if (8, i) in failing else ""
-        body.append(f"\ndef test_long_{i}():\n    time.sleep({1.5 * scale}){fail}\n")
+        body.append(f"\ndef test_long_{i}():\n    time.sleep({3.0 * scale}){fail}\n")
     (root / "test_zz_long.py").write_text("".join(body))
     (root / "pytest.ini").write_text("[pytest]\n")
     return Suite("skewed", root, [], env={"BENCH_FAULTS": "1"}, faults=True)
@@ -165,6 +169,7 @@ class Run:
     lower: float
     ttff: float | None
     tests: int
+    start: float
 
 
 def mode_args(mode: str) -> list[str]:
@@ -186,11 +191,17 @@ def run_once(suite: Suite, mode: str, workers: int, tag: str, timeout: float) ->
     ]  # fmt: skip
     env = {**os.environ, **suite.env}
     env.pop("PYTEST_ADDOPTS", None)
-    start = time.perf_counter()
-    done = subprocess.run(
-        cmd, cwd=suite.cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False
-    )
-    wall = time.perf_counter() - start
+    for attempt in (1, 2):
+        start = time.perf_counter()
+        done = subprocess.run(
+            cmd, cwd=suite.cwd, env=env, capture_output=True, text=True, timeout=timeout,
+            check=False,
+        )  # fmt: skip
+        wall = time.perf_counter() - start
+        if done.returncode in (0, 1) and report.exists():
+            break
+        if attempt == 1:  # a shared machine: someone may be rewriting files right now
+            print(f"   {suite.name} {mode}: pytest exited {done.returncode}; retrying once")
     if done.returncode not in (0, 1) or not report.exists():
         tail = (done.stdout + done.stderr)[-3000:]
         sys.exit(f"{suite.name} {mode}: pytest exited {done.returncode}\n{' '.join(cmd)}\n{tail}")
@@ -209,7 +220,8 @@ def measure(report: dict[str, Any], wall: float, workers: int) -> Run:
     startups = sorted(first.values())[:workers] + [max(first.values())] * (workers - len(first))
     makespan = max(t["start_s"] + (t["duration_s"] or 0.0) for t in tests)
     lower = max(min(startups) + max(durations), (sum(durations) + sum(startups)) / workers)
-    return Run(wall, makespan, lower, report.get("first_failure_s"), len(tests))
+    start = min(first.values())
+    return Run(wall, makespan, lower, report.get("first_failure_s"), len(tests), start)
 
 
 def bench(suite: Suite, runs: int, workers: int, timeout: float) -> dict[str, list[Run]]:
@@ -233,8 +245,8 @@ def table(suite: Suite, results: dict[str, list[Run]]) -> list[str]:
     rows = [
         f"{suite.name} ({base[0].tests} tests, -n 2, median of {len(base)}; "
         "ratios: median over rounds of mode / worksteal in the same round)",
-        f"  {'mode':11}{'wall s':>14}{'makespan s':>12}{'/ lower':>9}{'TTFF s':>9}"
-        f"{'wall/ws':>9}{'mksp/ws':>9}",
+        f"  {'mode':11}{'wall s':>14}{'1st test s':>11}{'makespan s':>12}{'/ lower':>9}"
+        f"{'TTFF s':>9}{'wall/ws':>9}{'mksp/ws':>9}",
     ]
     for mode in MODES:
         rs = results[mode]
@@ -245,7 +257,8 @@ def table(suite: Suite, results: dict[str, list[Run]]) -> list[str]:
         wall_ratio = _med([r.wall / b.wall for r, b in zip(rs, base, strict=True)])
         span_ratio = _med([r.makespan / b.makespan for r, b in zip(rs, base, strict=True)])
         rows.append(
-            f"  {mode:11}{spread:>14}{_med([r.makespan for r in rs]):12.2f}"
+            f"  {mode:11}{spread:>14}{_med([r.start for r in rs]):11.2f}"
+            f"{_med([r.makespan for r in rs]):12.2f}"
             f"{_med([r.makespan / r.lower for r in rs]):9.3f}{ttff:>9}"
             f"{wall_ratio:9.3f}{span_ratio:9.3f}"
         )
@@ -328,7 +341,9 @@ def main(argv: list[str] | None = None) -> int:
         if name == "cpu":
             continue
         suite = makers[name]()
-        lines += table(suite, bench(suite, args.runs, args.workers, args.timeout))
+        rows = table(suite, bench(suite, args.runs, args.workers, args.timeout))
+        print("\n".join(rows), flush=True)
+        lines += rows
     if "cpu" in names:
         lines += cpu_per_test(cpu_tests, args.workers, args.timeout)
     print()
