@@ -108,6 +108,21 @@ class TestResolution:
         deps = names(graph.dependencies(project / "src/pkg/sub/deep.py"), project)
         assert deps == {"src/pkg/__init__.py", "src/pkg/util.py", "src/pkg/core.py"}
 
+    def test_one_file_importing_submodules_does_not_leak_them_into_another(self, tmp_path):
+        """from pkg import a in one file adds nothing to a plain import pkg elsewhere."""
+        write(
+            tmp_path,
+            {
+                "pkg/__init__.py": "",
+                "pkg/a.py": "",
+                "one.py": "from pkg import a\n",
+                "two.py": "import pkg\n",
+            },
+        )
+        graph = ImportGraph([tmp_path])
+        assert "pkg/a.py" in names(graph.dependencies(tmp_path / "one.py"), tmp_path)
+        assert names(graph.dependencies(tmp_path / "two.py"), tmp_path) == {"pkg/__init__.py"}
+
     def test_roots_are_searched_in_order(self, tmp_path):
         """The first root that has the module wins, like sys.path."""
         write(tmp_path, {"one/m.py": "", "two/m.py": "", "t.py": "import m\n"})

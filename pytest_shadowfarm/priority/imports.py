@@ -244,7 +244,7 @@ class ImportGraph:
             if not parts:
                 return []
             roots = (self._tree.basedir(directory), *self.roots)
-            found, _ = self._find(parts, roots)
+            found = list(self._find(parts, roots)[0])  # a copy: the memo must not grow
         for name in spec.names:  # `from package import submodule`
             files, ok = self._find((*parts, name), roots)
             if ok:
