@@ -22,7 +22,9 @@ each other.
 Measures, per run: TTFF (seconds from session start until the first failure is
 reported, that time as a share of the run's wall time, and the 1-based position of the
 first failing test in the run order), APFD over the failing tests (each failing test
-counted as one fault: ``1 - sum(positions) / (n * m) + 1 / (2n)``) and wall time.
+counted as one fault: ``1 - sum(positions) / (n * m) + 1 / (2n)``), the session's wall
+time and the pytest process's CPU time (on a loaded machine the CPU time is the steadier
+measure of how much work an order costs).
 Medians over repetitions; ratios against collection order measured in the same run.
 
     python benchmarks/bench_priority.py                 # 4 scenarios, 3 repetitions
@@ -35,12 +37,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,6 +87,8 @@ class Measure:
     first_position: int | None
     apfd: float | None
     wall_s: float
+    #: CPU seconds of the pytest process: less sensitive to a loaded machine than wall
+    cpu_s: float
     failures: int
     tests: int
 
@@ -146,6 +150,7 @@ class State:
 def run_pytest(
     project: Path, state: State, report: Path, *args: str, faults: str = "", seed: int = 0
 ) -> tuple[dict, float]:
+    """Run pytest once; the run report and the CPU seconds the process used."""
     env = {
         **os.environ,
         "EXAMPLE_FAULTS": faults,
@@ -171,16 +176,17 @@ def run_pytest(
         f"cache_dir={state.cache}",
         *args,
     ]
-    start = time.perf_counter()
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     done = subprocess.run(cmd, cwd=project, env=env, capture_output=True, text=True, check=False)
-    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     if done.returncode not in (0, 1) or not report.is_file():
         tail = f"{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
         sys.exit(f"pytest failed ({done.returncode}):\n{tail}")
-    return json.loads(report.read_text()), wall
+    return json.loads(report.read_text()), cpu
 
 
-def measure(report: dict) -> Measure:
+def measure(report: dict, cpu_s: float) -> Measure:
     tests = sorted(report["tests"], key=lambda t: t["order"])
     failing = [i + 1 for i, t in enumerate(tests) if t["outcome"] in ("failed", "error")]
     wall = report["wall_s"]
@@ -191,6 +197,7 @@ def measure(report: dict) -> Measure:
         first_position=failing[0] if failing else None,
         apfd=apfd(failing, len(tests)),
         wall_s=wall,
+        cpu_s=cpu_s,
         failures=len(failing),
         tests=len(tests),
     )
@@ -248,7 +255,7 @@ def main() -> int:
             for rep in range(args.reps):
                 for strategy in STRATEGIES:  # interleaved: load drift hits all alike
                     state = start.copy_to(root / "state-run")
-                    report, _ = run_pytest(
+                    report, cpu = run_pytest(
                         project,
                         state,
                         root / "run.json",
@@ -256,12 +263,12 @@ def main() -> int:
                         faults=scenario.faults,
                         seed=rep,
                     )
-                    m = measure(report)
+                    m = measure(report, cpu)
                     results.setdefault((scenario.name, strategy), []).append(m)
                     print(
                         f"  {scenario.name:9} {strategy:10} rep {rep + 1}: "
                         f"TTFF {fmt(m.ttff_s, '.2f')}s (#{m.first_position}), "
-                        f"APFD {fmt(m.apfd, '.3f')}, wall {m.wall_s:.2f}s, "
+                        f"APFD {fmt(m.apfd, '.3f')}, wall {m.wall_s:.2f}s, cpu {m.cpu_s:.2f}s, "
                         f"{m.failures} failing of {m.tests}",
                         flush=True,
                     )
@@ -283,7 +290,7 @@ def print_table(
     print(f"medians of {reps} repetition(s); ratios against collection order in the same run")
     header = (
         f"{'scenario':9} {'strategy':10} {'TTFF s':>7} {'TTFF %':>7} {'pos':>5} "
-        f"{'APFD':>6} {'wall s':>7} {'TTFF/coll':>9} {'wall/coll':>9}"
+        f"{'APFD':>6} {'wall s':>7} {'cpu s':>7} {'TTFF/coll':>9} {'wall/coll':>9} {'cpu/coll':>8}"
     )
     print(header)
     print("-" * len(header))
@@ -291,6 +298,7 @@ def print_table(
         base = results[(scenario.name, "collection")]
         base_ttff = median([m.ttff_s for m in base])
         base_wall = median([m.wall_s for m in base])
+        base_cpu = median([m.cpu_s for m in base])
         for strategy in STRATEGIES:
             ms = results[(scenario.name, strategy)]
             ttff = median([m.ttff_s for m in ms])
@@ -298,13 +306,15 @@ def print_table(
             pos = median([m.first_position for m in ms])
             value = median([m.apfd for m in ms])
             wall = median([m.wall_s for m in ms])
+            cpu = median([m.cpu_s for m in ms])
             ttff_ratio = ttff / base_ttff if ttff is not None and base_ttff else None
             wall_ratio = wall / base_wall if wall is not None and base_wall else None
+            cpu_ratio = cpu / base_cpu if cpu is not None and base_cpu else None
             print(
                 f"{scenario.name:9} {strategy:10} {fmt(ttff, '7.2f')} "
                 f"{fmt(None if share is None else share * 100, '6.1f')}% {fmt(pos, '5.0f')} "
-                f"{fmt(value, '6.3f')} {fmt(wall, '7.2f')} {fmt(ttff_ratio, '9.2f')} "
-                f"{fmt(wall_ratio, '9.3f')}"
+                f"{fmt(value, '6.3f')} {fmt(wall, '7.2f')} {fmt(cpu, '7.2f')} "
+                f"{fmt(ttff_ratio, '9.2f')} {fmt(wall_ratio, '9.3f')} {fmt(cpu_ratio, '8.3f')}"
             )
     collection_apfd = median([m.apfd for s in scenarios for m in results[(s.name, "collection")]])
     print(f"collection order, APFD median over scenarios: {fmt(collection_apfd, '.3f')}")
