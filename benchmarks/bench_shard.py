@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -34,10 +35,19 @@ PROJECT = ROOT / "example_project"
 QUICK_MODULES = ("tests/test_money.py", "tests/test_tax.py", "tests/test_cart.py")
 
 
+def cpu_of_children() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def pytest_run(
     tmp: Path, history: Path, report: Path, args: list[str], env: dict[str, str]
-) -> tuple[float, dict]:
-    """One pytest process in example_project; returns its wall time and run report."""
+) -> tuple[float, float, dict]:
+    """One pytest process in example_project: its wall time, CPU time and run report.
+
+    The CPU time is what a shard costs on a machine of its own: example_project's tests
+    do CPU work, so on a shared, loaded machine it stays put while wall times swing.
+    """
     cmd = [
         sys.executable,
         "-m",
@@ -52,16 +62,18 @@ def pytest_run(
         f"--sf-report-json={report}",
         *args,
     ]
+    cpu = cpu_of_children()
     start = time.perf_counter()
     done = subprocess.run(
         cmd, cwd=PROJECT, env=env, capture_output=True, text=True, check=False, timeout=1800
     )
     wall = time.perf_counter() - start
+    cpu = cpu_of_children() - cpu
     if done.returncode not in (0, 5):
         sys.exit(
             f"pytest failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-2000:]}"
         )
-    return wall, json.loads(report.read_text())
+    return wall, cpu, json.loads(report.read_text())
 
 
 def install_pytest_split(target: Path) -> str | None:
@@ -111,7 +123,7 @@ def main() -> int:
             "reps of every shard (machine shared and loaded: read the ratios)"
         )
         for i in range(args.learn):
-            wall, report = pytest_run(tmp, learned, tmp / "learn.json", selection, env)
+            wall, _, report = pytest_run(tmp, learned, tmp / "learn.json", selection, env)
             print(f"  learning run {i + 1}: {len(report['tests'])} tests, "
                   f"test time {report['actual_total_s']:.2f}s, wall {wall:.2f}s")  # fmt: skip
         durations = tmp / ".test_durations"
@@ -139,18 +151,18 @@ def main() -> int:
                                  "--splitting-algorithm=least_duration",
                                  f"--durations-path={durations}"]  # fmt: skip
                         run_env = split_env
-                    wall, report = pytest_run(
+                    wall, cpu, report = pytest_run(
                         tmp, history, tmp / f"{tool}-{k}.json", [*extra, *selection], run_env
                     )
                     runs = tools[tool].setdefault(k, [])
-                    runs.append((wall, report["actual_total_s"], report))
+                    runs.append((wall, report["actual_total_s"], cpu, report))
             print(f"  rep {rep + 1} done")
 
         known = json.loads(durations.read_text())
         print()
-        print(f"{'':8}" + "".join(f"| {tool:^38} " for tool in tools))
-        print(f"{'shard':8}" + "| {:>6} {:>10} {:>9} {:>9} ".format(
-            "tests", "test time", "wall", "durations") * len(tools))  # fmt: skip
+        print(f"{'':8}" + "".join(f"| {tool:^48} " for tool in tools))
+        print(f"{'shard':8}" + "| {:>6} {:>10} {:>9} {:>9} {:>9} ".format(
+            "tests", "test time", "wall", "cpu", "durations") * len(tools))  # fmt: skip
         summary: dict[str, dict[str, list[float]]] = {}
         for k in range(1, args.shards + 1):
             row = f"{k:<8}"
@@ -158,13 +170,18 @@ def main() -> int:
                 runs = per_shard[k]
                 wall = statistics.median(r[0] for r in runs)
                 test_time = statistics.median(r[1] for r in runs)
-                ran = [t["nodeid"] for t in runs[-1][2]["tests"]]
+                cpu = statistics.median(r[2] for r in runs)
+                ran = [t["nodeid"] for t in runs[-1][3]["tests"]]
                 # Both partitions scored with the same exported durations (no noise).
                 predicted = sum(known.get(n, 0.0) for n in ran)
-                row += f"| {len(ran):>6} {test_time:>9.2f}s {wall:>8.2f}s {predicted:>8.2f}s "
-                agg = summary.setdefault(tool, {"wall": [], "test": [], "durations": []})
+                row += (
+                    f"| {len(ran):>6} {test_time:>9.2f}s {wall:>8.2f}s {cpu:>8.2f}s "
+                    f"{predicted:>8.2f}s "
+                )
+                agg = summary.setdefault(tool, {"wall": [], "test": [], "cpu": [], "durations": []})
                 agg["wall"].append(wall)
                 agg["test"].append(test_time)
+                agg["cpu"].append(cpu)
                 agg["durations"].append(predicted)
             print(row)
         print()
@@ -172,17 +189,21 @@ def main() -> int:
             ("durations", "by the exported durations (no noise)"),
             ("test", "actual test time"),
             ("wall", "actual wall time"),
+            ("cpu", "actual CPU time of the shard's process (load-independent)"),
         ):
             parts = []
             for tool, agg in summary.items():
                 largest, mean, ratio = balance(agg[measure])
                 parts.append(f"{tool} {largest:.2f}s / {mean:.2f}s = {ratio:.3f}")
             print(f"largest / mean shard, {label}: " + "; ".join(parts))
-        ours = balance(summary["shadowfarm"]["test"])[2]
-        print(f"shadowfarm largest shard within 10% of the mean (test time): {ours <= 1.10}")
+        for measure in ("test", "cpu"):
+            ours = balance(summary["shadowfarm"][measure])[2]
+            verdict = f"shadowfarm largest shard within 10% of the mean ({measure}): {ours <= 1.10}"
+            if "pytest-split" in summary:
+                theirs = balance(summary["pytest-split"][measure])[2]
+                verdict += f"; at least as balanced as pytest-split: {ours <= theirs + 1e-9}"
+            print(verdict)
         if "pytest-split" in summary:
-            theirs = balance(summary["pytest-split"]["test"])[2]
-            print(f"shadowfarm at least as balanced as pytest-split (test time): {ours <= theirs}")
             total = {t: sum(a["test"]) for t, a in summary.items()}
             print("total test time over all shards: "
                   + "; ".join(f"{t} {s:.2f}s" for t, s in total.items()))  # fmt: skip
