@@ -47,9 +47,13 @@ class TestParseImports:
         source = b"def f():\n    import x\ntry:\n    import y\nexcept ImportError:\n    pass\n"
         assert {s.module for s in parse_imports(source)} == {"x", "y"}
 
-    @pytest.mark.parametrize("source", [b"def (:\n", b"x = 1\x00"])
+    @pytest.mark.parametrize(
+        "source",
+        [b"def (:\n", b"x = 1\x00", b"a" + b".b" * 200_000, b"-" * 200_000 + b"1"],
+        ids=["syntax", "nul", "deep-attributes", "deep-unary"],
+    )
     def test_a_file_that_does_not_parse_has_no_imports(self, source):
-        """Syntax errors and NUL bytes give no imports instead of an error."""
+        """Syntax errors, NUL bytes and absurd nesting give no imports instead of an error."""
         assert parse_imports(source) == ()
 
 

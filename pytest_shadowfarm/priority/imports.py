@@ -45,7 +45,7 @@ def parse_imports(source: bytes) -> tuple[ImportSpec, ...]:
     """Every import statement of a Python source, in source order; () if it does not parse."""
     try:
         tree = ast.parse(source)
-    except (SyntaxError, ValueError):  # ValueError: NUL bytes in the source
+    except (SyntaxError, ValueError, RecursionError, MemoryError):  # NUL bytes; deep nesting
         return ()
     specs: list[ImportSpec] = []
     for node in ast.walk(tree):
