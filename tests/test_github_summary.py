@@ -159,8 +159,17 @@ class TestSummary:
 
     def test_events_of_any_shape_are_shown(self):
         """Scaling events: time, kind and the remaining fields."""
-        report = run_report(events=[{"t_s": 2.0, "kind": "add_worker", "worker": "gw2"}])
-        assert "| 2.00s | add_worker | worker=gw2 |" in build_summary(report, [])
+        report = run_report(
+            events=[
+                {"t_s": 2.0, "kind": "add_worker", "worker": "gw2"},
+                {"t": 3.5, "kind": "scale", "from": 2, "to": 3, "workers": ["gw2", "gw3"]},
+                {"event": "scheduler", "t": 5.0, "tests": 3},
+            ]
+        )
+        text = build_summary(report, [])
+        assert "| 2.00s | add_worker | worker=gw2 |" in text
+        assert "| 3.50s | scale | from=2, to=3, workers=[gw2 gw3] |" in text
+        assert "| 5.00s | scheduler | tests=3 |" in text
 
     def test_a_shard_is_named_in_the_headline_and_its_prediction(self):
         """A sharded run says which shard and how the shards were predicted."""

@@ -313,6 +313,12 @@ _TIME_KEYS = ("t_s", "at_s", "time_s", "t")
 _KIND_KEYS = ("kind", "event", "type", "action")
 
 
+def _value(value: object) -> str:
+    if isinstance(value, list | tuple):
+        return "[" + " ".join(map(str, value)) + "]"
+    return str(value)
+
+
 def _events(report: Mapping[str, Any], limit: int) -> list[str]:
     events = report.get("events") or []
     if not events:
@@ -323,7 +329,9 @@ def _events(report: Mapping[str, Any], limit: int) -> list[str]:
         at = next((event[k] for k in _TIME_KEYS if isinstance(event.get(k), int | float)), None)
         kind = next((str(event[k]) for k in _KIND_KEYS if k in event), "event")
         rest = ", ".join(
-            f"{k}={v}" for k, v in event.items() if k not in _TIME_KEYS and k not in _KIND_KEYS
+            f"{k}={_value(v)}"
+            for k, v in event.items()
+            if k not in _TIME_KEYS and k not in _KIND_KEYS
         )
         lines.append(f"| {_s(at)} | {_cell(kind)} | {_cell(rest)} |")
     if len(events) > limit:
