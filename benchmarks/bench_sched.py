@@ -3,9 +3,11 @@
 For each suite: one learning run for shadowfarm, then R rounds; each round runs the
 suite with xdist ``load``, xdist ``worksteal`` and shadowfarm, one after the other (so
 drift in machine load hits all three alike). Printed per mode: medians of whole-process
-wall time, makespan (session start to the end of the last test), makespan / lower
-bound, time to first failure where faults are planted, and the median over rounds of
-each ratio to ``worksteal`` in the same round. The lower bound is max(longest test,
+wall time, when the first test started (worker start-up), makespan (session start to
+the end of the last test), makespan / lower bound, time to first failure where faults
+are planted (from the session start, and from the first test's start), and the median
+over rounds of each ratio to ``worksteal`` in the same round: whole-process wall, and
+span (makespan minus start-up: the part the scheduler decides). The lower bound is max(longest test,
 total test time / 2) plus worker start-up, with each worker counted from its first
 test: max(first start + longest, (total + the workers' start-ups) / 2).
 
@@ -245,22 +247,28 @@ def table(suite: Suite, results: dict[str, list[Run]]) -> list[str]:
     rows = [
         f"{suite.name} ({base[0].tests} tests, -n 2, median of {len(base)}; "
         "ratios: median over rounds of mode / worksteal in the same round)",
-        f"  {'mode':11}{'wall s':>14}{'1st test s':>11}{'makespan s':>12}{'/ lower':>9}"
-        f"{'TTFF s':>9}{'wall/ws':>9}{'mksp/ws':>9}",
+        f"  {'mode':11}{'wall s':>14}{'1st test':>9}{'makespan':>9}{'/ lower':>8}"
+        f"{'TTFF':>7}{'TTFF-1st':>9}{'wall/ws':>8}{'span/ws':>8}",
     ]
     for mode in MODES:
         rs = results[mode]
         walls = [r.wall for r in rs]
         spread = f"{_med(walls):.2f}±{(max(walls) - min(walls)) / 2:.2f}"
-        ttffs = [r.ttff for r in rs if r.ttff is not None]
-        ttff = f"{_med(ttffs):.2f}" if suite.faults and ttffs else "-"
+        failed = [r for r in rs if r.ttff is not None]
+        ttff = f"{_med([r.ttff for r in failed]):7.2f}" if suite.faults and failed else "      -"
+        after = (
+            f"{_med([r.ttff - r.start for r in failed]):9.2f}"
+            if suite.faults and failed
+            else "        -"
+        )
         wall_ratio = _med([r.wall / b.wall for r, b in zip(rs, base, strict=True)])
-        span_ratio = _med([r.makespan / b.makespan for r, b in zip(rs, base, strict=True)])
+        span_ratio = _med(
+            [(r.makespan - r.start) / (b.makespan - b.start) for r, b in zip(rs, base, strict=True)]
+        )
         rows.append(
-            f"  {mode:11}{spread:>14}{_med([r.start for r in rs]):11.2f}"
-            f"{_med([r.makespan for r in rs]):12.2f}"
-            f"{_med([r.makespan / r.lower for r in rs]):9.3f}{ttff:>9}"
-            f"{wall_ratio:9.3f}{span_ratio:9.3f}"
+            f"  {mode:11}{spread:>14}{_med([r.start for r in rs]):9.2f}"
+            f"{_med([r.makespan for r in rs]):9.2f}{_med([r.makespan / r.lower for r in rs]):8.3f}"
+            f"{ttff}{after}{wall_ratio:8.3f}{span_ratio:8.3f}"
         )
     return rows
 
