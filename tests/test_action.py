@@ -282,3 +282,68 @@ class TestCheckShardsScript:
         self.write(tmp_path, report(1))
         result = run_script("check_shards.py", str(tmp_path / "shards"), env={})
         assert "no report from shard(s) 2 of 2" in result.stdout
+
+
+def step_script(text: str, name: str) -> str:
+    """The ``run: |`` script of the step called ``name`` in an action.yml."""
+    step = text.split(f"    - name: {name}\n", 1)[1].split("\n    - name: ", 1)[0]
+    lines = step.split("      run: |\n", 1)[1].splitlines()
+    return "\n".join(line[8:] for line in lines if line.startswith("        ") or not line)
+
+
+@pytest.mark.slow
+class TestRunStep:
+    def run_step(self, pytester, args: str, shard: str = ""):
+        """The action's "Run pytest" step, run by bash as the runner would."""
+        pytester.makepyfile(
+            test_one="def test_ok():\n    pass\n\ndef test_bad():\n    assert 1 == 2\n"
+        )
+        output = pytester.path / "github_output"
+        summary = pytester.path / "summary.md"
+        env = {
+            **os.environ,
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+            "GITHUB_OUTPUT": str(output),
+            "GITHUB_STEP_SUMMARY": str(summary),
+            "GITHUB_ACTIONS": "true",
+            "GITHUB_WORKSPACE": str(pytester.path),
+            "SF_ARGS": args,
+            "SF_SHARD": shard,
+            "SF_HISTORY": ".shadowfarm/history.sqlite",
+            "SF_REPORT": ".shadowfarm/report.json",
+        }
+        env.pop("SHADOWFARM_GITHUB", None)
+        script = step_script((ROOT / "action.yml").read_text(), "Run pytest")
+        done = subprocess.run(
+            ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", script],
+            cwd=pytester.path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=240,
+            check=False,
+        )
+        return done, read_output(pytester.path), summary
+
+    def test_the_step_runs_pytest_and_records_its_exit_code(self, pytester):
+        """A failing test: the step itself succeeds, exit-code=1 is an output, summary written."""
+        done, out, summary = self.run_step(pytester, "-k 'ok or bad' -p no:cacheprovider")
+        assert done.returncode == 0, done.stderr
+        assert out["exit-code"] == "1"
+        assert "::error file=test_one.py,line=5," in done.stdout
+        assert summary.read_text().startswith("## ❌ pytest-shadowfarm: 1 failed, 1 passed")
+        report = json.loads((pytester.path / ".shadowfarm" / "report.json").read_text())
+        assert report["counts"] == {"failed": 1, "passed": 1}
+
+    def test_empty_args_add_nothing(self, pytester):
+        """No pytest-args: pytest gets no stray empty argument."""
+        done, out, _ = self.run_step(pytester, "")
+        assert out["exit-code"] == "1", done.stdout + done.stderr
+        assert "file or directory not found" not in done.stdout + done.stderr
+
+    def test_the_shard_input_becomes_sf_shard(self, pytester):
+        """shard: 2/2 runs one of the two tests."""
+        done, _, _ = self.run_step(pytester, "-p no:cacheprovider", shard="2/2")
+        report = json.loads((pytester.path / ".shadowfarm" / "report.json").read_text())
+        assert report["shard"]["index"] == 2
+        assert len(report["tests"]) == 1, done.stdout
