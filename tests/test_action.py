@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from pytest_shadowfarm.history import HistoryStore, ResultRecord, RunRecord
+
 ROOT = Path(__file__).resolve().parent.parent
 ACTIONS = [ROOT / "action.yml", ROOT / "merge" / "action.yml"]
 SCRIPTS = ROOT / "action"
@@ -347,3 +349,51 @@ class TestRunStep:
         report = json.loads((pytester.path / ".shadowfarm" / "report.json").read_text())
         assert report["shard"]["index"] == 2
         assert len(report["tests"]) == 1, done.stdout
+
+
+class TestMergeStep:
+    def test_the_merge_step_combines_the_shards_histories(self, tmp_path):
+        """Two shard histories under the download dir end up in the target history."""
+        for index in (1, 2):
+            folder = tmp_path / "shards" / f"shadowfarm-history-shard-{index}-of-2"
+            folder.mkdir(parents=True)
+            with HistoryStore.open(folder / "history.sqlite") as store:
+                store.record_run(
+                    RunRecord(started=float(index), finished=index + 1.0),
+                    [ResultRecord(f"t.py::test_{index}", "passed", call_s=0.5)],
+                )
+        target = tmp_path / "project" / ".shadowfarm" / "history.sqlite"
+        script = step_script((ROOT / "merge" / "action.yml").read_text(), "Merge the histories")
+        env = {
+            **os.environ,
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+            "SF_SHARDS": str(tmp_path / "shards"),
+            "SF_TARGET": str(target),
+        }
+        done = subprocess.run(
+            ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", script],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        with HistoryStore.open(target) as merged:
+            assert set(merged.durations()) == {"t.py::test_1", "t.py::test_2"}
+            assert merged.summary().runs == 2
+
+    def test_no_shard_histories_is_a_warning_not_a_failure(self, tmp_path):
+        """Nothing downloaded (all shards failed early): warn and go on."""
+        (tmp_path / "shards").mkdir()
+        script = step_script((ROOT / "merge" / "action.yml").read_text(), "Merge the histories")
+        done = subprocess.run(
+            ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", script],
+            env={**os.environ, "SF_SHARDS": str(tmp_path / "shards"), "SF_TARGET": "x"},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 0
+        assert "::warning" in done.stdout
