@@ -20,7 +20,9 @@ copy of the same history and pytest cache, so strategies and repetitions do not 
 each other.
 
 Measures, per run: TTFF (seconds from session start until the first failure is
-reported, that time as a share of the run's wall time, and the 1-based position of the
+reported; that time as a share of the session's wall time, and as a share of the test
+phase, i.e. both counted from the first test's start, which leaves out collection (here
+~2-5 s of importing SciPy, the same for every order); and the 1-based position of the
 first failing test in the run order), APFD over the failing tests (each failing test
 counted as one fault: ``1 - sum(positions) / (n * m) + 1 / (2n)``), the session's wall
 time and the pytest process's CPU time (on a loaded machine the CPU time is the steadier
@@ -84,6 +86,8 @@ GIT_ENV = {
 class Measure:
     ttff_s: float | None
     ttff_share: float | None
+    #: share of the test phase (from the first test's start to the end)
+    ttff_test_share: float | None
     first_position: int | None
     apfd: float | None
     wall_s: float
@@ -190,10 +194,12 @@ def measure(report: dict, cpu_s: float) -> Measure:
     tests = sorted(report["tests"], key=lambda t: t["order"])
     failing = [i + 1 for i, t in enumerate(tests) if t["outcome"] in ("failed", "error")]
     wall = report["wall_s"]
+    t0 = min((t["start_s"] for t in tests if t["start_s"] is not None), default=0.0)
     ttff = report.get("first_failure_s")
     return Measure(
         ttff_s=ttff,
         ttff_share=None if ttff is None else ttff / wall,
+        ttff_test_share=None if ttff is None else (ttff - t0) / max(wall - t0, 1e-9),
         first_position=failing[0] if failing else None,
         apfd=apfd(failing, len(tests)),
         wall_s=wall,
@@ -289,7 +295,7 @@ def print_table(
     print()
     print(f"medians of {reps} repetition(s); ratios against collection order in the same run")
     header = (
-        f"{'scenario':9} {'strategy':10} {'TTFF s':>7} {'TTFF %':>7} {'pos':>5} "
+        f"{'scenario':9} {'strategy':10} {'TTFF s':>7} {'TTFF %':>7} {'% tests':>7} {'pos':>5} "
         f"{'APFD':>6} {'wall s':>7} {'cpu s':>7} {'TTFF/coll':>9} {'wall/coll':>9} {'cpu/coll':>8}"
     )
     print(header)
@@ -303,6 +309,7 @@ def print_table(
             ms = results[(scenario.name, strategy)]
             ttff = median([m.ttff_s for m in ms])
             share = median([m.ttff_share for m in ms])
+            test_share = median([m.ttff_test_share for m in ms])
             pos = median([m.first_position for m in ms])
             value = median([m.apfd for m in ms])
             wall = median([m.wall_s for m in ms])
@@ -312,7 +319,9 @@ def print_table(
             cpu_ratio = cpu / base_cpu if cpu is not None and base_cpu else None
             print(
                 f"{scenario.name:9} {strategy:10} {fmt(ttff, '7.2f')} "
-                f"{fmt(None if share is None else share * 100, '6.1f')}% {fmt(pos, '5.0f')} "
+                f"{fmt(None if share is None else share * 100, '6.1f')}% "
+                f"{fmt(None if test_share is None else test_share * 100, '6.1f')}% "
+                f"{fmt(pos, '5.0f')} "
                 f"{fmt(value, '6.3f')} {fmt(wall, '7.2f')} {fmt(cpu, '7.2f')} "
                 f"{fmt(ttff_ratio, '9.2f')} {fmt(wall_ratio, '9.3f')} {fmt(cpu_ratio, '8.3f')}"
             )
