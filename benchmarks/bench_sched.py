@@ -176,8 +176,8 @@ class Run:
 
 def mode_args(mode: str) -> list[str]:
     if mode == "shadowfarm":
-        return ["--sf-dist", "on"]
-    return ["--sf-dist", "off", "--dist", mode]
+        return ["--sf-dist=on"]
+    return ["--sf-dist=off", f"--dist={mode}"]
 
 
 def run_once(suite: Suite, mode: str, workers: int, tag: str, timeout: float) -> Run:
@@ -187,10 +187,12 @@ def run_once(suite: Suite, mode: str, workers: int, tag: str, timeout: float) ->
     report.unlink(missing_ok=True)
     cmd = [
         suite.python, "-m", "pytest", *suite.args, "-q", "-p", "no:cacheprovider",
-        "-p", "shadowfarm", "-n", str(workers), *mode_args(mode),
-        "--sf-history", str(out / f"history-{mode}.sqlite"),
-        "--sf-report-json", str(report),
+        "-p", "shadowfarm", f"--numprocesses={workers}", *mode_args(mode),
+        f"--sf-history={out / f'history-{mode}.sqlite'}",
+        f"--sf-report-json={report}",
     ]  # fmt: skip
+    # Plugin options as one "--opt=value" token: pytest finds the rootdir before plugins
+    # add their options, and a separate value would be taken for a path to test.
     env = {**os.environ, **suite.env}
     env.pop("PYTEST_ADDOPTS", None)
     for attempt in (1, 2):

@@ -104,7 +104,7 @@ def started(request):
 
 def run(pytester: pytest.Pytester, *args: str) -> tuple[pytest.RunResult, dict[str, Any]]:
     result = pytester.runpytest_subprocess(
-        "-p", "shadowfarm", "-n", "2", "--sf-report-json", "report.json", *args, timeout=240
+        "-p", "shadowfarm", "-n", "2", "--sf-report-json=report.json", *args, timeout=240
     )
     report_file = pytester.path / "report.json"
     report = json.loads(report_file.read_text()) if report_file.exists() else {}
