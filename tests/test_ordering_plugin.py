@@ -413,7 +413,7 @@ class TestChangeImpact:
         """Editing core.py puts test_4 (direct import) before test_2 (through api.py)."""
         (repo.path / "src" / "pkg" / "core.py").write_text("X = 2\n")
         result = repo.runpytest(*SF, "--collect-only", "-q")
-        result.stdout.fnmatch_lines(["*2 import changed code (changes vs main = HEAD*"])
+        result.stdout.fnmatch_lines(["*: 2 import changed code; changes vs HEAD * (main)"])
         assert self.order(repo)[:2] == ["test_4.py::test_four", "test_2.py::test_two"]
 
     def test_a_changed_test_file_goes_before_importers(self, repo):

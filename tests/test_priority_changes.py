@@ -150,7 +150,7 @@ class TestChangedFiles:
         (repo / "src/pkg/a.py").write_text("X = 5\n")
         changes = changed_files(repo)
         assert rel(changes.paths, repo) == {"src/pkg/a.py"}
-        assert "working tree" in changes.base
+        assert changes.base == f"HEAD {git(repo, 'rev-parse', '--short=7', 'HEAD')}"
 
     def test_origin_head_is_preferred_as_the_default_branch(self, repo, tmp_path):
         """A clone knows its default branch through origin/HEAD."""

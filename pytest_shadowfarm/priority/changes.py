@@ -30,7 +30,7 @@ DEFAULT_BRANCHES = ("main", "master")
 class ChangedFiles:
     """Files that differ from the base (absolute paths) and what the base was."""
 
-    #: for people: "main (merge base 1a2b3c4)", "HEAD 1a2b3c4 (working tree)"
+    #: for people, after "changes vs": "main (merge base 1a2b3c4)", "HEAD 1a2b3c4 (main)"
     base: str
     toplevel: Path
     paths: frozenset[Path]
@@ -63,7 +63,7 @@ def _resolve_base(toplevel: Path, base: str | None, head: str) -> tuple[str, str
     """(commit to diff against, label) for ``base`` (None: the default branch, else HEAD)."""
     ref = base if base is not None else default_branch(toplevel)
     if ref is None:
-        return head, f"HEAD {_short(head)} (working tree)"
+        return head, f"HEAD {_short(head)}"
     commit = _commit_of(toplevel, ref)
     if commit is None:
         if base is not None:
@@ -72,10 +72,10 @@ def _resolve_base(toplevel: Path, base: str | None, head: str) -> tuple[str, str
                 "fetch it (e.g. git fetch origin main) or pass another ref"
             )
             raise ChangeDetectionError(msg)
-        return head, f"HEAD {_short(head)} (working tree)"
+        return head, f"HEAD {_short(head)}"
     merge_base = git(toplevel, "merge-base", commit, head) or commit
     if merge_base == head:
-        return head, f"{ref} = HEAD {_short(head)} (working tree)"
+        return head, f"HEAD {_short(head)} ({ref})"
     return merge_base, f"{ref} (merge base {_short(merge_base)})"
 
 

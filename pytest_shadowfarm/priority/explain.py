@@ -60,7 +60,7 @@ def summary_line(
     if note:
         return f"shadowfarm: order {mode}: {note}"
     phrases = signal_counts(ranked, changed)
-    since = f" (changes vs {changed.base})" if changed is not None and changed.changed else ""
+    since = f"; changes vs {changed.base}" if changed is not None and changed.changed else ""
     if not phrases:
         return f"shadowfarm: order {mode} by urgency: no test stands out, shortest first{since}"
     return f"shadowfarm: order {mode} by urgency: {', '.join(phrases)}{since}"

@@ -115,7 +115,7 @@ def score(
     if importance:
         components["marker"] = weights.marker * importance
         reasons.append((components["marker"], f"marked {importance_label(importance)}"))
-    if failure is not None and failure.samples:
+    if failure is not None and (failure.value or failure.flaky):
         components["failure"] = weights.failure * failure.value
         if failure.flaky:
             text = f"flaky ({failure.flips} pass/fail flips at one commit)"
@@ -123,8 +123,7 @@ def score(
             text = "failed last time"
         else:
             text = f"failure rate {failure.rate:.0%}"
-        if failure.value or failure.flaky:
-            reasons.append((components["failure"], text))
+        reasons.append((components["failure"], text))
     if change is not None:
         components["change"] = weights.change * change.value
         reasons.append((components["change"], change.reason))
