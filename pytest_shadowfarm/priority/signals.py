@@ -12,8 +12,9 @@ run (the premise of pytest's own ``--ff``).
 
 A test is **flaky** when its outcome flips between pass and fail while the code stays the
 same, i.e. between results recorded at the same git commit. One flip at one commit is
-not enough: a developer who breaks a test and fixes it in the working tree (HEAD does not
-move) makes exactly that, so :data:`FLAKY_MIN_FLIPS` flips are needed. A flaky test keeps
+not enough: a developer who breaks a test in the working tree (HEAD does not move, the
+history only knows HEAD) makes exactly that, and that test must keep its "failed last
+time" boost; so :data:`FLAKY_MIN_FLIPS` (2) flips are needed. A flaky test keeps
 its failure *rate* as its signal but not the last-run boost: it is likely to pass on the
 next try, and ranking it as a certain failure would push real regressions back.
 Results without a commit (outside git) never count as flips: the code may have changed.
