@@ -132,10 +132,12 @@ class TestFlaky:
         """Results at commit a are compared with each other across a run at commit b."""
         assert count_flips(results("pff", "aba")) == 1
 
-    def test_broken_then_fixed_in_the_working_tree_is_not_flaky(self):
-        """One flip at a commit (a local break or fix) is below the threshold."""
+    def test_a_test_just_broken_in_the_working_tree_is_not_flaky(self):
+        """One flip at a commit (a local edit broke it) keeps the last-failure boost."""
         assert FLAKY_MIN_FLIPS > 1
-        assert not failure_signal(results("ppf", "aaa")).flaky
+        signal = failure_signal(results("ppf", "aaa"))
+        assert not signal.flaky
+        assert signal.value == 1.0
 
     def test_a_flaky_test_keeps_its_rate_but_not_the_last_failure_boost(self):
         """A flaky test failing last is ranked by its rate and not as a likely failure."""
