@@ -371,6 +371,12 @@ class Pool:
                 elif (
                     worker.state == "claimed"
                     and worker.connected is None
+                    and worker.released is not None
+                ):
+                    self._end(worker, "released without being used")
+                elif (
+                    worker.state == "claimed"
+                    and worker.connected is None
                     and worker.claimed is not None
                     and now - worker.claimed > cfg.claim_timeout_s
                 ):

@@ -7,10 +7,11 @@ the worker's readiness report; a failing shadow run marks the profile unhealthy 
 canary) before a real run uses it.
 
 Then :func:`purge_modules` drops every module a run must import fresh: the project's own
-code (anything under the rootdir), test modules and conftests, and pytest plugins. A
-warm worker keeps only third-party and stdlib modules, so it never runs stale project
-code, and pytest never finds a plugin it should rewrite already imported
-(``PytestAssertRewriteWarning``, an error under ``filterwarnings = error``).
+code (anything under the rootdir, or under an editable install's source), test modules
+and conftests, and any pytest plugin module pytest would find imported without its
+rewriting hook (``PytestAssertRewriteWarning``, an error under ``filterwarnings =
+error``). A warm worker keeps only third-party and stdlib modules (plugins included when
+the shadow run imported them through the hook), so it never runs stale project code.
 """
 
 from __future__ import annotations
@@ -18,9 +19,12 @@ from __future__ import annotations
 import contextlib
 import importlib
 import importlib.util
+import json
 import linecache
 import os
+import site
 import sys
+import sysconfig
 import time
 import types
 from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
@@ -28,10 +32,13 @@ from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
+from urllib.request import url2pathname
 
 __all__ = [
     "ReadinessReport",
     "ShadowRun",
+    "editable_roots",
     "lowered_priority",
     "modules_to_purge",
     "plugin_module_names",
@@ -208,31 +215,94 @@ def _is_rewritten(module: types.ModuleType) -> bool:
     return type(loader).__name__ == "AssertionRewritingHook"
 
 
-def modules_to_purge(
-    rootdir: Path, modules: Mapping[str, types.ModuleType | None], plugin_names: set[str]
+def editable_roots(
+    distributions: Callable[[], Iterable[metadata.Distribution]] = metadata.distributions,
 ) -> list[str]:
-    """Names a run must import fresh: project code, tests, conftests, pytest plugins."""
-    root = str(rootdir.resolve()) + os.sep
+    """Source directories of editable installs (PEP 610 ``direct_url.json``).
+
+    Their code can change without any distribution version changing, exactly like the
+    project's own: it is never kept warm either.
+    """
+    roots = []
+    for dist in distributions():
+        try:
+            data = json.loads(dist.read_text("direct_url.json") or "{}")
+        except ValueError:
+            continue
+        url = data.get("url", "") if isinstance(data, dict) else ""
+        dir_info = data.get("dir_info") if isinstance(data, dict) else None
+        if isinstance(dir_info, dict) and dir_info.get("editable") and url.startswith("file:"):
+            roots.append(os.path.realpath(url2pathname(urlparse(url).path)))
+    return roots
+
+
+def modules_to_purge(
+    rootdir: Path,
+    modules: Mapping[str, types.ModuleType | None],
+    plugin_names: set[str],
+    editable: Iterable[str] = (),
+    installed_dirs: Iterable[str] = (),
+) -> list[str]:
+    """Names a run must import fresh.
+
+    - code under the rootdir or under an editable install's source (it may have changed);
+    - conftests, test modules and other assertion-rewritten project helpers;
+    - pytest plugin modules that pytest would find imported without its rewriting hook
+      (``PytestAssertRewriteWarning``). Plugin modules the shadow run imported through
+      the hook pass pytest's check (``mark_rewrite`` accepts a module whose loader is an
+      ``AssertionRewritingHook``) and stay warm, as they do across pytester's in-process
+      runs; they are third-party code, pinned by the profile's distribution hash.
+    """
+    roots = [_dir(str(rootdir.resolve())), *(_dir(r) for r in editable)]
+    installed = [_dir(os.path.realpath(d)) for d in installed_dirs]
+
+    def is_source(path: str) -> bool:
+        real = os.path.realpath(path)
+        # A virtualenv inside the project (``proj/.venv``) holds third-party code.
+        return any(real.startswith(r) for r in roots) and not any(
+            real.startswith(d) for d in installed
+        )
+
     found = []
     for name, module in modules.items():
         if module is None:
             continue
-        top = name.partition(".")[0]
+        plugin = name.partition(".")[0] in plugin_names
+        rewritten = _is_rewritten(module)
         if (
-            top in plugin_names
-            or name == "conftest"
+            name == "conftest"
             or name.endswith(".conftest")
-            or _is_rewritten(module)
-            or any(os.path.realpath(p).startswith(root) for p in _module_paths(module))
+            or (plugin and not rewritten)
+            or (rewritten and not plugin)
+            or any(is_source(p) for p in _module_paths(module))
         ):
             found.append(name)
     return sorted(found)
 
 
-def purge_modules(rootdir: Path, plugin_names: set[str] | None = None) -> int:
+def _dir(path: str) -> str:
+    return path.rstrip(os.sep) + os.sep
+
+
+def installed_code_dirs() -> list[str]:
+    """Where this interpreter's stdlib and installed distributions live."""
+    paths = sysconfig.get_paths()
+    found = {paths[k] for k in ("stdlib", "platstdlib", "purelib", "platlib") if k in paths}
+    found.update(site.getsitepackages())
+    found.add(site.getusersitepackages())
+    return sorted(found)
+
+
+def purge_modules(
+    rootdir: Path, plugin_names: set[str] | None = None, editable: Iterable[str] | None = None
+) -> int:
     """Drop :func:`modules_to_purge` from ``sys.modules`` and every cache of their source."""
     names = modules_to_purge(
-        rootdir, sys.modules, plugin_module_names() if plugin_names is None else plugin_names
+        rootdir,
+        sys.modules,
+        plugin_module_names() if plugin_names is None else plugin_names,
+        editable_roots() if editable is None else editable,
+        installed_code_dirs(),
     )
     for name in names:
         sys.modules.pop(name, None)
@@ -299,10 +369,11 @@ def warm_up(
     # distribution: pytest would find it imported and warn that it cannot rewrite it.
     # Dropping the names leaves the running code alone and lets pytest import it afresh.
     plugins = plugin_module_names()
-    purge_modules(rootdir, plugins)
+    editable = editable_roots()
+    purge_modules(rootdir, plugins, editable)
     run_shadow(rootdir, list(shadow_tests), budget_s, tmpdir, report)
     report.shadow_s = round(time.perf_counter() - t0 - report.import_s, 3)
-    report.purged = purge_modules(rootdir, plugins)
+    report.purged = purge_modules(rootdir, plugins, editable)
     report.modules = third_party_modules(sys.modules)
     report.total_s = round(time.perf_counter() - t0, 3)
     return report

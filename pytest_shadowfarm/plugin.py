@@ -13,6 +13,7 @@ import pytest
 
 from pytest_shadowfarm.controller import ShadowFarmPlugin
 from pytest_shadowfarm.errors import ConfigError
+from pytest_shadowfarm.farm import plugin as farm_plugin
 from pytest_shadowfarm.ordering import OrderingPlugin
 from pytest_shadowfarm.report import github_plugin
 from pytest_shadowfarm.sched import plugin as sched_plugin
@@ -37,14 +38,6 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     for opt in OPTIONS:
         group.addoption(opt.flag, dest=opt.dest, metavar=opt.metavar, default=None, help=opt.help)
         parser.addini(opt.ini, help=opt.help, default="")
-
-
-def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
-    # Always, even when inert: a conftest that implements pytest_shadowfarm_warmup must
-    # not fail pytest's "unknown hook" check in runs without -p shadowfarm.
-    from pytest_shadowfarm import newhooks
-
-    pluginmanager.add_hookspecs(newhooks)
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -108,6 +101,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(OrderingPlugin(config, settings, plugin), "shadowfarm-ordering")
     sched_plugin.configure_controller(config, settings, plugin)
     swarm_plugin.configure_controller(config, settings, plugin)
+    farm_plugin.configure_controller(config, settings, plugin)
     if settings.shard is not None:
         shard = ShardPlugin.for_controller(settings, settings.shard, plugin)
         config.pluginmanager.register(shard, "shadowfarm-shard")

@@ -163,6 +163,28 @@ def fraction(raw: Any) -> float:
     return value
 
 
+def farm_target(raw: Any) -> str:
+    text = _text(raw)
+    if text.lower() in {"auto", "off"}:
+        return text.lower()
+    if text.startswith(("http://", "https://")) and len(text) > len("http://"):
+        return text.rstrip("/")
+    msg = "expected auto, off or the farm's URL (e.g. http://127.0.0.1:8765)"
+    raise ValueError(msg)
+
+
+def module_names(raw: Any) -> tuple[str, ...]:
+    items = raw if isinstance(raw, list | tuple) else _text(raw).replace(",", " ").split()
+    names = []
+    for item in items:
+        name = _text(item)
+        if not all(part.isidentifier() for part in name.split(".")):
+            msg = f"expected importable module names (a TOML list or comma-separated), got {name!r}"
+            raise ValueError(msg)
+        names.append(name)
+    return tuple(sorted(set(names)))
+
+
 @dataclass(frozen=True)
 class Option:
     """One setting, described once for all its sources."""
@@ -319,6 +341,38 @@ OPTIONS: tuple[Option, ...] = (
         default=0.5,
         metavar="FRACTION",
     ),
+    Option(
+        "farm",
+        "Warm xdist workers from a farm (shadowfarm farm start): auto uses the farm of "
+        "--sf-farm-home if one runs, off never asks, or a farm's URL (default: auto).",
+        farm_target,
+        default="auto",
+        metavar="auto|off|URL",
+    ),
+    Option(
+        "farm_home",
+        "State directory of the farm to use (default: $SHADOWFARM_HOME, else "
+        "$XDG_STATE_HOME/shadowfarm or ~/.local/state/shadowfarm).",
+        path_or_none,
+        metavar="DIR",
+        is_path=True,
+    ),
+    Option(
+        "warm_imports",
+        "Modules a farm worker imports while warming, besides those the suite's test "
+        "modules import (a TOML list, or comma-separated).",
+        module_names,
+        default=(),
+        metavar="MODULES",
+    ),
+    Option(
+        "shadow_budget",
+        "Seconds of cheap tests (the cheapest passing test of each module, from history) a "
+        "farm worker runs while warming (default: 3).",
+        non_negative_float,
+        default=3.0,
+        metavar="SECONDS",
+    ),
 )
 
 
@@ -348,6 +402,10 @@ class Settings:
     telemetry_interval: float = 0.2
     scale_up: float = 0.8
     scale_down: float = 0.5
+    farm: str = "auto"
+    farm_home: Path | None = None
+    warm_imports: tuple[str, ...] = ()
+    shadow_budget: float = 3.0
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     def describe(self, name: str) -> str:

@@ -22,7 +22,14 @@ from typing import Any
 
 from pytest_shadowfarm.farm.wire import ACK, HandoffError, UnixIO, send_hello, unix_address
 
-__all__ = ["HANDOFF_TIMEOUT_S", "WarmSlot", "connect_worker", "install", "make_gateway"]
+__all__ = [
+    "HANDOFF_TIMEOUT_S",
+    "WarmSlot",
+    "connect_worker",
+    "eligible",
+    "install",
+    "make_gateway",
+]
 
 #: connecting and authenticating a warm worker takes milliseconds; this bounds a stuck one
 HANDOFF_TIMEOUT_S = 5.0
@@ -92,45 +99,60 @@ def make_gateway(group: Any, spec: Any, sock: socket.socket) -> Any:
     return gateway
 
 
+def eligible(spec: Any) -> bool:
+    """A plain local popen spec: the only kind a warm worker can stand in for."""
+    return bool(
+        getattr(spec, "popen", False)
+        and not (spec.python or spec.chdir or spec.via or spec.nice or spec.env)
+    )
+
+
 def install(
     group: Any,
     slots: list[WarmSlot],
     *,
     on_warm: Callable[[Any, WarmSlot], None] = lambda gw, slot: None,
     on_failure: Callable[[WarmSlot, BaseException], None] = lambda slot, exc: None,
+    more: Callable[[], WarmSlot | None] | None = None,
+    more_after: int = 0,
 ) -> None:
-    """Make ``group.makegateway`` hand ``slots`` out (in order) to plain popen specs.
+    """Make ``group.makegateway`` hand ``slots`` out (in order) to eligible popen specs.
 
-    Specs with ``python=``, ``chdir=``, ``via=`` or another transport, and specs beyond
-    the slots, keep the original (cold) path.
+    Once ``more_after`` eligible specs were served (the run's initial workers), a spec
+    for which no slot is left asks ``more()`` for one (a worker the swarm adds mid-run).
+    Other specs, and specs no slot could serve, keep the original (cold) path.
     """
+    import execnet
+
     original = group.makegateway
     free = list(slots)
+    served = 0
 
     def makegateway(spec: Any = None) -> Any:
-        import execnet
-
+        nonlocal served
         if isinstance(spec, str):
             spec = execnet.XSpec(spec)
-        if (
-            isinstance(spec, execnet.XSpec)
-            and spec.popen
-            and not (spec.python or spec.chdir or spec.via or spec.nice or spec.env)
-            and free
-        ):
+        if not (isinstance(spec, execnet.XSpec) and eligible(spec)):
+            return original(spec)
+        served += 1
+        if not free and more is not None and served > more_after:
+            extra = more()
+            if extra is not None:
+                free.append(extra)
+        if free:
             group.allocate_id(spec)
             if spec.execmodel is None:
                 spec.execmodel = group.remote_execmodel.backend
-            while free:
-                slot = free.pop(0)
-                try:
-                    sock = connect_worker(slot, str(spec.id))
-                    gateway = make_gateway(group, spec, sock)
-                except (OSError, EOFError) as exc:
-                    on_failure(slot, exc)
-                    continue
-                on_warm(gateway, slot)
-                return gateway
+        while free:
+            slot = free.pop(0)
+            try:
+                sock = connect_worker(slot, str(spec.id))
+                gateway = make_gateway(group, spec, sock)
+            except (OSError, EOFError) as exc:
+                on_failure(slot, exc)
+                continue
+            on_warm(gateway, slot)
+            return gateway
         return original(spec)
 
     group.makegateway = makegateway  # instance attribute shadows Group.makegateway

@@ -15,6 +15,10 @@ from typing import Any
 
 import pytest
 
+# Imported here, at collection: pytester's sys.modules snapshot would otherwise drop
+# requests after a test and leave a half re-imported copy for the next one.
+import requests
+
 from farm_server.worker import WorkerSpec
 from pytest_shadowfarm.farm.handoff import WarmSlot
 from pytest_shadowfarm.farm.profile import current_profile
@@ -138,8 +142,6 @@ class RunningFarm:
     seen_pids: set[int] = field(default_factory=set)
 
     def api(self, method: str, path: str, *, auth: bool = True, **kwargs: Any) -> Any:
-        import requests
-
         headers = kwargs.pop("headers", {})
         if auth:
             headers["Authorization"] = f"Bearer {self.token}"

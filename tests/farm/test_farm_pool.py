@@ -204,6 +204,18 @@ class TestClaims:
         pool.reconcile()
         assert worker.state == "gone"
 
+    def test_a_released_worker_that_never_connected_ends_at_once(self, make_pool):
+        """A run that could not use its claimed worker releases it: no waiting for a grace."""
+        pool, _ = make_pool(release_grace_s=1000)
+        pool.register(PROFILE)
+        pool.reconcile()
+        for worker in pool.live():
+            ready(pool, worker.id)
+        (worker,) = pool.claim(PROFILE, 1).workers
+        pool.release(worker.id)
+        pool.reconcile()
+        assert (worker.state, worker.end_reason) == ("gone", "released without being used")
+
     def test_an_unknown_worker_cannot_be_released(self, make_pool):
         """release() of an id the pool never made returns None."""
         pool, _ = make_pool()

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from farm_server.warmup import (
+    editable_roots,
     lowered_priority,
     modules_to_purge,
     plugin_module_names,
@@ -42,37 +43,54 @@ class FakeDist:
 
 
 class TestModulesToPurge:
-    def test_project_tests_conftests_and_plugins_go_third_party_stays(self, tmp_path: Path):
-        """Only numpy and json survive; everything a run must import fresh is listed."""
+    def test_project_tests_conftests_and_unhooked_plugins_go(self, tmp_path: Path):
+        """Only numpy, json and a plugin imported through pytest's hook survive."""
         root = tmp_path / "proj"
-        rewritten = module("helpers_outside", "/elsewhere/helpers_outside.py")
-        rewritten.__loader__ = AssertionRewritingHook()  # type: ignore[assignment]
+        hooked = AssertionRewritingHook()
+        helper = module("helpers_outside", "/elsewhere/helpers_outside.py")
+        helper.__loader__ = hooked  # type: ignore[assignment]
+        timeout = module("pytest_timeout", "/site/pytest_timeout.py")
+        timeout.__loader__ = hooked  # type: ignore[assignment]
         modules = {
             "mylib": module("mylib", str(root / "src" / "mylib.py")),
             "mylib.sub": module("mylib.sub", str(root / "src" / "mylib" / "sub.py")),
             "nspkg": module("nspkg", None, path=[str(root / "nspkg")]),
             "conftest": module("conftest", "/anywhere/conftest.py"),
             "tests.conftest": module("tests.conftest", "/anywhere/tests/conftest.py"),
-            "helpers_outside": rewritten,
+            "helpers_outside": helper,
             "xdist": module("xdist", "/site/xdist/__init__.py"),
             "xdist.remote": module("xdist.remote", "/site/xdist/remote.py"),
+            "pytest_timeout": timeout,
+            "devlib": module("devlib", "/src/devlib/devlib/__init__.py"),
             "numpy": module("numpy", "/site/numpy/__init__.py"),
             "json": module("json", "/usr/lib/json/__init__.py"),
             "gone": None,
         }
-        purge = modules_to_purge(root, modules, plugin_names={"xdist"})  # type: ignore[arg-type]
-        assert purge == sorted(
-            [
-                "mylib",
-                "mylib.sub",
-                "nspkg",
-                "conftest",
-                "tests.conftest",
-                "helpers_outside",
-                "xdist",
-                "xdist.remote",
-            ]
+        purge = modules_to_purge(
+            root,
+            modules,  # type: ignore[arg-type]
+            plugin_names={"xdist", "pytest_timeout"},
+            editable=["/src/devlib"],
         )
+        kept = sorted(set(modules) - set(purge) - {"gone"})
+        assert kept == ["json", "numpy", "pytest_timeout"]
+
+    def test_a_virtualenv_inside_the_project_is_third_party(self, tmp_path: Path):
+        """proj/.venv/lib/site-packages is installed code, not the project's own."""
+        root = tmp_path / "proj"
+        site_packages = root / ".venv" / "lib" / "python3" / "site-packages"
+        modules = {
+            "numpy": module("numpy", str(site_packages / "numpy" / "__init__.py")),
+            "mylib": module("mylib", str(root / "src" / "mylib.py")),
+        }
+        purge = modules_to_purge(
+            root,
+            modules,  # type: ignore[arg-type]
+            set(),
+            editable=[str(root)],
+            installed_dirs=[str(site_packages)],
+        )
+        assert purge == ["mylib"]
 
     def test_a_symlinked_project_path_is_still_the_project(self, tmp_path: Path):
         """A module imported through a symlink to the rootdir is project code."""
@@ -83,6 +101,27 @@ class TestModulesToPurge:
         link.symlink_to(root)
         modules = {"mylib": module("mylib", str(link / "src" / "mylib.py"))}
         assert modules_to_purge(root, modules, set()) == ["mylib"]  # type: ignore[arg-type]
+
+
+class TestEditableRoots:
+    def test_editable_installs_are_found_from_direct_url(self):
+        """PEP 610 direct_url.json with dir_info.editable names the source directory."""
+
+        class Dist:
+            def __init__(self, text: str | None) -> None:
+                self.text = text
+
+            def read_text(self, name: str) -> str | None:
+                return self.text
+
+        dists = [
+            Dist('{"url": "file:///src/devlib", "dir_info": {"editable": true}}'),
+            Dist('{"url": "file:///src/built", "dir_info": {}}'),
+            Dist('{"url": "https://example.org/x.whl", "archive_info": {}}'),
+            Dist("not json"),
+            Dist(None),
+        ]
+        assert editable_roots(lambda: dists) == [os.path.realpath("/src/devlib")]  # type: ignore[arg-type, return-value]
 
 
 class TestPluginModuleNames:

@@ -97,8 +97,8 @@ class TestHandoff:
         gw = open_gateway(worker.slot(), cwd=str(farm_project))
         channel = gw.remote_exec(
             "import sys\n"
-            "kept = sorted(m for m in ('mylib', 'conftest', 'test_lib', 'xdist',"
-            " 'pytest_shadowfarm', 'certifi') if m in sys.modules)\n"
+            "kept = sorted(m for m in ('mylib', 'conftest', 'test_lib', 'pytest_shadowfarm',"
+            " 'certifi') if m in sys.modules)\n"
             "sys.path.insert(0, 'src')\n"
             "import mylib\n"
             "channel.send((kept, mylib.VERSION))"
