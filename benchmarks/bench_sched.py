@@ -115,9 +115,10 @@ def make_skewed(root: Path, scale: float) -> Suite:
 
 
 def make_example() -> Suite:
-    return Suite(
-        "example", REPO / "example_project", [], env={"EXAMPLE_FAULTS": "bug=tax"}, faults=True
-    )
+    # One BLAS thread per worker, as for the real suites: two numeric tests running at
+    # once on two workers would otherwise oversubscribe the cores.
+    env = {"EXAMPLE_FAULTS": "bug=tax", "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
+    return Suite("example", REPO / "example_project", [], env=env, faults=True)
 
 
 def _pip(python: str, *args: str) -> None:
@@ -158,7 +159,8 @@ def make_real(name: str) -> Suite:
             _pip(python, *spec["deps"])
         marker.write_text("ok\n")
     cwd = tree if tree is not None else WORK
-    return Suite(name, cwd, list(spec["args"]), python=python, env={"OPENBLAS_NUM_THREADS": "1"})
+    env = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
+    return Suite(name, cwd, list(spec["args"]), python=python, env=env)
 
 
 # --- running -----------------------------------------------------------------------------------
