@@ -8,6 +8,7 @@ Layout (every directory 0700, the token 0600)::
     <home>/token           bearer token of the HTTP API (also authorises claims)
     <home>/daemon.json     pid, process start time and URL of the running daemon
     <home>/farm.sqlite     claims, profiles, telemetry (farm_server.store)
+    <home>/profile-cache.json  distributions hash per sys.path fingerprint (plugin side)
     <home>/sockets/        one AF_UNIX socket per warm worker
     <home>/logs/           daemon.log and one log per worker
 """
@@ -92,6 +93,11 @@ class FarmHome:
     @property
     def logs(self) -> Path:
         return self.root / "logs"
+
+    @property
+    def profile_cache(self) -> Path:
+        """Distribution hashes per sys.path fingerprint (see farm.profile)."""
+        return self.root / "profile-cache.json"
 
     # --- creating -------------------------------------------------------------------------
 

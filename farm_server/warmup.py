@@ -65,6 +65,7 @@ class ReadinessReport:
     tests: list[dict[str, Any]] = field(default_factory=list)
     import_errors: dict[str, str] = field(default_factory=dict)
     warmup_hook: str = "absent"
+    budget_reached: bool = False
     modules: list[str] = field(default_factory=list)
     purged: int = 0
     import_s: float = 0.0
@@ -87,6 +88,7 @@ class ShadowRun:
         self.budget_s = budget_s
         self.report = report
         self.t0 = time.perf_counter()
+        self.session: Any = None
         self.outcomes: dict[str, dict[str, Any]] = {}
 
     def pytest_collection_modifyitems(self, session: Any, config: Any, items: list[Any]) -> None:
@@ -97,16 +99,18 @@ class ShadowRun:
         items[:] = keep
 
     def pytest_collection_finish(self, session: Any) -> None:
+        self.session = session
         # After collection every conftest is loaded, so a hook declared in a nested
         # conftest is seen too.
         hook = getattr(session.config.hook, "pytest_shadowfarm_warmup", None)
-        if hook is None or not hook.get_hookimpls():
-            return
-        try:
-            hook(config=session.config)
-            self.report.warmup_hook = "ran"
-        except Exception as exc:  # user code: report it, keep the worker
-            self.report.warmup_hook = f"error: {type(exc).__name__}: {exc}"
+        if hook is not None and hook.get_hookimpls():
+            try:
+                hook(config=session.config)
+                self.report.warmup_hook = "ran"
+            except Exception as exc:  # user code: report it, keep the worker
+                self.report.warmup_hook = f"error: {type(exc).__name__}: {exc}"
+        # The budget is for tests: collection (the imports) always runs to the end.
+        self.t0 = time.perf_counter()
 
     def pytest_runtest_logreport(self, report: Any) -> None:
         entry = self.outcomes.setdefault(report.nodeid, {"outcome": "passed", "duration_s": 0.0})
@@ -115,14 +119,9 @@ class ShadowRun:
             entry["outcome"] = "failed" if report.when == "call" else "error"
         elif report.skipped and entry["outcome"] == "passed":
             entry["outcome"] = "skipped"
-        if time.perf_counter() - self.t0 > self.budget_s:
-            report_session = getattr(self, "session", None)
-            if report_session is not None:
-                report_session.shouldstop = "shadowfarm: shadow run budget reached"
-
-    def pytest_sessionstart(self, session: Any) -> None:
-        self.session = session
-        self.t0 = time.perf_counter()
+        if report.when == "teardown" and time.perf_counter() - self.t0 > self.budget_s:
+            self.report.budget_reached = True
+            self.session.shouldstop = "shadowfarm: shadow run budget reached"
 
     def pytest_sessionfinish(self, session: Any) -> None:
         self.report.tests = [{"nodeid": k, **v} for k, v in self.outcomes.items()]
@@ -173,8 +172,10 @@ def run_shadow(
                 environ.pop(key, None)
             else:
                 environ[key] = value
-    # 0 all passed, 5 nothing ran (a collection-only warm-up): both healthy
-    report.ok = report.exit_code in (0, 5) and not report.failed
+    # 0 all passed, 5 nothing ran (a collection-only warm-up), 2 interrupted by the
+    # budget after a test: all healthy unless a test failed.
+    stopped = report.exit_code == 2 and report.budget_reached
+    report.ok = (report.exit_code in (0, 5) or stopped) and not report.failed
 
 
 def plugin_module_names(

@@ -33,6 +33,7 @@ from pytest_shadowfarm.farm.handoff import WarmSlot, eligible, install
 from pytest_shadowfarm.farm.shadow import choose_shadow_tests
 
 if TYPE_CHECKING:
+    from farm_server.home import FarmHome
     from pytest_shadowfarm.controller import ShadowFarmPlugin
     from pytest_shadowfarm.farm.client import Claim, FarmClient
     from pytest_shadowfarm.farm.profile import Profile
@@ -78,6 +79,7 @@ class FarmPlugin:
         self.warm: dict[str, str] = {}  # xdist gateway id -> farm worker id
         self.header: str | None = None
         self.more_allowed = True
+        self.home: FarmHome | None = None
 
     def _event(self, kind: str, **fields: Any) -> None:
         self.controller.events.append(
@@ -98,7 +100,7 @@ class FarmPlugin:
         from farm_server.home import FarmHome
         from pytest_shadowfarm.farm.client import FarmClient, discover
 
-        home = FarmHome.resolve(self.settings.farm_home, self.env)
+        home = self.home = FarmHome.resolve(self.settings.farm_home, self.env)
         endpoint = discover(self.settings.farm, home)
         if endpoint is None:
             self.header = "shadowfarm: no farm running; cold workers"
@@ -136,7 +138,8 @@ class FarmPlugin:
     def _profile(self) -> Profile:
         from pytest_shadowfarm.farm.profile import current_profile
 
-        return current_profile(str(self.config.rootpath), self.settings.warm_imports)
+        cache = self.home.profile_cache if self.home is not None else None
+        return current_profile(str(self.config.rootpath), self.settings.warm_imports, cache=cache)
 
     def _shadow_tests(self) -> list[str]:
         store = self.controller.store

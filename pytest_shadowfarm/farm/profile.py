@@ -12,20 +12,25 @@ One module for both sides (plugin and ``farm_server``): two copies would drift a
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import os
 import re
 import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 __all__ = [
     "Profile",
+    "cached_distributions_hash",
     "current_profile",
     "distributions_hash",
     "installed_distributions",
+    "path_fingerprint",
 ]
 
 _NORMALIZE = re.compile(r"[-_.]+")
@@ -101,6 +106,49 @@ class Profile:
         return cls(**values, warm_modules=tuple(sorted(set(modules))))
 
 
+def path_fingerprint(paths: Iterable[str] | None = None) -> str:
+    """A hash of the interpreter and of every ``sys.path`` directory's mtime.
+
+    Installing, upgrading or removing a distribution adds or removes a ``*.dist-info``
+    entry in a ``sys.path`` directory, which changes that directory's mtime.
+    """
+    parts = [sys.executable]
+    for entry in sys.path if paths is None else paths:
+        try:
+            parts.append(f"{entry}\0{os.stat(entry or '.').st_mtime_ns}")
+        except OSError:
+            parts.append(f"{entry}\0-")
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+
+
+def cached_distributions_hash(cache: Path, keep: int = 20) -> str:
+    """:func:`distributions_hash` of the installed set, remembered per path fingerprint.
+
+    Reading every distribution's metadata costs tens of milliseconds on the critical
+    path of a run's start; a ``stat`` per ``sys.path`` entry tells whether it can have
+    changed. A wrong cache entry cannot hand out a stale worker: the worker computes
+    its key from the metadata itself and refuses a client whose key differs.
+    """
+    fingerprint = path_fingerprint()
+    try:
+        known = json.loads(cache.read_text())
+        if not isinstance(known, dict):
+            known = {}
+    except (OSError, ValueError):
+        known = {}
+    value = known.get(fingerprint)
+    if isinstance(value, str):
+        return value
+    value = distributions_hash(installed_distributions())
+    known = {k: v for k, v in list(known.items())[-(keep - 1) :]}
+    known[fingerprint] = value
+    with contextlib.suppress(OSError):
+        tmp = cache.with_name(f".{cache.name}.{os.getpid()}")
+        tmp.write_text(json.dumps(known))
+        os.replace(tmp, cache)
+    return value
+
+
 def current_profile(
     rootdir: str,
     warm_modules: Iterable[str] = (),
@@ -108,16 +156,23 @@ def current_profile(
     distributions: Iterable[tuple[str, str]] | None = None,
     executable: str | None = None,
     version: str | None = None,
+    cache: Path | None = None,
 ) -> Profile:
     """The profile of this interpreter for a project at ``rootdir``.
 
-    ``distributions`` replaces the installed set (tests use it to simulate an upgrade).
+    ``distributions`` replaces the installed set (tests use it to simulate an upgrade);
+    ``cache`` remembers the distributions hash per :func:`path_fingerprint`.
     """
-    dists = installed_distributions() if distributions is None else distributions
+    if distributions is not None:
+        dists_hash = distributions_hash(distributions)
+    elif cache is not None:
+        dists_hash = cached_distributions_hash(cache)
+    else:
+        dists_hash = distributions_hash(installed_distributions())
     return Profile(
         interpreter=executable or sys.executable,
         python_version=version or ".".join(map(str, sys.version_info[:3])),
-        distributions_hash=distributions_hash(dists),
+        distributions_hash=dists_hash,
         rootdir=str(rootdir),
         warm_modules=tuple(sorted(set(warm_modules))),
     )

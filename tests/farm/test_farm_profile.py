@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import json
+import os
 from dataclasses import dataclass, field
 
 import pytest
 
 from pytest_shadowfarm.farm.profile import (
     Profile,
+    cached_distributions_hash,
     current_profile,
     distributions_hash,
     installed_distributions,
+    path_fingerprint,
 )
 
 DISTS = [("numpy", "1.26.4"), ("pytest", "9.2.0")]
@@ -94,6 +98,31 @@ class TestProfileSerialisation:
         data["warm_modules"] = "numpy"
         with pytest.raises(ValueError, match="'warm_modules' must be a list"):
             Profile.from_dict(data)
+
+
+class TestCachedDistributionsHash:
+    def test_a_known_fingerprint_answers_from_the_cache(self, tmp_path):
+        """While no sys.path directory changed, the cached hash is used as is."""
+        cache = tmp_path / "cache.json"
+        cache.write_text(json.dumps({path_fingerprint(): "from-cache"}))
+        assert cached_distributions_hash(cache) == "from-cache"
+
+    def test_a_changed_path_directory_recomputes(self, tmp_path, monkeypatch):
+        """A new entry in a sys.path directory (an install) changes the fingerprint."""
+        site = tmp_path / "site"
+        site.mkdir()
+        monkeypatch.syspath_prepend(str(site))
+        before = path_fingerprint()
+        os.utime(site, ns=(1, 1))
+        assert path_fingerprint() != before
+
+    def test_a_missing_or_corrupt_cache_is_rebuilt(self, tmp_path):
+        """Garbage in the cache file: the hash is computed and the file rewritten."""
+        cache = tmp_path / "cache.json"
+        cache.write_text("not json")
+        value = cached_distributions_hash(cache)
+        assert value == distributions_hash(installed_distributions())
+        assert json.loads(cache.read_text()) == {path_fingerprint(): value}
 
 
 class TestInstalledDistributions:

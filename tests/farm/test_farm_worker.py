@@ -54,6 +54,18 @@ class TestWarmUp:
         assert trace.read_text() == str(farm_project)
         assert "charset_normalizer" in report["modules"]
 
+    def test_the_budget_stops_the_shadow_run_without_making_it_unhealthy(
+        self, farm_project, spawn_worker
+    ):
+        """Past the budget the shadow run stops after the current test; still healthy."""
+        worker = spawn_worker(
+            farm_project,
+            shadow_tests=["tests/test_lib.py::test_version", "tests/test_lib.py::test_where"],
+            budget_s=0.0,
+        )
+        report = worker.wait_for("ready")["report"]
+        assert (report["ok"], report["budget_reached"], len(report["tests"])) == (True, True, 1)
+
     def test_a_failing_shadow_test_makes_the_report_unhealthy(self, farm_project, spawn_worker):
         """A shadow test that fails is the canary: ok is false and the failure is listed."""
         (farm_project / "tests" / "test_lib.py").write_text("def test_version():\n    assert 0\n")
