@@ -159,8 +159,23 @@ def make_real(name: str) -> Suite:
             _pip(python, *spec["deps"])
         marker.write_text("ok\n")
     cwd = tree if tree is not None else WORK
+    if tree is not None and not _has_pytest_config(tree):
+        # pygments' sdist has no pytest config: without one, pytest would take the
+        # rootdir (and our own settings) from this repository's pyproject.toml above.
+        (tree / "pytest.ini").write_text("[pytest]\n")
     env = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
     return Suite(name, cwd, list(spec["args"]), python=python, env=env)
+
+
+def _has_pytest_config(tree: Path) -> bool:
+    if (tree / "pytest.ini").exists():
+        return True
+    checks = {"pyproject.toml": "[tool.pytest", "tox.ini": "[pytest]", "setup.cfg": "[tool:pytest]"}
+    for name, marker in checks.items():
+        path = tree / name
+        if path.exists() and marker in path.read_text(encoding="utf-8", errors="replace"):
+            return True
+    return False
 
 
 # --- running -----------------------------------------------------------------------------------
