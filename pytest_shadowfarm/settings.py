@@ -244,8 +244,9 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option(
         "order",
-        "Run order in one process: grouped (modules by their most urgent test, tests by "
-        "urgency inside), test (by urgency alone) or none (collection order) (default: grouped).",
+        "Run order in one process: grouped (modules ranked by total priority over total ETC, "
+        "tests by urgency inside), test (by urgency alone) or none (collection order) "
+        "(default: grouped).",
         choice("grouped", "test", "none"),
         default="grouped",
         metavar="grouped|test|none",
