@@ -37,6 +37,8 @@ log = logging.getLogger("shadowfarm.daemon")
 
 START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 20.0
+#: logs of workers that died on their own are kept for a post-mortem, the newest few
+KEEP_CRASH_LOGS = 50
 
 
 class FarmDaemonError(FarmError):
@@ -95,6 +97,20 @@ class Farm:
             self.store.save_profile(obj)
         elif kind == "worker":
             self.store.save_worker(obj)
+            if obj.state == "gone":
+                self._tidy_log(obj)
+
+    def _tidy_log(self, worker: Any) -> None:
+        """Keep the logs of workers that died on their own (the newest few), drop the rest."""
+        crashed = worker.end_reason.startswith(("exited", "could not start"))
+        if not crashed:
+            with contextlib.suppress(OSError):
+                (self.home.logs / f"{worker.id}.log").unlink()
+            return
+        logs = sorted(self.home.logs.glob("w-*.log"), key=lambda p: p.stat().st_mtime)
+        for old in logs[:-KEEP_CRASH_LOGS]:
+            with contextlib.suppress(OSError):
+                old.unlink()
 
 
 def _load_config(store: FarmStore) -> FarmConfig:

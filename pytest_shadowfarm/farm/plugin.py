@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import threading
 import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -35,11 +36,16 @@ from pytest_shadowfarm.farm.shadow import choose_shadow_tests
 if TYPE_CHECKING:
     from farm_server.home import FarmHome
     from pytest_shadowfarm.controller import ShadowFarmPlugin
-    from pytest_shadowfarm.farm.client import Claim, FarmClient
+    from pytest_shadowfarm.farm.client import Claim, FarmClient, FarmEndpoint
     from pytest_shadowfarm.farm.profile import Profile
     from pytest_shadowfarm.settings import Settings
 
 __all__ = ["FarmPlugin", "configure_controller"]
+
+
+def _import_requests() -> None:
+    with contextlib.suppress(Exception):
+        import requests  # noqa: F401
 
 
 def _eligible_specs(config: pytest.Config) -> int:
@@ -80,6 +86,7 @@ class FarmPlugin:
         self.header: str | None = None
         self.more_allowed = True
         self.home: FarmHome | None = None
+        self.endpoint: FarmEndpoint | None = None
 
     def _event(self, kind: str, **fields: Any) -> None:
         self.controller.events.append(
@@ -97,11 +104,9 @@ class FarmPlugin:
         if self.off_reason is not None:
             self.header = f"shadowfarm: cold workers ({self.off_reason})"
             return
-        from farm_server.home import FarmHome
-        from pytest_shadowfarm.farm.client import FarmClient, discover
+        from pytest_shadowfarm.farm.client import FarmClient
 
-        home = self.home = FarmHome.resolve(self.settings.farm_home, self.env)
-        endpoint = discover(self.settings.farm, home)
+        endpoint = self.endpoint if self.endpoint is not None else self.discover()
         if endpoint is None:
             self.header = "shadowfarm: no farm running; cold workers"
             return
@@ -134,6 +139,27 @@ class FarmPlugin:
             granted=warm,
             seconds=round(time.perf_counter() - started, 6),
         )
+
+    def discover(self) -> FarmEndpoint | None:
+        """Find the farm (cheap: a file and a pid); remember it for the claim."""
+        from farm_server.home import FarmHome
+        from pytest_shadowfarm.farm.client import discover
+
+        self.home = FarmHome.resolve(self.settings.farm_home, self.env)
+        self.endpoint = discover(self.settings.farm, self.home)
+        return self.endpoint
+
+    def prefetch(self) -> None:
+        """With a farm in sight, import the HTTP client while pytest configures itself.
+
+        ``requests`` takes 50-150 ms to import; in a thread most of that overlaps the
+        rest of start-up instead of delaying the claim (the claim's import waits for
+        this one if it is not done).
+        """
+        if self.discover() is not None:
+            threading.Thread(
+                target=_import_requests, name="shadowfarm-prefetch", daemon=True
+            ).start()
 
     def _profile(self) -> Profile:
         from pytest_shadowfarm.farm.profile import current_profile
@@ -239,4 +265,6 @@ def configure_controller(
     off = None if internals.ok else "warm hand-off needs a tested xdist/execnet"
     plugin = FarmPlugin(config, settings, controller, off_reason=off)
     config.pluginmanager.register(plugin, "shadowfarm-farm")
+    if off is None:
+        plugin.prefetch()
     return plugin

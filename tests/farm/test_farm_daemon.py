@@ -96,6 +96,7 @@ class TestLifecycle:
             "a warm replacement",
         )
         farm.seen_pids.update(int(p.name) for p in children.iterdir())
+        assert (farm.home.logs / f"{victim['id']}.log").exists()  # kept for a post-mortem
 
 
 class TestClaimCycle:
@@ -129,6 +130,7 @@ class TestClaimCycle:
         )
         assert status["totals"]["claims"] == 2
         assert status["totals"]["hit_rate"] == 0.5
+        assert not [i for i in ids if (farm.home.logs / f"{i}.log").exists()]  # tidied
 
     def test_concurrent_claims_never_share_a_worker(self, start_farm, farm_project):
         """Four claims of one worker each, at once, against four warm workers: four ids."""
