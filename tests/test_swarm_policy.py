@@ -87,7 +87,7 @@ class TestProjection:
         )
 
     def test_cpu_cap_counts_cores_per_cpu_share(self) -> None:
-        """0.1 cpu/wall on 2 free cores: 20 workers; CPU-bound: 2; unknown counts as CPU-bound."""
+        """CPU demand 0.1 on 2 free cores: 20 workers; CPU-bound: 2; unknown counts as CPU-bound."""
         assert cpu_cap(0.1, 2.0) == pytest.approx(20.0)
         assert cpu_cap(1.0, 2.0) == 2.0
         assert cpu_cap(None, 3.0) == 3.0
@@ -111,10 +111,21 @@ class TestDecide:
         assert "only 4 tests left" in decision.reason
 
     def test_cpu_bound_tests_do_not_grow_past_the_free_cores(self) -> None:
-        """cpu/wall 0.95 on 2 free cores: stay at 2."""
+        """CPU demand 0.95 on 2 free cores: stay at 2."""
         decision = decide(state(workers=1, busy=1, cpu_fraction=0.95), LIMITS)
         assert decision.workers == 2
         assert "CPU" in decision.reason
+
+    def test_a_cpu_bound_swarm_far_above_the_free_cores_shrinks(self) -> None:
+        """CPU demand 1.0, one free core, 4 workers: back to 1 (they only slow each other)."""
+        decision = decide(state(workers=4, busy=4, cpu_fraction=1.0, cores_available=1.0), LIMITS)
+        assert decision.workers == 1
+        assert decision.reason.startswith("CPU: 4 workers of CPU demand 1.00")
+
+    def test_the_cpu_rule_has_a_band(self) -> None:
+        """Two CPU-bound workers on one free core stay: shrinking starts above cap / 0.5."""
+        decision = decide(state(workers=2, busy=2, cpu_fraction=1.0, cores_available=1.0), LIMITS)
+        assert decision.change == 0
 
     def test_no_test_left_to_hand_out_drains_the_idle_workers(self) -> None:
         """Pending empty, 1 of 4 busy: shrink to 1."""

@@ -46,6 +46,31 @@ def pytest_sessionstart(session):
         swarm.source = PopenSource("popen//python=/nonexistent/python3")
 """
 
+HALF_STARTED = """
+import execnet
+from xdist.workermanage import WorkerController
+
+
+class HalfStarted:
+    # gets as far as pytest_configure_node, then fails as a remote_exec could
+    name = "half"
+
+    def start(self, nodemanager, putevent):
+        spec = execnet.XSpec("execmodel=main_thread_only//popen")
+        nodemanager.group.allocate_id(spec)
+        gateway = nodemanager.group.makegateway(spec)
+        node = WorkerController(nodemanager, gateway, nodemanager.config, putevent)
+        nodemanager.config.hook.pytest_configure_node(node=node)
+        gateway.exit()
+        raise RuntimeError("remote_exec failed")
+
+
+def pytest_sessionstart(session):
+    swarm = session.config.pluginmanager.getplugin("shadowfarm-swarm")
+    if swarm is not None:
+        swarm.source = HalfStarted()
+"""
+
 N_TESTS = N_SHORT + 1
 
 
@@ -64,9 +89,12 @@ def _teach(pytester: pytest.Pytester) -> None:
 
 
 @pytest.fixture
-def project(pytester: pytest.Pytester) -> pytest.Pytester:
+def project(
+    pytester: pytest.Pytester, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> pytest.Pytester:
     pytester.makepyfile(test_io=SUITE)
     _teach(pytester)
+    monkeypatch.setenv("SHADOWFARM_HOME", str(tmp_path / "no-farm"))  # never a real farm
     return pytester
 
 
@@ -95,8 +123,13 @@ def _assert_each_test_reported_once(result: pytest.RunResult, report: dict[str, 
 @pytest.mark.slow
 class TestScaling:
     def test_it_grows_mid_run_with_every_test_reported_once(self, project: pytest.Pytester) -> None:
-        """1:3 on a sleep-bound suite: starts with one worker, grows, each test once."""
-        result, report = _run(project, "--sf-workers", "1:3")
+        """1:3, target 1 s (as soon as possible): starts with one worker, grows, each test once.
+
+        The target makes growth independent of how slow a loaded test machine starts
+        workers (without one, a worker must get 3 start-ups' worth of work: see
+        test_swarm_policy for that rule).
+        """
+        result, report = _run(project, "--sf-workers", "1:3", "--sf-target", "1")
         _assert_each_test_reported_once(result, report)
         scales = _scales(report)
         assert scales[0][0] == 1
@@ -145,21 +178,27 @@ class TestScaling:
 
 @pytest.mark.slow
 class TestLateWorkerFailures:
-    @pytest.mark.parametrize("conftest", [CRASH_LATE_WORKERS, BAD_SOURCE], ids=["crash", "spawn"])
+    @pytest.mark.parametrize(
+        "conftest", [CRASH_LATE_WORKERS, BAD_SOURCE, HALF_STARTED], ids=["crash", "spawn", "half"]
+    )
     def test_a_late_worker_that_fails_to_start_does_not_hang_the_run(
         self, project: pytest.Pytester, conftest: str
     ) -> None:
         """It is reported and dropped (no xdist restart loop); the first worker runs everything."""
         project.makeconftest(conftest)
-        result, report = _run(project, "--sf-workers", "1:3")
+        # -n 1 under a minimum of 2: the swarm asks for a second worker at once.
+        result, report = _run(project, "-n", "1", "--sf-workers", "2:3")
         _assert_each_test_reported_once(result, report)
         failed = [e for e in report["events"] if e.get("kind") == "scale_failed"]
-        assert failed, report["events"]
+        assert len(failed) == 2, report["events"]  # then it stops trying
         assert {test["worker"] for test in report["tests"]} == {"gw0"}
         output = result.stdout.str()
         assert "replacing crashed worker" not in output
         assert "maximum crashed workers reached" not in output
         result.stdout.fnmatch_lines(["*swarm: a new worker failed to start*"])
+        for worker in report["workers"]:  # a failed worker's cost ends when it failed
+            assert worker["left_s"] is not None
+            assert worker["left_s"] <= report["wall_s"]
 
 
 @pytest.mark.slow
@@ -177,14 +216,14 @@ class TestLimits:
         _assert_each_test_reported_once(result, report)
         assert not any(to > frm for frm, to in _scales(report))
 
-    def test_a_tight_target_grows_the_swarm(self, project: pytest.Pytester) -> None:
-        """--sf-target 8 with ~16 s of work: the swarm grows for it."""
-        result, report = _run(project, "--sf-workers", "1:3", "--sf-target", "8")
+    def test_below_the_minimum_it_grows_at_once(self, project: pytest.Pytester) -> None:
+        """-n 1 under 2:3: a second worker is asked for as soon as the work is known."""
+        result, report = _run(project, "-n", "1", "--sf-workers", "2:3", "--sf-target", "600")
         _assert_each_test_reported_once(result, report)
-        grown = [(frm, to) for frm, to in _scales(report) if to > frm]
-        assert grown
-        reasons = [e["reason"] for e in report["events"] if e.get("kind") == "scale"]
-        assert any("target 8 s" in reason for reason in reasons)
+        scales = [e for e in report["events"] if e.get("kind") == "scale"]
+        assert scales, report["events"]
+        assert (scales[0]["from"], scales[0]["to"]) == (1, 2)
+        assert scales[0]["reason"] == "below the minimum of 2"
 
 
 class TestOptions:
@@ -194,6 +233,17 @@ class TestOptions:
         result = pytester.runpytest("-p", "shadowfarm", "--sf-workers", "3:1")
         assert result.ret == pytest.ExitCode.USAGE_ERROR
         result.stderr.fnmatch_lines(["*--sf-workers='3:1' is not valid: expected 1 <= MIN <= MAX*"])
+
+    def test_thresholds_without_a_band_are_a_usage_error(self, pytester: pytest.Pytester) -> None:
+        """scale_down above scale_up stops the run and names both options."""
+        pytester.makepyfile(test_a="def test_a(): pass")
+        result = pytester.runpytest(
+            "-p", "shadowfarm", "--sf-workers", "1:2", "--sf-scale-up", "0.4"
+        )
+        assert result.ret == pytest.ExitCode.USAGE_ERROR
+        result.stderr.fnmatch_lines(
+            ["*--sf-scale-up / default: scale_down (0.5) must be below scale_up (0.4)*"]
+        )
 
     def test_without_xdist_it_runs_in_process_and_says_so(self, pytester: pytest.Pytester) -> None:
         """-p no:xdist: the tests run, one warning names what is missing."""

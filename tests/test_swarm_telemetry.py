@@ -7,13 +7,14 @@ import sqlite3
 import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import psutil
 import pytest
 
 from pytest_shadowfarm.swarm.channel import _END, TelemetryHub
-from pytest_shadowfarm.swarm.telemetry import PeakRss, Sampler, add_usage, read_sample
+from pytest_shadowfarm.swarm.telemetry import PeakRss, Sampler, add_usage, read_sample, schedstat
 
 MIB_KB = 1024
 #: 100 MB (decimal) in kB
@@ -87,6 +88,41 @@ class TestSampler:
         sampler._thread.join(WAIT_S)
         assert not sampler._thread.is_alive()
         assert calls == [1]
+
+
+class TestSchedstat:
+    @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="schedstat is Linux")
+    def test_busy_time_counts_on_a_cpu_or_waiting_for_one(self) -> None:
+        """A 0.2 s busy loop shows >= 0.15 s of CPU plus run-queue wait, however loaded."""
+        before = schedstat()
+        assert before is not None
+        start = time.perf_counter()
+        while time.perf_counter() - start < 0.2:
+            pass
+        after = schedstat()
+        assert after is not None
+        busy_s = (after[0] - before[0] + after[1] - before[1]) / 1e9
+        assert busy_s >= 0.15
+
+    @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="schedstat is Linux")
+    def test_samples_carry_the_cpu_demand(self) -> None:
+        """From the second sample on, cpu_demand_pct is a number."""
+        got: list[dict[str, Any]] = []
+        enough = threading.Event()
+
+        def send(sample: Any) -> None:
+            got.append(dict(sample))
+            if len(got) >= 2:
+                enough.set()
+
+        sampler = Sampler(send, 0.02)
+        sampler.start()
+        try:
+            assert enough.wait(WAIT_S)
+        finally:
+            sampler.stop()
+        assert got[0]["cpu_demand_pct"] is None
+        assert isinstance(got[1]["cpu_demand_pct"], float)
 
 
 class TestPeakRss:
@@ -243,9 +279,12 @@ def _results(pytester: pytest.Pytester) -> dict[str, tuple[int | None, float | N
 
 
 @pytest.fixture
-def project(pytester: pytest.Pytester) -> pytest.Pytester:
+def project(
+    pytester: pytest.Pytester, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> pytest.Pytester:
     pytester.makepyfile(test_tel=SUITE)
     pytester.makeconftest(PROBE)
+    monkeypatch.setenv("SHADOWFARM_HOME", str(tmp_path / "no-farm"))  # never a real farm
     return pytester
 
 

@@ -63,7 +63,7 @@ class WorkerTelemetryState:
     phase: str | None = None
     #: sum of cpu_pct * interval between samples: CPU seconds seen while sampling
     cpu_s: float = 0.0
-    #: cpu_pct of the newest samples taken while a test ran (I/O-boundness, live)
+    #: CPU demand % of the newest samples taken while a test ran (I/O-boundness, live)
     in_test_pct: deque[float] = field(default_factory=lambda: deque(maxlen=IN_TEST_SAMPLES))
     _last_t: float | None = field(default=None, repr=False)
 
@@ -80,7 +80,9 @@ class WorkerTelemetryState:
             setattr(self, key, int(value) if isinstance(value, int) else None)
         self.nodeid = sample.nodeid
         if self.nodeid is not None and self.samples > 1:  # the first cpu_pct is a baseline
-            self.in_test_pct.append(self.cpu_pct)
+            # on Linux the demand (on a CPU or waiting for one), else the CPU it got
+            demand = data.get("cpu_demand_pct")
+            self.in_test_pct.append(_number(demand, self.cpu_pct))
         phase = data.get("phase")
         self.phase = phase if isinstance(phase, str) else None
         t = _number(data.get("t"), 0.0)
@@ -146,7 +148,7 @@ class TelemetryHub:
         return sum(state.cpu_pct for state in self.live()) / 100.0
 
     def test_cpu_fraction(self, minimum: int = 3) -> float | None:
-        """The workers' mean CPU share while running tests (None: fewer samples than that)."""
+        """The workers' mean CPU demand share while running tests (None: too few samples)."""
         values = [pct for state in self.workers.values() for pct in state.in_test_pct]
         if len(values) < minimum:
             return None

@@ -35,7 +35,7 @@ from pytest_shadowfarm.swarm.policy import Limits
 from pytest_shadowfarm.swarm.scaler import TICK_EVENT, Scaler
 from pytest_shadowfarm.swarm.source import PopenSource, WorkerSource, popen_template
 from pytest_shadowfarm.swarm.summary import summary_lines, worker_seconds
-from pytest_shadowfarm.swarm.telemetry import CHANNEL_KEY, INTERVAL_KEY
+from pytest_shadowfarm.swarm.telemetry import CHANNEL_KEY, INTERVAL_KEY, USAGE_ATTR
 
 if TYPE_CHECKING:
     from _pytest.terminal import TerminalReporter
@@ -46,7 +46,7 @@ if TYPE_CHECKING:
 __all__ = ["TICK_S", "SwarmPlugin", "apply_worker_range"]
 
 TICK_S = 0.25
-#: finished tests whose cpu/wall make the I/O-boundness estimate
+#: finished tests whose CPU demand / wall make the I/O-boundness estimate
 RECENT_TESTS = 50
 
 
@@ -86,6 +86,7 @@ class SwarmPlugin:
         self.settings = settings
         self.core = core
         self.hub = TelemetryHub(core.now)
+        self.limits = self.limits_of(settings)
         #: where new workers come from; None: like the run's first popen worker
         self.source: WorkerSource | None = None
         self.scaler: Scaler | None = None
@@ -109,18 +110,19 @@ class SwarmPlugin:
         self.finished: set[str] = set()
         self.recent: deque[tuple[float, float]] = deque(maxlen=RECENT_TESTS)
         self.unknown_durations: list[float] = []
+        self._cpu_wait: dict[str, float] = {}
 
-    @property
-    def limits(self) -> Limits | None:
-        s = self.settings
-        if s.workers is None:
+    @staticmethod
+    def limits_of(settings: Settings) -> Limits | None:
+        """The policy's limits (None without --sf-workers); ValueError for bad thresholds."""
+        if settings.workers is None:
             return None
         return Limits(
-            s.workers,
-            budget_ws=s.budget,
-            target_s=s.target,
-            scale_up=s.scale_up,
-            scale_down=s.scale_down,
+            settings.workers,
+            budget_ws=settings.budget,
+            target_s=settings.target,
+            scale_up=settings.scale_up,
+            scale_down=settings.scale_down,
         )
 
     # --- workers ------------------------------------------------------------------------
@@ -181,21 +183,28 @@ class SwarmPlugin:
         self.hub.drain()
         if self.scaler is None:  # no ticks: the reports pace the farm posts
             self.post_to_farm()
+        usage = getattr(report, USAGE_ATTR, None)
+        wait = usage.get("cpu_wait_s") if isinstance(usage, dict) else None
+        if isinstance(wait, float) and wait >= 0:
+            self._cpu_wait[report.nodeid] = self._cpu_wait.get(report.nodeid, 0.0) + wait
         if report.when in ("setup", "call"):
             return
         self.finished.add(report.nodeid)
+        waited = self._cpu_wait.pop(report.nodeid, 0.0)
         trace = self.core.recorder.traces.get(report.nodeid)
         if trace is None:
             return
         wall = trace.duration_s
         if trace.cpu_s is not None and wall > 0:
-            self.recent.append((trace.cpu_s, wall))
+            # CPU demand: the CPU it got plus the time it waited for one (a CPU-bound test
+            # on a busy host gets little CPU, but it is not waiting on the network)
+            self.recent.append((trace.cpu_s + waited, wall))
         if report.nodeid not in self.core.known_etc:
             self.unknown_durations.append(wall)
 
     def cpu_fraction(self) -> float | None:
-        """cpu_s / wall of the recently finished tests; before three have reported, the
-        workers' CPU share in the samples taken while tests ran (None: neither yet)."""
+        """CPU demand / wall of the recently finished tests; before three have reported,
+        the workers' CPU demand in the samples taken while tests ran (None: neither yet)."""
         cpu = math.fsum(c for c, _ in self.recent)
         wall = math.fsum(w for _, w in self.recent)
         if len(self.recent) >= 3 and wall > 0.05:

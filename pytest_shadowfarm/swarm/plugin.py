@@ -25,6 +25,11 @@ def cmdline_main(config: pytest.Config, settings: Settings) -> None:
 
 def configure_controller(config: pytest.Config, settings: Settings, core: ShadowFarmPlugin) -> None:
     """Telemetry (and scaling with ``--sf-workers``) whenever xdist is there to use."""
+    try:
+        SwarmPlugin.limits_of(settings)
+    except ValueError as exc:
+        where = f"{settings.describe('scale_up')} / {settings.describe('scale_down')}"
+        raise pytest.UsageError(f"pytest-shadowfarm: {where}: {exc}") from None
     if not config.pluginmanager.hasplugin("xdist"):
         if settings.workers is not None:
             core.warn(

@@ -38,7 +38,9 @@ Caps on growth, each named in the reason when it binds:
 * **pending tests**: a new worker needs tests nobody holds yet; each worker keeps two
   committed, so growth is at most ``pending // 2`` workers;
 * **CPU**: CPU-bound tests gain nothing from more workers than free cores. The
-  I/O-boundness ``f = cpu_s / wall`` of recent tests (from telemetry) turns the host's
+  CPU demand ``f = (cpu_s + time waiting for a CPU) / wall`` of recent tests (from
+  telemetry; the waiting part keeps a CPU-bound test on a busy host, which gets little
+  CPU, from passing for an I/O-bound one) turns the host's
   free cores ``c`` into a cap of ``max(c, 1) / f`` workers: a suite that sleeps on the
   network (``f`` = 0.05) may use 20 workers per free core, a CPU-bound one (``f`` = 1)
   one. ``c`` counts as at least one core: on a host busy with other work, workers that
@@ -50,7 +52,9 @@ Caps on growth, each named in the reason when it binds:
 * **budget**: the projected cost ``spent + m * T(m)`` of ``m`` workers for the
   projected finish ``T(m)`` must fit the budget (worker-seconds).
 
-Shrinking: with no test left to hand out, a worker without work is pure cost, so the
+Shrinking: a swarm that wants far more CPU than the host has free (``n > cap /
+scale_down``) shrinks to the CPU cap: more workers than cores only slow CPU-bound tests
+down. With no test left to hand out, a worker without work is pure cost, so the
 swarm shrinks to the workers still busy at once (cool-down permitting). And when one
 long test decides the end (``T = longest``), the swarm shrinks to the fewest workers
 that still get the rest of the work done by then, planned ``scale_up`` busy: they
@@ -160,7 +164,7 @@ class SwarmState:
     startup_s: float = DEFAULT_STARTUP_S
     #: mean ETC of the tests left (0: unknown)
     test_s: float = 0.0
-    #: cpu_s / wall of recently finished tests; None before any reported
+    #: CPU demand / wall of recently finished tests; None before any reported
     cpu_fraction: float | None = None
     #: host cores not used by other processes than this run's workers
     cores_available: float = 1.0
@@ -280,6 +284,16 @@ def decide(state: SwarmState, limits: Limits) -> Decision:
         return Decision(n, high, f"above the maximum of {high}")
     if state.last_change_s is not None and state.now_s - state.last_change_s < limits.cooldown_s:
         return Decision(n, n, "cool-down")
+    if state.cpu_fraction is not None:
+        cap = cpu_cap(state.cpu_fraction, state.cores_available)
+        if n > max(low, cap / limits.scale_down):
+            want = max(low, math.floor(cap))
+            return Decision(
+                n,
+                want,
+                f"CPU: {_workers(n)} of CPU demand {state.cpu_fraction:.2f} on "
+                f"{state.cores_available:.1f} free cores; {want} keep them busy",
+            )
     need = demand(state, limits)
     if state.pending_count == 0:
         keep = max(low, state.busy)
@@ -339,7 +353,7 @@ def _grow(state: SwarmState, limits: Limits, need: float, why: str) -> Decision:
     if want > max(n, math.floor(cap)):
         want = max(n, math.floor(cap))
         fraction = "unknown" if state.cpu_fraction is None else f"{state.cpu_fraction:.2f}"
-        caps.append(f"CPU: {state.cores_available:.1f} free cores, cpu/wall {fraction}")
+        caps.append(f"CPU: {state.cores_available:.1f} free cores, CPU demand {fraction}")
     before = projected_finish_s(state, n, cap)
     if limits.budget_ws is not None:
         fits = want

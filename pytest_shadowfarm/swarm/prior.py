@@ -6,17 +6,19 @@ workers that much later than a static ``-n MAX`` would. When the history has a r
 the same command line (ignoring the options that only say how many workers and where
 reports go), that run's tests, estimated with today's ETCs, are the prior: the first
 scaling decision is taken on it at once, and the real collection replaces it as soon
-as it arrives (which can drain what the prior over-asked).
+as it arrives (which can drain what the prior over-asked). The same run says how
+I/O-bound the tests were and how long its first cold worker took to start (the time to
+its first test), which the first decision would otherwise have to guess.
 
 Pure: plain values in, plain values out.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-__all__ = ["Prior", "comparable_argv", "find_prior"]
+__all__ = ["Newest", "PastRun", "Prior", "comparable_argv", "find_prior"]
 
 #: options that say how the run is spread, not what it runs; (takes a value?)
 _SPREAD_OPTIONS = {
@@ -57,34 +59,62 @@ class Prior:
 
     nodeids: tuple[str, ...]
     #: cpu_s / wall over the tests that have both (None: not measured)
-    cpu_fraction: float | None
+    cpu_fraction: float | None = None
+    #: session start to the first test of that run, if it ran on xdist workers: what a
+    #: cold worker took to start and collect then (None: not known)
+    startup_s: float | None = None
+
+
+@dataclass(frozen=True)
+class PastRun:
+    run_id: int
+    argv: Sequence[str]
+    #: how many xdist workers it had (0: in one process)
+    workers: int
+
+
+@dataclass(frozen=True)
+class Newest:
+    """The newest result of a test: which run, and what it cost."""
+
+    run_id: int
+    cpu_s: float | None
+    duration_s: float | None
+    start_s: float | None
 
 
 def find_prior(
     argv: Sequence[str],
-    runs: Iterable[tuple[int, Sequence[str]]],
+    runs: Iterable[PastRun],
     run_of_results: Mapping[str, Sequence[int]],
-    usage: Callable[[str], tuple[float | None, float | None]],
+    newest: Mapping[str, Newest],
 ) -> Prior | None:
     """The prior from the newest run whose comparable argv equals this run's.
 
-    ``runs``: (run id, argv) oldest first; ``run_of_results``: nodeid -> the run ids it
-    has results in; ``usage(nodeid)`` -> (cpu_s, duration_s) of its newest result.
+    ``runs``: oldest first; ``run_of_results``: nodeid -> the run ids it has results in;
+    ``newest``: nodeid -> its newest result. Usage and start-up are read from the tests
+    whose newest result is from the matched run.
     """
     wanted = comparable_argv(argv)
     match = None
-    for run_id, run_argv in runs:
-        if comparable_argv(run_argv) == wanted:
-            match = run_id
+    for run in runs:
+        if comparable_argv(run.argv) == wanted:
+            match = run
     if match is None:
         return None
-    nodeids = tuple(n for n, run_ids in run_of_results.items() if match in run_ids)
+    nodeids = tuple(n for n, run_ids in run_of_results.items() if match.run_id in run_ids)
     if not nodeids:
         return None
     cpu = wall = 0.0
+    starts: list[float] = []
     for nodeid in nodeids:
-        cpu_s, duration_s = usage(nodeid)
-        if cpu_s is not None and duration_s is not None and duration_s > 0:
-            cpu += cpu_s
-            wall += duration_s
-    return Prior(nodeids, cpu / wall if wall > 0 else None)
+        result = newest.get(nodeid)
+        if result is None or result.run_id != match.run_id:
+            continue
+        if result.cpu_s is not None and result.duration_s is not None and result.duration_s > 0:
+            cpu += result.cpu_s
+            wall += result.duration_s
+        if result.start_s is not None and result.start_s > 0:
+            starts.append(result.start_s)
+    startup = min(starts) if starts and match.workers > 0 else None
+    return Prior(nodeids, cpu / wall if wall > 0 else None, startup)

@@ -27,7 +27,7 @@ import psutil
 
 from pytest_shadowfarm.estimate import DEFAULT_ETC_S
 from pytest_shadowfarm.swarm.policy import DEFAULT_STARTUP_S, Decision, Limits, SwarmState, decide
-from pytest_shadowfarm.swarm.prior import Prior, find_prior
+from pytest_shadowfarm.swarm.prior import Newest, PastRun, Prior, find_prior
 
 if TYPE_CHECKING:
     from pytest_shadowfarm.swarm.controller import SwarmPlugin
@@ -123,9 +123,17 @@ class Scaler:
         added: list[str] = []
         for _ in range(decision.change):
             self.asking_at = self.core.now()
+            before = set(self.swarm.live)
             try:
                 node = self.source.start(self.ds.nodemanager, self.ds.queue.put)
             except Exception as exc:
+                # setup_node may have got as far as pytest_configure_node: that worker
+                # will never be ready nor go down through xdist; its cost ends now.
+                for worker in set(self.swarm.live) - before:
+                    self.swarm.live.pop(worker)
+                    span = self.core.workers.get(worker)
+                    if span is not None:
+                        span.left_s = self.core.now()
                 self._start_failed(None, exc)
                 break
             finally:
@@ -239,7 +247,7 @@ class Scaler:
             pending_s=math.fsum(etcs),
             running_s=tuple(running),
             spent_ws=swarm.spent_ws(now),
-            startup_s=statistics.median(swarm.startups) if swarm.startups else DEFAULT_STARTUP_S,
+            startup_s=self._startup_s(),
             test_s=statistics.fmean(etcs) if etcs else 0.0,
             longest_pending_s=max(etcs, default=0.0),
             cpu_fraction=cpu_fraction,
@@ -247,6 +255,14 @@ class Scaler:
             last_change_s=self.last_change_s,
             starting=starting,
         )
+
+    def _startup_s(self) -> float:
+        """A new worker's start-up: as measured in this run, else as the prior run's was."""
+        if self.swarm.startups:
+            return statistics.median(self.swarm.startups)
+        if self.prior is not None and self.prior.startup_s is not None:
+            return self.prior.startup_s
+        return DEFAULT_STARTUP_S
 
     def _cores_available(self) -> float:
         """Host cores not busy with other processes than this run's workers."""
@@ -261,20 +277,20 @@ class Scaler:
         if store is None:
             return
         try:
-            runs = [(run_id, run.argv) for run_id, run in store.runs()]
+            runs = [PastRun(run_id, run.argv, run.workers) for run_id, run in store.runs()]
             by_test = store.results_by_test()
             last = store.last_results()
         except Exception as exc:  # a history that cannot be read only costs the prior
             self.core.warn(f"swarm: no prior from the history: {exc}")
             return
-
-        def usage(nodeid: str) -> tuple[float | None, float | None]:
-            result = last.get(nodeid)
-            return (None, None) if result is None else (result.cpu_s, result.duration_s)
-
+        newest = {
+            nodeid: Newest(results[-1].run_id, last[nodeid].cpu_s, r.duration_s, r.start_s)
+            for nodeid, results in by_test.items()
+            if results and (r := last.get(nodeid)) is not None
+        }
         self.prior = find_prior(
             self.swarm.config.invocation_params.args,
             runs,
             {nodeid: [r.run_id for r in results] for nodeid, results in by_test.items()},
-            usage,
+            newest,
         )

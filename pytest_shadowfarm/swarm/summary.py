@@ -65,6 +65,6 @@ def summary_lines(
         )
         if cpu_fraction is not None:
             kind = "I/O-bound" if cpu_fraction < 0.5 else "CPU-bound"
-            line += f"; tests' cpu/wall {cpu_fraction:.2f} ({kind})"
+            line += f"; tests' CPU demand {cpu_fraction:.2f} of their wall time ({kind})"
         lines.append(line)
     return lines

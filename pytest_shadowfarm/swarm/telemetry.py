@@ -10,7 +10,8 @@ Runs in each xdist worker whose controller opened a telemetry channel (see
   (research/README.md, "Telemetry"). ``channel.send`` from a thread is allowed under
   the ``main_thread_only`` execmodel; only ``remote_exec`` is not.
 * **per-test usage**, as the report attribute :data:`USAGE_ATTR` on each phase's
-  report: that phase's CPU seconds, and the test's peak RSS so far. xdist serialises
+  report: that phase's CPU seconds (and, on Linux, its seconds waiting for a CPU: see
+  :func:`schedstat`); the teardown report also has the test's peak RSS. xdist serialises
   report attributes with the report (``_report_to_json`` copies ``__dict__``), so the
   controller reads them in ``pytest_runtest_logreport``; user_properties would work
   too but would leak into every JUnit XML.
@@ -43,6 +44,7 @@ __all__ = [
     "add_usage",
     "read_sample",
     "register_worker_telemetry",
+    "schedstat",
 ]
 
 #: keys in ``node.workerinput`` (set by the controller in ``pytest_configure_node``)
@@ -52,6 +54,24 @@ INTERVAL_KEY = "shadowfarm_telemetry_interval"
 USAGE_ATTR = "shadowfarm_usage"
 
 _CLEAR_REFS = Path("/proc/self/clear_refs")
+#: the main thread's time on a CPU and time waiting for one, in ns (Linux schedstat)
+_SCHEDSTAT = Path("/proc/self/schedstat")
+
+
+def schedstat() -> tuple[int, int] | None:
+    """(ns on a CPU, ns runnable but waiting for a CPU) of the main thread; None off Linux.
+
+    The waiting part is what tells a CPU-bound test on a busy host (little CPU time, much
+    waiting) from one that waits on the network (little of either); CPU time alone would
+    make the first look I/O-bound.
+    """
+    try:
+        fields = _SCHEDSTAT.read_bytes().split()
+        return int(fields[0]), int(fields[1])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 _STATUS = Path("/proc/self/status")
 
 
@@ -139,6 +159,7 @@ class Sampler:
         self.on_rss = on_rss
         self.clock = clock
         self.seq = 0
+        self._last: tuple[float, tuple[int, int]] | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="shadowfarm-telemetry", daemon=True)
 
@@ -151,6 +172,17 @@ class Sampler:
         if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join(timeout)
 
+    def _demand(self, now: float) -> float | None:
+        """The main thread's CPU demand (on a CPU or waiting for one) since the last sample, %."""
+        stat = schedstat()
+        if stat is None:
+            return None
+        last, self._last = self._last, (now, stat)
+        if last is None or now <= last[0]:
+            return None
+        busy_ns = (stat[0] - last[1][0]) + (stat[1] - last[1][1])
+        return round(100.0 * busy_ns / 1e9 / (now - last[0]), 1)
+
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
             try:
@@ -160,7 +192,10 @@ class Sampler:
             self.on_rss(sample["rss_kb"])
             nodeid, phase = self.where()
             self.seq += 1
-            sample.update(t=self.clock(), seq=self.seq, nodeid=nodeid, phase=phase)
+            now = self.clock()
+            sample.update(
+                t=now, seq=self.seq, nodeid=nodeid, phase=phase, cpu_demand_pct=self._demand(now)
+            )
             try:
                 self.send(sample)
             except Exception:  # channel closed (OSError) or gateway gone: the session is over
@@ -177,6 +212,7 @@ class WorkerTelemetry:
         self.nodeid: str | None = None
         self.phase: str | None = None
         self.phase_cpu: dict[str, float] = {}
+        self.phase_wait: dict[str, float] = {}
         self.sampler = Sampler(
             self._send,
             interval,
@@ -195,6 +231,7 @@ class WorkerTelemetry:
     def pytest_runtest_logstart(self, nodeid: str) -> None:
         self.nodeid = nodeid
         self.phase_cpu = {}
+        self.phase_wait = {}
         self.peak.reset()
 
     def pytest_runtest_logfinish(self, nodeid: str) -> None:
@@ -202,11 +239,14 @@ class WorkerTelemetry:
 
     def _measure(self, phase: str) -> Generator[None, object, object]:
         self.phase = phase
-        start = time.process_time()
+        start, stat = time.process_time(), schedstat()
         try:
             return (yield)
         finally:
             self.phase_cpu[phase] = time.process_time() - start
+            end = schedstat()
+            if stat is not None and end is not None:
+                self.phase_wait[phase] = (end[1] - stat[1]) / 1e9
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_setup(self) -> Generator[None, object, object]:
@@ -226,11 +266,14 @@ class WorkerTelemetry:
     ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
         report = yield
         if call.when in self.phase_cpu:
-            usage = {
+            usage: dict[str, Any] = {
                 "phase": call.when,
                 "cpu_s": round(self.phase_cpu[call.when], 6),
-                "peak_rss_kb": self.peak.peak_kb(),
             }
+            if call.when == "teardown":  # the test's peak, once it is over
+                usage["peak_rss_kb"] = self.peak.peak_kb()
+            if call.when in self.phase_wait:  # seconds runnable but waiting for a CPU
+                usage["cpu_wait_s"] = round(self.phase_wait[call.when], 6)
             setattr(report, USAGE_ATTR, usage)
         return report
 
