@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_shadowfarm.swarm.prior import Newest, PastRun, comparable_argv, find_prior
+from pytest_shadowfarm.swarm.prior import Newest, PastRun, Prior, comparable_argv, find_prior
 
 
 class TestComparableArgv:
@@ -71,3 +71,14 @@ class TestFindPrior:
         prior = find_prior(["tests"], RUNS, BY_TEST, newest)
         assert prior is not None
         assert prior.cpu_fraction is None
+
+
+class TestIoBoundFraction:
+    @pytest.mark.parametrize(
+        ("cpu_fraction", "expected"), [(0.02, 0.02), (0.1, 0.1), (0.2, None), (None, None)]
+    )
+    def test_only_a_clearly_waiting_run_is_trusted_before_live_data(
+        self, cpu_fraction: float | None, expected: float | None
+    ) -> None:
+        """A partly busy past run may have waited for a CPU, not on I/O: no hint from it."""
+        assert Prior(("a",), cpu_fraction=cpu_fraction).io_bound_fraction == expected

@@ -18,7 +18,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-__all__ = ["Newest", "PastRun", "Prior", "comparable_argv", "find_prior"]
+__all__ = ["IO_BOUND", "Newest", "PastRun", "Prior", "comparable_argv", "find_prior"]
+
+#: a past run's cpu_s / wall at or below this reads as I/O-bound (sleeps, network)
+IO_BOUND = 0.1
 
 #: options that say how the run is spread, not what it runs; (takes a value?)
 _SPREAD_OPTIONS = {
@@ -63,6 +66,17 @@ class Prior:
     #: session start to the first test of that run, if it ran on xdist workers: what a
     #: cold worker took to start and collect then (None: not known)
     startup_s: float | None = None
+
+    @property
+    def io_bound_fraction(self) -> float | None:
+        """``cpu_fraction`` if that run clearly waited (<= IO_BOUND), else None.
+
+        The history keeps CPU seconds, not the time spent waiting for a CPU: a CPU-bound
+        suite run on a busy host looks partly idle there. So only a clearly waiting
+        suite may grow the swarm past the cores before live telemetry says so.
+        """
+        fraction = self.cpu_fraction
+        return fraction if fraction is not None and fraction <= IO_BOUND else None
 
 
 @dataclass(frozen=True)

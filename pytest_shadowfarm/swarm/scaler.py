@@ -157,24 +157,36 @@ class Scaler:
 
         candidates = sorted((w for w in swarm.live if w not in swarm.draining), key=rank)
         chosen = candidates[: -decision.change]
+        # What each still holds: all it will run from now on (the scheduler sends a
+        # shutting-down worker nothing more).
+        held = {worker: self.held(worker) for worker in chosen}
         for worker in chosen:
             swarm.live[worker].shutdown()
             swarm.draining.add(worker)
         if chosen:
-            self._record(decision, now, -len(chosen), chosen)
+            self._record(decision, now, -len(chosen), chosen, held=held)
 
-    def _record(self, decision: Decision, now: float, change: int, workers: list[str]) -> None:
+    def _record(
+        self,
+        decision: Decision,
+        now: float,
+        change: int,
+        workers: list[str],
+        *,
+        held: dict[str, int] | None = None,
+    ) -> None:
         self.last_change_s = self.core.now()  # the cool-down runs from the change done
-        self.core.events.append(
-            {
-                "t": round(now, 3),
-                "kind": "scale",
-                "from": decision.current,
-                "to": decision.current + change,
-                "reason": decision.reason,
-                "workers": workers,
-            }
-        )
+        event: dict[str, Any] = {
+            "t": round(now, 3),
+            "kind": "scale",
+            "from": decision.current,
+            "to": decision.current + change,
+            "reason": decision.reason,
+            "workers": workers,
+        }
+        if held is not None:
+            event["held"] = held
+        self.core.events.append(event)
 
     def _start_failed(self, worker: str | None, error: object) -> None:
         self.start_failures += 1
@@ -238,7 +250,7 @@ class Scaler:
         busy = starting + sum(1 for w in workers if w in swarm.collected and self.held(w) > 0)
         cpu_fraction = swarm.cpu_fraction()
         if cpu_fraction is None and self.prior is not None:
-            cpu_fraction = self.prior.cpu_fraction
+            cpu_fraction = self.prior.io_bound_fraction
         return SwarmState(
             now_s=now,
             workers=len(workers),
