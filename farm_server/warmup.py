@@ -323,22 +323,44 @@ def third_party_modules(modules: Iterable[str]) -> list[str]:
 
 @contextlib.contextmanager
 def lowered_priority(nice: int) -> Iterator[bool]:
-    """Run the block ``nice`` steps nicer; yield whether the old priority can come back.
+    """Run the block at idle priority; yield whether the old priority can come back.
 
-    Linux keeps a nice value per thread and lets an unprivileged thread lower it again
-    only within RLIMIT_NICE; when that is not allowed the worker keeps the warm-up
-    priority (the readiness report says so). See setpriority(2).
+    The thread runs ``nice`` steps nicer and, where Linux offers it, under SCHED_IDLE:
+    warming then takes only CPU time that nothing else wants, so replacements warming
+    during a run do not slow that run down. Threads started meanwhile (a BLAS pool at
+    ``import numpy``) inherit that priority, so every thread of the process is restored
+    afterwards. An unprivileged process may raise its priority again only within
+    RLIMIT_NICE (setpriority(2), sched(7)); when that is not allowed the worker keeps
+    the warm-up priority, and the readiness report says so.
     """
     if nice <= 0:
         yield True
         return
     before = os.getpriority(os.PRIO_PROCESS, 0)
     os.setpriority(os.PRIO_PROCESS, 0, min(before + nice, 19))
+    idle = getattr(os, "SCHED_IDLE", None)
+    if idle is not None:
+        with contextlib.suppress(OSError):
+            os.sched_setscheduler(0, idle, os.sched_param(0))
     try:
         yield _can_restore(before)
     finally:
-        with contextlib.suppress(PermissionError):
-            os.setpriority(os.PRIO_PROCESS, 0, before)
+        _restore_threads(before, idle is not None)
+
+
+def _threads() -> list[int]:
+    try:
+        return [int(tid) for tid in os.listdir("/proc/self/task")]
+    except OSError:
+        return [0]
+
+
+def _restore_threads(nice: int, idle: bool) -> None:
+    for tid in _threads():
+        with contextlib.suppress(OSError):
+            if idle:
+                os.sched_setscheduler(tid, os.SCHED_OTHER, os.sched_param(0))
+            os.setpriority(os.PRIO_PROCESS, tid, nice)
 
 
 def _can_restore(before: int) -> bool:

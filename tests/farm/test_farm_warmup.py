@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import os
+import threading
+import time
 import types
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+
+from farm_server.warmup import _can_restore as can_restore
 from farm_server.warmup import (
     editable_roots,
     lowered_priority,
@@ -146,13 +151,39 @@ class TestThirdPartyModules:
 
 
 class TestLoweredPriority:
-    def test_the_block_runs_nicer_and_the_priority_comes_back_when_allowed(self):
-        """Inside: +5 niceness; after: the old value if this process may restore it."""
+    def test_the_block_runs_at_idle_priority_and_every_thread_comes_back(self):
+        """Inside: +5 niceness and SCHED_IDLE; after: the old priority, also for a thread
+        started inside (the BLAS pool case), when this process may restore it."""
         before = os.getpriority(os.PRIO_PROCESS, 0)
+        if not can_restore(before):  # the rest of this test session would stay niced
+            pytest.skip("this process may not raise its priority again (RLIMIT_NICE)")
+        release = threading.Event()
+        started: list[int] = []
+
+        def helper() -> None:
+            started.append(threading.get_native_id())
+            release.wait(10)
+
+        thread = threading.Thread(target=helper)
         with lowered_priority(5) as restorable:
             assert os.getpriority(os.PRIO_PROCESS, 0) == min(before + 5, 19)
-        after = os.getpriority(os.PRIO_PROCESS, 0)
-        assert after == (before if restorable else min(before + 5, 19))
+            if hasattr(os, "SCHED_IDLE"):
+                assert os.sched_getscheduler(0) == os.SCHED_IDLE
+            thread.start()
+            deadline = time.monotonic() + 10
+            while not started and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert started, "the helper thread did not start within 10 s"
+            assert os.getpriority(os.PRIO_PROCESS, started[0]) == min(before + 5, 19)
+        try:
+            assert restorable
+            assert os.getpriority(os.PRIO_PROCESS, 0) == before
+            assert os.getpriority(os.PRIO_PROCESS, started[0]) == before
+            if hasattr(os, "SCHED_IDLE"):
+                assert os.sched_getscheduler(started[0]) == os.SCHED_OTHER
+        finally:
+            release.set()
+            thread.join(10)
 
     def test_zero_changes_nothing(self):
         """nice=0 leaves the priority alone."""
