@@ -134,7 +134,10 @@ class TestPrediction:
         monkeypatch.setenv("NAP", "0.7")
         result = pytester.runpytest("-p", "shadowfarm")
         result.stdout.fnmatch_lines(
-            ["1 anomalies (test body more than 3x*", "  test_*.py::test_grows: 0.7*s (expected 0.1*"]
+            [
+                "1 anomalies (test body more than 3x*",
+                "  test_*.py::test_grows: 0.7*s (expected 0.1*",
+            ]
         )
 
 
