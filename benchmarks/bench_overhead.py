@@ -5,6 +5,10 @@ the suite alternately with ``-p no:shadowfarm`` and ``-p shadowfarm`` (median of
 runs each) and prints the wall times and their ratio. Whole-process wall time: the
 plugin's import, history read, ordering and history write all count.
 
+The history is a mature one: before the measured runs it is filled with
+``--history-runs`` past runs (default 50, the default ``history_keep``, so every test
+has as many results as the history keeps), a few tests failing now and then.
+
     python benchmarks/bench_overhead.py            # 5,000 tests, 5 runs each
     python benchmarks/bench_overhead.py --quick    # 500 tests, 1 run each (CI smoke run)
 """
@@ -13,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import random
 import statistics
 import subprocess
 import sys
@@ -26,6 +31,34 @@ def make_suite(root: Path, tests: int, per_module: int = 100) -> None:
         body = "\n".join(f"def test_{i}():\n    assert {i} == {i}\n" for i in range(per_module))
         (root / f"test_gen_{module:03d}.py").write_text(body)
     (root / "pytest.ini").write_text("[pytest]\n")
+
+
+def fill_history(root: Path, tests: int, runs: int, per_module: int = 100) -> int:
+    """``runs`` past runs of every test (as ``make_suite`` names them); returns the rows kept."""
+    from pytest_shadowfarm.history import HistoryStore, ResultRecord, RunRecord
+
+    rng = random.Random(0)
+    nodeids = [
+        f"test_gen_{m:03d}.py::test_{i}"
+        for m in range(max(1, tests // per_module))
+        for i in range(per_module)
+    ]
+    flaky = set(rng.sample(nodeids, k=max(1, len(nodeids) // 500)))
+    path = root / ".shadowfarm" / "history.sqlite"
+    with HistoryStore.open(path) as store:
+        for n in range(runs):
+            results = [
+                ResultRecord(
+                    nodeid,
+                    "failed" if nodeid in flaky and rng.random() < 0.3 else "passed",
+                    setup_s=1e-4,
+                    call_s=rng.uniform(1e-4, 5e-4),
+                    teardown_s=1e-4,
+                )
+                for nodeid in nodeids
+            ]
+            store.record_run(RunRecord(started=n * 60.0, finished=n * 60.0 + 10), results)
+        return sum(len(results) for results in store.results_by_test().values())
 
 
 def run(root: Path, *plugin_args: str) -> float:
@@ -43,15 +76,18 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tests", type=int, default=5000)
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--history-runs", type=int, default=50, help="past runs in the history")
     parser.add_argument("--quick", action="store_true", help="500 tests, 1 run each")
     args = parser.parse_args()
     if args.quick:
-        args.tests, args.runs = 500, 1
+        args.tests, args.runs, args.history_runs = 500, 1, 5
     with tempfile.TemporaryDirectory(prefix="sf-overhead-") as tmp:
         root = Path(tmp)
         make_suite(root, args.tests)
         print(f"suite: {args.tests} trivial tests, {args.runs} runs each, no bytecode cache")
-        run(root, "-p", "shadowfarm")  # learning run: the measured runs read a real history
+        rows = fill_history(root, args.tests, args.history_runs)
+        print(f"history: {args.history_runs} past runs, {rows} results")
+        run(root, "-p", "shadowfarm")  # one real run on top, then the measured ones
         plain: list[float] = []
         ours: list[float] = []
         for i in range(args.runs):  # alternate, so drift in machine load hits both alike

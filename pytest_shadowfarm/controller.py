@@ -7,6 +7,7 @@ values for the history, the estimator and the report, which know nothing of pyte
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 import time
 import warnings
@@ -16,11 +17,15 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pytest_shadowfarm.errors import HistoryError, ShadowFarmWarning
-from pytest_shadowfarm.estimate import Estimator
+from pytest_shadowfarm.estimate import WINDOW, Estimator
 from pytest_shadowfarm.history import HistoryStore, HistorySummary, RunRecord
+from pytest_shadowfarm.history.records import FAILING
+from pytest_shadowfarm.history.store import RecentHistory
+from pytest_shadowfarm.priority.signals import failure_window
 from pytest_shadowfarm.report.recorder import RunRecorder
 from pytest_shadowfarm.report.runreport import RunSummary, WorkerSpan, build_report, write_report
 from pytest_shadowfarm.report.terminal import (
+    ANOMALY_MIN_S,
     Anomaly,
     find_anomalies,
     header_line,
@@ -76,9 +81,9 @@ class ShadowFarmPlugin:
         self.started_at = wallclock()
         self.store: HistoryStore | None = None
         self.history: HistorySummary | None = None
+        #: what this run read from the history at its start (empty: no history)
+        self.recent = RecentHistory(results={}, durations={}, call_durations={})
         self.estimator = Estimator({})
-        #: call phase alone: what anomalies are judged by (see report.terminal.find_anomalies)
-        self.call_estimator = Estimator({})
         self.recorder = RunRecorder()
         self.etc: dict[str, float] = {}
         self.known_etc: dict[str, float] = {}
@@ -114,8 +119,12 @@ class ShadowFarmPlugin:
                 self.settings.history, keep=self.settings.history_keep, warn=self.warn
             )
             self.history = self.store.summary()
-            self.estimator = Estimator(self.store.durations())
-            self.call_estimator = Estimator(self.store.durations("call"))
+            self.recent = self.store.recent(
+                per_test=WINDOW,
+                failing=FAILING,
+                per_failing_test=failure_window(self.settings.half_life),
+            )
+            self.estimator = Estimator(self.recent.durations)
         except (HistoryError, OSError, sqlite3.Error) as exc:
             self.warn(f"history disabled for this run: {exc}")
             self.store = None
@@ -233,10 +242,17 @@ class ShadowFarmPlugin:
         except sqlite3.Error as exc:
             self.warn(f"could not record this run in {self.settings.history}: {exc}")
 
+    @functools.cached_property
+    def call_estimator(self) -> Estimator:
+        """The call phase alone: what anomalies are judged by (see find_anomalies)."""
+        return Estimator(self.recent.call_durations)
+
     def anomalies(self) -> list[Anomaly]:
         """Tests of this run far slower than their history (see find_anomalies)."""
-        expected = {nodeid: self.call_estimator.etc(nodeid) for nodeid in self.known_etc}
-        return find_anomalies(self.recorder.traces.values(), expected)
+        traces = self.recorder.traces.values()
+        slow = [t.nodeid for t in traces if t.seconds.get("call", 0.0) > ANOMALY_MIN_S]
+        expected = {n: self.call_estimator.etc(n) for n in slow if n in self.known_etc}
+        return find_anomalies(traces, expected)
 
     def pytest_terminal_summary(self, terminalreporter: TerminalReporter) -> None:
         lines = summary_lines(

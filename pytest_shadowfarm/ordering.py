@@ -26,7 +26,6 @@ This module reads pytest objects (markers, options) and passes plain values to
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -118,14 +117,8 @@ class OrderingPlugin:
     # --- inputs -----------------------------------------------------------------------------
 
     def history(self) -> Mapping[str, Sequence[PastResult]]:
-        store = self.farm.store
-        if store is None:
-            return {}
-        try:
-            return store.results_by_test()
-        except sqlite3.Error as exc:
-            self.farm.warn(f"ordering without failure history: {exc}")
-            return {}
+        """Each test's newest results, as read at the session start (no second read)."""
+        return self.farm.recent.results
 
     def _pythonpath(self) -> list[Path]:
         try:

@@ -169,6 +169,71 @@ class TestPruning:
             assert store.durations()["t.py::old"] == [7.25]
 
 
+class TestRecent:
+    """What a run reads at its start: the newest results, more for tests that failed."""
+
+    def test_each_test_gets_its_newest_results_and_a_failing_test_more(self, path):
+        """12 runs, per_test=3: a passing test its newest 3; the one that failed once
+        (in run 2, long ago) its newest 10; durations and call times oldest first."""
+        with HistoryStore.open(path, keep=50) as store:
+            for n in range(12):
+                outcome = "failed" if n == 2 else "passed"
+                store.record_run(
+                    run_at(n, git_commit=f"c{n}"),
+                    [
+                        passed("t.py::ok", n),
+                        ResultRecord("t.py::flip", outcome, setup_s=0.0, call_s=n, teardown_s=0),
+                    ],
+                )
+            recent = store.recent(per_test=3, failing={"failed", "error"}, per_failing_test=10)
+            full = store.results_by_test()
+        assert recent.results["t.py::ok"] == full["t.py::ok"][-3:]
+        assert recent.results["t.py::flip"] == full["t.py::flip"][-10:]
+        assert recent.durations["t.py::ok"] == [9.25, 10.25, 11.25]
+        assert recent.call_durations["t.py::ok"] == [9.0, 10.0, 11.0]
+        assert recent.durations["t.py::flip"] == [float(n) for n in range(2, 12)]
+        assert [r.outcome for r in recent.results["t.py::flip"]][0] == "failed"
+
+    def test_results_without_times_count_as_results_but_not_as_durations(self, path):
+        """A result with no call time is still seen (the test is known), without a duration."""
+        with HistoryStore.open(path) as store:
+            store.record_run(run_at(0), [ResultRecord("t.py::x", "skipped", None, None, None)])
+            recent = store.recent(per_test=8, failing={"failed"}, per_failing_test=30)
+        assert [r.outcome for r in recent.results["t.py::x"]] == ["skipped"]
+        assert "t.py::x" not in recent.durations
+        assert "t.py::x" not in recent.call_durations
+
+    def test_an_empty_history_reads_empty(self, path):
+        with HistoryStore.open(path) as store:
+            recent = store.recent(per_test=8, failing={"failed"}, per_failing_test=30)
+        assert (recent.results, recent.durations, recent.call_durations) == ({}, {}, {})
+
+    def test_ranks_from_the_recent_slice_equal_ranks_from_the_whole_history(self, path):
+        """The slice loses nothing the priority engine uses (recent failures, flips, new
+        tests): 200 tests, 25 runs, random failures and commits."""
+        from pytest_shadowfarm.estimate import WINDOW
+        from pytest_shadowfarm.history.records import FAILING
+        from pytest_shadowfarm.priority import rank
+        from pytest_shadowfarm.priority.signals import failure_window
+
+        rng = random.Random(7)
+        tests = [f"t.py::test_{i}" for i in range(200)]
+        with HistoryStore.open(path, keep=50) as store:
+            for n in range(25):
+                results = [
+                    ResultRecord(t, rng.choice(["passed"] * 30 + ["failed", "skipped"]), 0, 0.1, 0)
+                    for t in tests[: 150 + n]
+                ]
+                store.record_run(run_at(n, git_commit=f"c{n // 4}"), results)
+            full = store.results_by_test()
+            recent = store.recent(
+                per_test=WINDOW, failing=FAILING, per_failing_test=failure_window(5.0)
+            )
+        now = [*tests, "t.py::brand_new"]
+        args = {"etc": {}, "marker_priority": {}, "changed": None}
+        assert rank(now, history=recent.results, **args) == rank(now, history=full, **args)
+
+
 class TestMigration:
     def test_a_version_1_file_is_migrated_and_keeps_its_rows(self, path):
         """Opening a schema-1 history upgrades it to the current schema with its data."""

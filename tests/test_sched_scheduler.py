@@ -397,7 +397,9 @@ class SchedulerMachine(RuleBasedStateMachine):
             assert self.sched.collection is not None
             behind = sum(self.etc[self.sched.collection[i]] for i in node.queue[1:-1])
             assert len(node.queue) <= MAX_HELD
-            assert behind < LOOKAHEAD_S
+            # the scheduler adds and subtracts as items come and go: summed here in another
+            # order, 20 x 0.001 s may round to a hair above 0.02
+            assert behind < LOOKAHEAD_S + 1e-9
 
     @invariant()
     def no_item_gets_two_final_reports(self) -> None:

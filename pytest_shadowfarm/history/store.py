@@ -14,7 +14,7 @@ import sqlite3
 import time
 import warnings
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -23,7 +23,7 @@ from pytest_shadowfarm.errors import HistoryError, ShadowFarmWarning
 from pytest_shadowfarm.history.records import HistorySummary, ResultRecord, RunRecord
 from pytest_shadowfarm.history.schema import APPLICATION_ID, SCHEMA_VERSION, migrate
 
-__all__ = ["BUSY_TIMEOUT_S", "HistoryStore", "PastResult"]
+__all__ = ["BUSY_TIMEOUT_S", "HistoryStore", "PastResult", "RecentHistory"]
 
 #: how long a writer waits for another run's transaction before giving up
 BUSY_TIMEOUT_S = 30.0
@@ -41,6 +41,35 @@ class PastResult:
     outcome: str
     duration_s: float | None
     git_commit: str | None
+
+
+@dataclass(frozen=True)
+class RecentHistory:
+    """The slice of the history a run reads at its start: bounded by the suite's size.
+
+    A history keeps up to ``history_keep`` (50) results per test; reading all of them at
+    every start would cost a 5,000-test suite most of a second. The estimator reads only
+    the newest few durations and the failure signal's weights halve every few runs, so
+    the newest ``per_test`` results of every test are read, and more (``per_failing_test``)
+    only for the tests that failed at least once in the kept history.
+    """
+
+    #: nodeid -> its newest results, oldest first
+    results: dict[str, list[PastResult]]
+    #: nodeid -> setup + call + teardown seconds of those results, oldest first
+    durations: dict[str, list[float]]
+    #: nodeid -> call-phase seconds of those results, oldest first
+    call_durations: dict[str, list[float]]
+
+
+#: the newest ``?`` results of each test named by the subquery ``tests``, oldest first
+_NEWEST_OF = (
+    "SELECT t.nodeid, r.run_id, r.outcome, r.duration_s, r.call_s, runs.git_commit "
+    "FROM ({tests}) AS t "
+    "JOIN results r ON r.id IN "
+    " (SELECT id FROM results WHERE nodeid = t.nodeid ORDER BY id DESC LIMIT ?) "
+    "JOIN runs ON runs.id = r.run_id ORDER BY r.id"
+)
 
 
 #: primary SQLite result codes that mean "this file is damaged or not a database"
@@ -176,6 +205,40 @@ class HistoryStore:
             grouped[nodeid].append(PastResult(run_id, outcome, duration, commit))
         return dict(grouped)
 
+    def recent(
+        self, *, per_test: int, failing: Collection[str], per_failing_test: int
+    ) -> RecentHistory:
+        """The newest results of every test (see :class:`RecentHistory`).
+
+        ``failing``: the outcomes that count as a failure; a test with such a result
+        anywhere in the history gets its newest ``per_failing_test`` results.
+        """
+        results: dict[str, list[PastResult]] = {}
+        durations: dict[str, list[float]] = {}
+        calls: dict[str, list[float]] = {}
+        marks = ", ".join("?" * len(failing))
+        queries: list[tuple[str, tuple[object, ...]]] = [
+            (_NEWEST_OF.format(tests="SELECT DISTINCT nodeid FROM results"), (per_test,))
+        ]
+        if failing and per_failing_test > per_test:
+            tests = f"SELECT DISTINCT nodeid FROM results WHERE outcome IN ({marks})"
+            queries.append((_NEWEST_OF.format(tests=tests), (*failing, per_failing_test)))
+        for query, args in queries:
+            rows = self._db.execute(query, args).fetchall()
+            for nodeid in {row[0] for row in rows}:  # the second query replaces the first
+                results[nodeid], durations[nodeid], calls[nodeid] = [], [], []
+            for nodeid, run_id, outcome, duration, call, commit in rows:
+                results[nodeid].append(PastResult(run_id, outcome, duration, commit))
+                if duration is not None:
+                    durations[nodeid].append(duration)
+                if call is not None:
+                    calls[nodeid].append(call)
+        return RecentHistory(
+            results=results,
+            durations={n: d for n, d in durations.items() if d},
+            call_durations={n: d for n, d in calls.items() if d},
+        )
+
     def durations(self, phase: Literal["total", "call"] = "total") -> dict[str, list[float]]:
         """nodeid -> known durations in seconds, oldest first (the estimator's input).
 
@@ -275,14 +338,19 @@ class HistoryStore:
         return run_id
 
     def _prune(self, run_id: int) -> None:
-        """Keep the newest ``keep`` results of each test this run touched."""
-        self._db.execute(
-            "DELETE FROM results WHERE id IN ("
-            " SELECT id FROM ("
-            "  SELECT id, row_number() OVER (PARTITION BY nodeid ORDER BY id DESC) AS age"
-            "  FROM results WHERE nodeid IN (SELECT nodeid FROM results WHERE run_id = ?)"
-            " ) WHERE age > ?)",
-            (run_id, self.keep),
+        """Keep the newest ``keep`` results of each test this run touched.
+
+        One indexed range delete per test (``results_by_nodeid`` is on (nodeid, id)): a
+        window function over every result would cost a large history most of a second.
+        """
+        nodeids = [
+            row[0]
+            for row in self._db.execute("SELECT nodeid FROM results WHERE run_id = ?", (run_id,))
+        ]
+        self._db.executemany(
+            "DELETE FROM results WHERE nodeid = ?1 AND id < "
+            "(SELECT id FROM results WHERE nodeid = ?1 ORDER BY id DESC LIMIT 1 OFFSET ?2)",
+            [(nodeid, self.keep - 1) for nodeid in dict.fromkeys(nodeids)],
         )
         self._db.execute(
             "DELETE FROM runs WHERE id < (SELECT coalesce(min(run_id), 0) FROM results)"

@@ -37,6 +37,7 @@ __all__ = [
     "FailureSignal",
     "count_flips",
     "failure_signal",
+    "failure_window",
     "importance_label",
     "is_new",
     "parse_importance",
@@ -133,6 +134,14 @@ def count_flips(results: Sequence[PastResult]) -> int:
                 flips += 1
             last[result.git_commit] = failing
     return flips
+
+
+def failure_window(half_life: float) -> int:
+    """How many newest results the failure signal needs: older ones weigh < 2 % each.
+
+    Six half-lives (at least 30 results): what the history is read with at a run's start.
+    """
+    return max(30, math.ceil(6 * half_life))
 
 
 @lru_cache(maxsize=64)

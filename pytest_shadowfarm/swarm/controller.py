@@ -180,6 +180,8 @@ class SwarmPlugin:
 
     @pytest.hookimpl(trylast=True)  # after ShadowFarmPlugin put the usage on the trace
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if not self.core.xdist:
+            return  # one process (-n 0, --collect-only): no workers, no telemetry
         self.hub.drain()
         if self.scaler is None:  # no ticks: the reports pace the farm posts
             self.post_to_farm()

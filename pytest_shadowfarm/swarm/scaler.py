@@ -290,7 +290,7 @@ class Scaler:
             return
         try:
             runs = [PastRun(run_id, run.argv, run.workers) for run_id, run in store.runs()]
-            by_test = store.results_by_test()
+            by_test = self.core.recent.results  # the newest results, read at the start
             last = store.last_results()
         except Exception as exc:  # a history that cannot be read only costs the prior
             self.core.warn(f"swarm: no prior from the history: {exc}")
