@@ -80,6 +80,10 @@ class Sample:
     #: first result counted from the controller's session start (its own start-up, the
     #: same cold or warm, left out)
     ttfr_session_s: float = 0.0
+    #: the tests' own wall seconds and CPU seconds, summed (from the run report): where a
+    #: run's time went once its workers were testing
+    test_s: float = 0.0
+    test_cpu_s: float = 0.0
 
 
 def run_pytest(project: Path, workdir: Path, mode: str, env: dict[str, str]) -> Sample:
@@ -100,6 +104,7 @@ def run_pytest(project: Path, workdir: Path, mode: str, env: dict[str, str]) -> 
         "2",
         "-p",
         "no:cacheprovider",
+        f"--sf-report-json={workdir / 'report.json'}",
     ]
     if mode == "cold":
         command += ["--sf-farm", "off"]
@@ -119,12 +124,15 @@ def run_pytest(project: Path, workdir: Path, mode: str, env: dict[str, str]) -> 
     if mode == "warm" and not any(line.startswith("farm: 2 warm workers (") for line in lines):
         raise SystemExit(f"the warm run did not get two warm workers:\n{done.stdout[-3000:]}")
     first = float(marker.read_text())
+    tests = json.loads((workdir / "report.json").read_text())["tests"]
     return Sample(
         mode,
         first - started,
         wall,
         lines[-1] if lines else "",
         first - float(session.read_text()),
+        test_s=sum(t.get("duration_s") or 0.0 for t in tests),
+        test_cpu_s=sum(t.get("cpu_s") or 0.0 for t in tests),
     )
 
 
@@ -183,7 +191,8 @@ def main(argv: list[str] | None = None) -> int:
                 for s in samples[-2:]:
                     print(
                         f"run {i + 1} {s.mode:<5} first result {s.ttfr_s:6.3f}s  "
-                        f"wall {s.wall_s:6.3f}s  {s.outcome}",
+                        f"wall {s.wall_s:6.3f}s  tests {s.test_s:6.2f}s "
+                        f"(CPU {s.test_cpu_s:6.2f}s)  {s.outcome}",
                         flush=True,
                     )
             status = client.status()
@@ -191,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
             daemon.stop(home)
 
     result: dict[str, Any] = {"runs": runs, "load_1min": os.getloadavg()[0]}
-    for field in ("ttfr_s", "ttfr_session_s", "wall_s"):
+    for field in ("ttfr_s", "ttfr_session_s", "wall_s", "test_s", "test_cpu_s"):
         cold, warm = median(samples, "cold", field), median(samples, "warm", field)
         result[field] = {
             "cold": round(cold, 3),
@@ -210,6 +219,8 @@ def main(argv: list[str] | None = None) -> int:
         ("ttfr_s", "time to first result"),
         ("ttfr_session_s", "  from session start"),
         ("wall_s", "total wall"),
+        ("test_s", "tests' own time"),
+        ("test_cpu_s", "  of which CPU"),
     )
     for field, label in labels:
         r = result[field]

@@ -46,6 +46,15 @@ class FarmConfig(BaseModel):
         default=50, ge=0, le=10_000, description="most shadow tests kept per profile"
     )
     warm_nice: int = Field(default=10, ge=0, le=19, description="niceness added while warming")
+    warm_spare_cores: float = Field(
+        default=1.0,
+        ge=0,
+        le=256,
+        description=(
+            "while a run uses claimed workers, a warm-up starts only with this many idle "
+            "cores (0: at once)"
+        ),
+    )
     tick_s: float = Field(default=0.5, ge=0.01, le=60, description="supervisor period")
 
     def updated(self, changes: dict[str, Any]) -> FarmConfig:

@@ -9,12 +9,21 @@ Per profile the pool keeps ``min_warm`` workers warm or warming (never more than
 ``max_warm`` unclaimed ones), within global caps on live processes and on concurrent
 warm-ups (CPU spent warming). One supervisor thread makes every change that starts or
 ends a process; claims and events only update state and wake it.
+
+Replacements start at once, except while a run is testing on claimed workers and the
+host has fewer than ``warm_spare_cores`` idle cores: then they wait for spare CPU (or
+the run's end). Warming runs at idle CPU priority (warmup.lowered_priority), yet
+bench_farm.py measured that two replacements warming beside a ``-n 2`` run on two cores
+still stretched its tests' wall time by 30 % at equal CPU time (importing scipy is
+page faults and memory traffic, which no CPU priority orders); waiting cost that run
+nothing and the next claim a few seconds.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import secrets
 import threading
 import time
@@ -22,6 +31,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import psutil
 
 from farm_server.config import FarmConfig
 from farm_server.procs import Handle, Launcher, stop_processes, sweep_orphans
@@ -36,6 +47,11 @@ STATES = ("warming", "warm", "claimed", "gone")
 #: after this many workers of a profile die before getting warm, spawning backs off
 FAILURES_BEFORE_BACKOFF = 3
 MAX_BACKOFF_S = 300.0
+
+
+def idle_cores() -> float:
+    """Cores idle since the previous call (psutil; the first call primes the measure)."""
+    return (os.cpu_count() or 1) * (100.0 - psutil.cpu_percent(interval=None)) / 100.0
 
 
 @dataclass
@@ -103,11 +119,16 @@ class Pool:
         *,
         clock: Callable[[], float] = time.time,
         on_change: Callable[[str, Any], None] = lambda kind, obj: None,
+        idle: Callable[[], float] = idle_cores,
     ) -> None:
         self.config = config
         self.launcher = launcher
         self.sockets = sockets
         self.clock = clock
+        self.idle = idle
+        #: why warm-ups are waiting, while they are (shown by the status)
+        self.deferred = ""
+        idle()  # prime the CPU measure: its first reading says nothing
         self.on_change = on_change  # persistence hook: ("profile"|"worker", object)
         self.profiles: dict[str, ProfileEntry] = {}
         self.workers: dict[str, Worker] = {}
@@ -387,6 +408,7 @@ class Pool:
                     and now - worker.released > cfg.release_grace_s
                 ):
                     self._end(worker, "still running after release")
+            self.deferred = self._defer_warming()
             for entry in self.profiles.values():
                 low, high = self.target(entry, now)
                 unclaimed = [
@@ -399,7 +421,7 @@ class Pool:
                 ]:
                     self._end(worker, "over max_warm")
                 missing = low - len(unclaimed)
-                while missing > 0 and now >= entry.backoff_until:
+                while missing > 0 and now >= entry.backoff_until and not self.deferred:
                     if (
                         len(self.live()) >= cfg.max_processes
                         or len(self.live("warming")) >= cfg.max_warming
@@ -407,6 +429,24 @@ class Pool:
                         break
                     self._spawn(entry)
                     missing -= 1
+
+    def _defer_warming(self) -> str:
+        """Why no warm-up may start now ("": they may): a run is testing, no core spare."""
+        spare = self.config.warm_spare_cores
+        testing = [
+            w
+            for w in self.live("claimed")
+            if w.connected is not None and w.released is None and not w.end_reason
+        ]
+        if not testing or spare <= 0:
+            return ""
+        idle = self.idle()
+        if idle >= spare:
+            return ""
+        return (
+            f"{len(testing)} claimed workers testing, {idle:.1f} idle cores "
+            f"(< warm_spare_cores {spare:g})"
+        )
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._supervise, name="shadowfarm-pool", daemon=True)

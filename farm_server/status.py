@@ -92,6 +92,7 @@ def status(
                 "hit_rate": round(granted / requested, 3) if requested else None,
                 "rejected_connections": pool.rejections,
                 "live_workers": len(workers),
+                "warming_deferred": pool.deferred or None,
             },
             "profiles": [profile_view(p, workers, pool, now) for p in profiles],
             "workers": [worker_view(w, now) for w in sorted(workers, key=lambda w: w.spawned)],

@@ -19,7 +19,6 @@ import pytest
 from pytest_shadowfarm.errors import HistoryError, ShadowFarmWarning
 from pytest_shadowfarm.estimate import WINDOW, Estimator
 from pytest_shadowfarm.history import HistoryStore, HistorySummary, RunRecord
-from pytest_shadowfarm.history.records import FAILING
 from pytest_shadowfarm.history.store import RecentHistory
 from pytest_shadowfarm.priority.signals import failure_window
 from pytest_shadowfarm.report.recorder import RunRecorder
@@ -82,7 +81,7 @@ class ShadowFarmPlugin:
         self.store: HistoryStore | None = None
         self.history: HistorySummary | None = None
         #: what this run read from the history at its start (empty: no history)
-        self.recent = RecentHistory(results={}, durations={}, call_durations={})
+        self.recent = RecentHistory(durations={}, call_durations={}, runs={}, failures={})
         self.estimator = Estimator({})
         self.recorder = RunRecorder()
         self.etc: dict[str, float] = {}
@@ -120,9 +119,7 @@ class ShadowFarmPlugin:
             )
             self.history = self.store.summary()
             self.recent = self.store.recent(
-                per_test=WINDOW,
-                failing=FAILING,
-                per_failing_test=failure_window(self.settings.half_life),
+                per_test=WINDOW, per_failing_test=failure_window(self.settings.half_life)
             )
             self.estimator = Estimator(self.recent.durations)
         except (HistoryError, OSError, sqlite3.Error) as exc:

@@ -26,7 +26,7 @@ This module reads pytest objects (markers, options) and passes plain values to
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -50,7 +50,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from pytest_shadowfarm.controller import ShadowFarmPlugin
-    from pytest_shadowfarm.history import PastResult
+    from pytest_shadowfarm.history.store import RecentHistory
 
 __all__ = ["IMPORT_CACHE", "OrderingPlugin", "marker_importance", "weights_of"]
 
@@ -116,9 +116,9 @@ class OrderingPlugin:
 
     # --- inputs -----------------------------------------------------------------------------
 
-    def history(self) -> Mapping[str, Sequence[PastResult]]:
-        """Each test's newest results, as read at the session start (no second read)."""
-        return self.farm.recent.results
+    def history(self) -> RecentHistory:
+        """What the history says of each test, as read at the session start (no second read)."""
+        return self.farm.recent
 
     def _pythonpath(self) -> list[Path]:
         try:
@@ -184,7 +184,8 @@ class OrderingPlugin:
             nodeids,
             etc=etc,
             marker_priority=markers,
-            history=self.history(),
+            history=self.history().failures,
+            known=self.history().runs,
             changed=self.changed,
             weights=weights_of(self.settings),
             half_life=self.settings.half_life,

@@ -19,6 +19,7 @@ from pytest_shadowfarm.errors import HistoryError, ShadowFarmWarning
 from pytest_shadowfarm.history import HistoryStore, PastResult, ResultRecord, RunRecord
 from pytest_shadowfarm.history import store as store_module
 from pytest_shadowfarm.history.schema import APPLICATION_ID, SCHEMA_VERSION, migrate
+from pytest_shadowfarm.history.store import RecentHistory
 
 #: upper bound for any wait on another process
 TIMEOUT_S = 120.0
@@ -170,49 +171,66 @@ class TestPruning:
 
 
 class TestRecent:
-    """What a run reads at its start: the newest results, more for tests that failed."""
+    """What a run reads at its start: newest durations of all, results of failed tests."""
 
-    def test_each_test_gets_its_newest_results_and_a_failing_test_more(self, path):
-        """12 runs, per_test=3: a passing test its newest 3; the one that failed once
-        (in run 2, long ago) its newest 10; durations and call times oldest first."""
+    def test_each_test_gets_its_newest_durations_and_a_failed_test_its_results(self, path):
+        """12 runs, per_test=3: every test its newest 3 durations and runs; the test that
+        failed once (in run 2, long ago) its newest 10 whole results."""
         with HistoryStore.open(path, keep=50) as store:
+            ids = []
             for n in range(12):
                 outcome = "failed" if n == 2 else "passed"
-                store.record_run(
-                    run_at(n, git_commit=f"c{n}"),
-                    [
-                        passed("t.py::ok", n),
-                        ResultRecord("t.py::flip", outcome, setup_s=0.0, call_s=n, teardown_s=0),
-                    ],
+                ids.append(
+                    store.record_run(
+                        run_at(n, git_commit=f"c{n}"),
+                        [
+                            passed("t.py::ok", n),
+                            ResultRecord("t.py::flip", outcome, setup_s=0, call_s=n, teardown_s=0),
+                        ],
+                    )
                 )
-            recent = store.recent(per_test=3, failing={"failed", "error"}, per_failing_test=10)
+            recent = store.recent(per_test=3, per_failing_test=10)
             full = store.results_by_test()
-        assert recent.results["t.py::ok"] == full["t.py::ok"][-3:]
-        assert recent.results["t.py::flip"] == full["t.py::flip"][-10:]
         assert recent.durations["t.py::ok"] == [9.25, 10.25, 11.25]
         assert recent.call_durations["t.py::ok"] == [9.0, 10.0, 11.0]
-        assert recent.durations["t.py::flip"] == [float(n) for n in range(2, 12)]
-        assert [r.outcome for r in recent.results["t.py::flip"]][0] == "failed"
+        assert recent.runs == {"t.py::ok": ids[-3:], "t.py::flip": ids[-3:]}
+        assert recent.failures == {"t.py::flip": full["t.py::flip"][-10:]}
+        assert recent.failures["t.py::flip"][0].outcome == "failed"
 
-    def test_results_without_times_count_as_results_but_not_as_durations(self, path):
-        """A result with no call time is still seen (the test is known), without a duration."""
+    def test_results_without_times_count_as_known_but_not_as_durations(self, path):
+        """A result with no time still makes the test known (not new), without a duration."""
         with HistoryStore.open(path) as store:
-            store.record_run(run_at(0), [ResultRecord("t.py::x", "skipped", None, None, None)])
-            recent = store.recent(per_test=8, failing={"failed"}, per_failing_test=30)
-        assert [r.outcome for r in recent.results["t.py::x"]] == ["skipped"]
+            run = store.record_run(
+                run_at(0), [ResultRecord("t.py::x", "skipped", None, None, None)]
+            )
+            recent = store.recent(per_test=8, per_failing_test=30)
+        assert recent.runs == {"t.py::x": [run]}
         assert "t.py::x" not in recent.durations
         assert "t.py::x" not in recent.call_durations
 
     def test_an_empty_history_reads_empty(self, path):
         with HistoryStore.open(path) as store:
-            recent = store.recent(per_test=8, failing={"failed"}, per_failing_test=30)
-        assert (recent.results, recent.durations, recent.call_durations) == ({}, {}, {})
+            recent = store.recent(per_test=8, per_failing_test=30)
+        assert recent == RecentHistory(durations={}, call_durations={}, runs={}, failures={})
+
+    def test_failed_tests_are_found_through_the_partial_index(self, path):
+        """No scan of every result: SQLite's plan names the index of failing results."""
+        with HistoryStore.open(path) as store:
+            store.record_run(run_at(0), [passed("t.py::a", 1.0)])
+        db = sqlite3.connect(path)
+        try:
+            plan = db.execute(
+                "EXPLAIN QUERY PLAN SELECT DISTINCT nodeid FROM results WHERE "
+                + store_module.FAILED_RESULT
+            ).fetchall()
+        finally:
+            db.close()
+        assert "results_failing" in str(plan)
 
     def test_ranks_from_the_recent_slice_equal_ranks_from_the_whole_history(self, path):
         """The slice loses nothing the priority engine uses (recent failures, flips, new
         tests): 200 tests, 25 runs, random failures and commits."""
         from pytest_shadowfarm.estimate import WINDOW
-        from pytest_shadowfarm.history.records import FAILING
         from pytest_shadowfarm.priority import rank
         from pytest_shadowfarm.priority.signals import failure_window
 
@@ -226,12 +244,13 @@ class TestRecent:
                 ]
                 store.record_run(run_at(n, git_commit=f"c{n // 4}"), results)
             full = store.results_by_test()
-            recent = store.recent(
-                per_test=WINDOW, failing=FAILING, per_failing_test=failure_window(5.0)
-            )
+            recent = store.recent(per_test=WINDOW, per_failing_test=failure_window(5.0))
         now = [*tests, "t.py::brand_new"]
         args = {"etc": {}, "marker_priority": {}, "changed": None}
-        assert rank(now, history=recent.results, **args) == rank(now, history=full, **args)
+        from_recent = rank(now, history=recent.failures, known=recent.runs, **args)
+        assert from_recent == rank(now, history=full, **args)
+        assert any(r.likely_failure for r in from_recent.values())
+        assert any(r.flaky for r in from_recent.values())
 
 
 class TestMigration:

@@ -194,6 +194,8 @@ def _status(args: argparse.Namespace, ctx: Context) -> int:
         f"claims {totals['claims']}: {totals['granted']} of {totals['requested']} workers warm "
         f"(hit rate {hit_rate}), {totals['live_workers']} live workers"
     )
+    if totals.get("warming_deferred"):
+        ctx.print(f"warm-ups waiting for spare CPU: {totals['warming_deferred']}")
     if not data["profiles"]:
         ctx.print("no profiles yet: run 'pytest -p shadowfarm -n N' in a project to register one")
     for p in data["profiles"]:

@@ -10,7 +10,13 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 
-__all__ = ["APPLICATION_ID", "MIGRATIONS", "SCHEMA_VERSION", "migrate"]
+from pytest_shadowfarm.history.records import FAILING
+
+__all__ = ["APPLICATION_ID", "FAILED_RESULT", "MIGRATIONS", "SCHEMA_VERSION", "migrate"]
+
+#: the WHERE clause of a failing result: queries must spell it exactly so, for SQLite to
+#: use the partial index ``results_failing`` (https://sqlite.org/partialindex.html)
+FAILED_RESULT = "outcome IN ({})".format(", ".join(f"'{o}'" for o in sorted(FAILING)))
 
 #: "SFRM" as a 32-bit big-endian integer: marks the file as ours (PRAGMA application_id)
 APPLICATION_ID = 0x5346524D
@@ -68,7 +74,12 @@ def _v2(db: sqlite3.Connection) -> None:
     )
 
 
-MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_v1, _v2)
+def _v3(db: sqlite3.Connection) -> None:
+    # The few tests that ever failed, without a scan of every result (RecentHistory).
+    db.execute(f"CREATE INDEX results_failing ON results(nodeid, id) WHERE {FAILED_RESULT}")
+
+
+MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_v1, _v2, _v3)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -14,14 +14,19 @@ import sqlite3
 import time
 import warnings
 from collections import defaultdict
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 from pytest_shadowfarm.errors import HistoryError, ShadowFarmWarning
 from pytest_shadowfarm.history.records import HistorySummary, ResultRecord, RunRecord
-from pytest_shadowfarm.history.schema import APPLICATION_ID, SCHEMA_VERSION, migrate
+from pytest_shadowfarm.history.schema import (
+    APPLICATION_ID,
+    FAILED_RESULT,
+    SCHEMA_VERSION,
+    migrate,
+)
 
 __all__ = ["BUSY_TIMEOUT_S", "HistoryStore", "PastResult", "RecentHistory"]
 
@@ -50,25 +55,27 @@ class RecentHistory:
     A history keeps up to ``history_keep`` (50) results per test; reading all of them at
     every start would cost a 5,000-test suite most of a second. The estimator reads only
     the newest few durations and the failure signal's weights halve every few runs, so
-    the newest ``per_test`` results of every test are read, and more (``per_failing_test``)
-    only for the tests that failed at least once in the kept history.
+    this holds the newest ``per_test`` durations of every test, and whole results (the
+    newest ``per_failing_test``) only of the tests that failed at least once in the kept
+    history: for every other test the failure signal is zero.
     """
 
-    #: nodeid -> its newest results, oldest first
-    results: dict[str, list[PastResult]]
-    #: nodeid -> setup + call + teardown seconds of those results, oldest first
+    #: nodeid -> setup + call + teardown seconds of its newest results, oldest first
     durations: dict[str, list[float]]
-    #: nodeid -> call-phase seconds of those results, oldest first
+    #: nodeid -> call-phase seconds of its newest results, oldest first
     call_durations: dict[str, list[float]]
+    #: nodeid -> the runs of its newest results, oldest first (every test the history knows)
+    runs: dict[str, list[int]]
+    #: nodeid -> its newest results, oldest first: only tests that failed at least once
+    failures: dict[str, list[PastResult]]
 
 
 #: the newest ``?`` results of each test named by the subquery ``tests``, oldest first
 _NEWEST_OF = (
-    "SELECT t.nodeid, r.run_id, r.outcome, r.duration_s, r.call_s, runs.git_commit "
-    "FROM ({tests}) AS t "
+    "SELECT t.nodeid, {columns} FROM ({tests}) AS t "
     "JOIN results r ON r.id IN "
     " (SELECT id FROM results WHERE nodeid = t.nodeid ORDER BY id DESC LIMIT ?) "
-    "JOIN runs ON runs.id = r.run_id ORDER BY r.id"
+    "{join} ORDER BY r.id"
 )
 
 
@@ -205,38 +212,37 @@ class HistoryStore:
             grouped[nodeid].append(PastResult(run_id, outcome, duration, commit))
         return dict(grouped)
 
-    def recent(
-        self, *, per_test: int, failing: Collection[str], per_failing_test: int
-    ) -> RecentHistory:
-        """The newest results of every test (see :class:`RecentHistory`).
-
-        ``failing``: the outcomes that count as a failure; a test with such a result
-        anywhere in the history gets its newest ``per_failing_test`` results.
-        """
-        results: dict[str, list[PastResult]] = {}
-        durations: dict[str, list[float]] = {}
-        calls: dict[str, list[float]] = {}
-        marks = ", ".join("?" * len(failing))
-        queries: list[tuple[str, tuple[object, ...]]] = [
-            (_NEWEST_OF.format(tests="SELECT DISTINCT nodeid FROM results"), (per_test,))
-        ]
-        if failing and per_failing_test > per_test:
-            tests = f"SELECT DISTINCT nodeid FROM results WHERE outcome IN ({marks})"
-            queries.append((_NEWEST_OF.format(tests=tests), (*failing, per_failing_test)))
-        for query, args in queries:
-            rows = self._db.execute(query, args).fetchall()
-            for nodeid in {row[0] for row in rows}:  # the second query replaces the first
-                results[nodeid], durations[nodeid], calls[nodeid] = [], [], []
-            for nodeid, run_id, outcome, duration, call, commit in rows:
-                results[nodeid].append(PastResult(run_id, outcome, duration, commit))
-                if duration is not None:
-                    durations[nodeid].append(duration)
-                if call is not None:
-                    calls[nodeid].append(call)
+    def recent(self, *, per_test: int, per_failing_test: int) -> RecentHistory:
+        """The newest results of every test (see :class:`RecentHistory`)."""
+        durations: dict[str, list[float]] = defaultdict(list)
+        calls: dict[str, list[float]] = defaultdict(list)
+        runs: dict[str, list[int]] = defaultdict(list)
+        newest = _NEWEST_OF.format(
+            columns="r.run_id, r.duration_s, r.call_s",
+            tests="SELECT DISTINCT nodeid FROM results",
+            join="",
+        )
+        for nodeid, run_id, duration, call in self._db.execute(newest, (per_test,)):
+            runs[nodeid].append(run_id)
+            if duration is not None:
+                durations[nodeid].append(duration)
+            if call is not None:
+                calls[nodeid].append(call)
+        failures: dict[str, list[PastResult]] = defaultdict(list)
+        failed = _NEWEST_OF.format(
+            columns="r.run_id, r.outcome, r.duration_s, runs.git_commit",
+            tests=f"SELECT DISTINCT nodeid FROM results WHERE {FAILED_RESULT}",
+            join="JOIN runs ON runs.id = r.run_id",
+        )
+        for nodeid, run_id, outcome, duration, commit in self._db.execute(
+            failed, (per_failing_test,)
+        ):
+            failures[nodeid].append(PastResult(run_id, outcome, duration, commit))
         return RecentHistory(
-            results=results,
-            durations={n: d for n, d in durations.items() if d},
-            call_durations={n: d for n, d in calls.items() if d},
+            durations=dict(durations),
+            call_durations=dict(calls),
+            runs=dict(runs),
+            failures=dict(failures),
         )
 
     def durations(self, phase: Literal["total", "call"] = "total") -> dict[str, list[float]]:

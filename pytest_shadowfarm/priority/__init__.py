@@ -14,7 +14,8 @@ The stable API::
     rank(nodeids, *, etc: Mapping[str, float], marker_priority: Mapping[str, float],
          history: Mapping[str, Sequence[PastResult]], changed: ChangeImpact | None,
          weights: Weights = DEFAULT_WEIGHTS, half_life: float = 5.0,
-         etc_floor: float = ETC_FLOOR_S) -> dict[str, Ranked]
+         etc_floor: float = ETC_FLOOR_S,
+         known: Collection[str] | None = None) -> dict[str, Ranked]
 
     analyze_changes(rootdir, nodeids, *, base=None, search_paths=(), cache_path=None)
         -> ChangeImpact   # raises ChangeDetectionError when git cannot tell

@@ -17,7 +17,7 @@ looking a thousand times more urgent than one of 0.1 s.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 
 from pytest_shadowfarm.estimate import DEFAULT_ETC_S
@@ -151,6 +151,7 @@ def rank(
     weights: Weights = DEFAULT_WEIGHTS,
     half_life: float = DEFAULT_HALF_LIFE,
     etc_floor: float = ETC_FLOOR_S,
+    known: Collection[str] | None = None,
 ) -> dict[str, Ranked]:
     """Score every test; the stable entry point for ordering and for the xdist scheduler.
 
@@ -159,14 +160,18 @@ def rank(
         rank(nodeids, *, etc: Mapping[str, float], marker_priority: Mapping[str, float],
              history: Mapping[str, Sequence[PastResult]], changed: ChangeImpact | None,
              weights: Weights = DEFAULT_WEIGHTS, half_life: float = 5.0,
-             etc_floor: float = ETC_FLOOR_S) -> dict[str, Ranked]
+             etc_floor: float = ETC_FLOOR_S,
+             known: Collection[str] | None = None) -> dict[str, Ranked]
 
     - ``etc``: nodeid -> expected seconds (missing: ``DEFAULT_ETC_S``);
     - ``marker_priority``: nodeid -> importance, already parsed with
       :func:`~.signals.parse_importance` (missing: 0, "normal");
     - ``history``: ``HistoryStore.results_by_test()`` (nodeid -> results, oldest first);
     - ``changed``: :func:`~.impact.analyze_changes`'s result, or None when the change
-      signal is off.
+      signal is off;
+    - ``known``: every test the history has seen (default: the keys of ``history``),
+      for a history that lists only the tests with failures
+      (:class:`~pytest_shadowfarm.history.store.RecentHistory`).
 
     Pure and deterministic: the same inputs give the same records. The result keeps the
     order of ``nodeids`` (duplicates collapse into one entry).
@@ -179,7 +184,7 @@ def rank(
             importance=marker_priority.get(nodeid, 0.0),
             failure=failure,
             change=changed.for_nodeid(nodeid) if changed is not None else None,
-            new=is_new(nodeid, history),
+            new=is_new(nodeid, history if known is None else known),
             weights=weights,
         )
         seconds = etc.get(nodeid, DEFAULT_ETC_S)

@@ -23,7 +23,7 @@ Results without a commit (outside git) never count as flips: the code may have c
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -176,6 +176,9 @@ def failure_signal(
     )
 
 
-def is_new(nodeid: str, history: Mapping[str, Sequence[PastResult]]) -> bool:
-    """Never seen by a history that has seen other tests (an empty history knows nobody)."""
+def is_new(nodeid: str, history: Collection[str]) -> bool:
+    """Never seen by a history that has seen other tests (an empty history knows nobody).
+
+    ``history``: the tests it has seen (a mapping from them, e.g. nodeid -> results).
+    """
     return bool(history) and nodeid not in history

@@ -168,10 +168,9 @@ class SchedulerPlugin:
         # The ordering plugin (single-process runs) knows how to read the history and
         # the change impact; under xdist it never sees items, so we ask it with node ids.
         ordering = self.config.pluginmanager.get_plugin("shadowfarm-ordering")
-        history: Mapping[str, Sequence[Any]] = {}
+        recent = controller.recent
         changed = None
         if ordering is not None:
-            history = ordering.history()
             changed, note = ordering.change_impact(nodeids)
             if note:
                 self.notes.append(note)
@@ -179,7 +178,8 @@ class SchedulerPlugin:
             nodeids,
             etc=controller.etc,
             marker_priority=self.markers,
-            history=history,
+            history=recent.failures,
+            known=recent.runs,
             changed=changed,
             weights=weights_of(self.settings),
             half_life=self.settings.half_life,

@@ -290,19 +290,16 @@ class Scaler:
             return
         try:
             runs = [PastRun(run_id, run.argv, run.workers) for run_id, run in store.runs()]
-            by_test = self.core.recent.results  # the newest results, read at the start
+            run_of_results = self.core.recent.runs  # the newest ones, read at the start
             last = store.last_results()
         except Exception as exc:  # a history that cannot be read only costs the prior
             self.core.warn(f"swarm: no prior from the history: {exc}")
             return
         newest = {
-            nodeid: Newest(results[-1].run_id, last[nodeid].cpu_s, r.duration_s, r.start_s)
-            for nodeid, results in by_test.items()
-            if results and (r := last.get(nodeid)) is not None
+            nodeid: Newest(run_ids[-1], last[nodeid].cpu_s, r.duration_s, r.start_s)
+            for nodeid, run_ids in run_of_results.items()
+            if run_ids and (r := last.get(nodeid)) is not None
         }
         self.prior = find_prior(
-            self.swarm.config.invocation_params.args,
-            runs,
-            {nodeid: [r.run_id for r in results] for nodeid, results in by_test.items()},
-            newest,
+            self.swarm.config.invocation_params.args, runs, run_of_results, newest
         )

@@ -70,8 +70,10 @@ def clock() -> Clock:
 def make_pool(clock: Clock, tmp_path: Path):
     def make(**config: Any) -> tuple[Pool, FakeLauncher]:
         launcher = FakeLauncher()
-        settings = {"default_min_warm": 2, "default_max_warm": 3, "max_warming": 8, **config}
-        pool = Pool(FarmConfig(**settings), launcher, tmp_path, clock=clock)
+        settings = {"default_min_warm": 2, "default_max_warm": 3, "max_warming": 8}
+        settings.update((k, v) for k, v in config.items() if k != "idle")
+        idle = config.pop("idle", lambda: 8.0)  # a quiet host unless a test says otherwise
+        pool = Pool(FarmConfig(**settings), launcher, tmp_path, clock=clock, idle=idle)
         launcher.pool = pool
         return pool, launcher
 
@@ -153,6 +155,40 @@ class TestClaims:
         assert third.workers == []
         pool.reconcile()
         assert states(pool, PROFILE.key) == ["claimed", "claimed", "warming", "warming"]
+
+    def test_replacements_wait_for_spare_cpu_while_a_run_is_testing(self, make_pool):
+        """Two claimed workers testing on a host with no idle core: no warm-up starts
+        (the status says why) until a core is spare or the run releases its workers."""
+        idle = [0.3]
+        pool, _ = make_pool(idle=lambda: idle[0])
+        pool.register(PROFILE)
+        pool.reconcile()
+        for worker in pool.live():
+            ready(pool, worker.id)
+        claimed = pool.claim(PROFILE, 2).workers
+        for worker in claimed:
+            pool.on_event(worker.id, {"event": "claimed"})
+        pool.reconcile()
+        assert states(pool, PROFILE.key) == ["claimed", "claimed"]
+        assert "2 claimed workers testing, 0.3 idle cores" in pool.deferred
+        idle[0] = 1.5
+        pool.reconcile()
+        assert states(pool, PROFILE.key) == ["claimed", "claimed", "warming", "warming"]
+        assert pool.deferred == ""
+
+    def test_a_claim_not_yet_testing_or_spare_cores_0_warms_at_once(self, make_pool):
+        """Claimed but not connected: nothing is testing yet. warm_spare_cores=0: never wait."""
+        for config, connect in (({}, False), ({"warm_spare_cores": 0}, True)):
+            pool, _ = make_pool(idle=lambda: 0.0, **config)
+            pool.register(PROFILE)
+            pool.reconcile()
+            for worker in pool.live():
+                ready(pool, worker.id)
+            for worker in pool.claim(PROFILE, 2).workers:
+                if connect:
+                    pool.on_event(worker.id, {"event": "claimed"})
+            pool.reconcile()
+            assert states(pool, PROFILE.key) == ["claimed", "claimed", "warming", "warming"]
 
     def test_the_closest_match_covers_most_of_the_claims_modules(self, make_pool):
         """With two warm workers, the one that warmed scipy goes to a run that imports it."""
