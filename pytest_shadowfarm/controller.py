@@ -91,6 +91,9 @@ class ShadowFarmPlugin:
         self.events: list[dict[str, Any]] = []
         #: nodeid -> extra fields of that test in the run report (e.g. priority components)
         self.test_extras: dict[str, dict[str, Any]] = {}
+        #: called before the run report is built, to fill ``test_extras`` only when a
+        #: report is asked for (a run without one never pays for it)
+        self.extras_providers: list[Callable[[], None]] = []
         #: top-level fields feature plugins add to the run report (e.g. "shard")
         self.report_extras: dict[str, Any] = {}
         self._report: dict[str, Any] | None = None
@@ -207,6 +210,8 @@ class ShadowFarmPlugin:
         """
         if self._report is not None:
             return self._report
+        while self.extras_providers:
+            self.extras_providers.pop(0)()
         summary = RunSummary(
             wall_s=self.wall_s if self.wall_s is not None else self.now(),
             predicted_total_s=self.predicted_total_s,

@@ -108,6 +108,9 @@ def function_key(nodeid: str) -> str | None:
 
 def _valid_window(durations: Sequence[float]) -> list[float]:
     """The newest WINDOW usable samples, newest first."""
+    tail = durations[-WINDOW:]
+    if all(type(v) is float and 0.0 <= v < math.inf for v in tail):
+        return list(reversed(tail))  # the common case: the history's own floats
     window: list[float] = []
     for raw in reversed(durations):
         try:
@@ -156,8 +159,11 @@ class Estimator:
             msg = f"default must be a finite number of seconds > 0, got {default!r}"
             raise ValueError(msg)
         self._cache: dict[str, Estimate] = {}
-        by_function: dict[str, list[float]] = {}
-        by_module: dict[str, list[float]] = {}
+        #: the samples behind the fallbacks; each pooled estimate is computed when first
+        #: needed (most runs ask for few or none)
+        self._by_function: dict[str, list[float]] = {}
+        self._by_module: dict[str, list[float]] = {}
+        self._pooled: dict[tuple[str, str], Estimate] = {}
         for nodeid, durations in history.items():
             window = _valid_window(durations)
             if not window:
@@ -168,15 +174,10 @@ class Estimator:
             )
             function = function_key(nodeid)
             if function is not None:
-                by_function.setdefault(function, []).append(seconds)
-            by_module.setdefault(module_key(nodeid), []).append(seconds)
+                self._by_function.setdefault(function, []).append(seconds)
+            self._by_module.setdefault(module_key(nodeid), []).append(seconds)
         self._known = len(self._cache)
-        self._siblings = {key: _pooled(v, "sibling") for key, v in by_function.items()}
-        self._modules = {key: _pooled(v, "module") for key, v in by_module.items()}
-        known = [estimate.seconds for estimate in self._cache.values()]
-        self._fallback = (
-            _pooled(known, "suite") if known else Estimate(float(default), "default", 0, 0.0)
-        )
+        self._default = float(default)
 
     @property
     def known_tests(self) -> int:
@@ -190,10 +191,24 @@ class Estimator:
         except KeyError:
             pass
         function = function_key(nodeid)
-        found = self._siblings.get(function) if function is not None else None
-        if found is None:
-            found = self._modules.get(module_key(nodeid), self._fallback)
+        if function is not None and function in self._by_function:
+            found = self._pool("sibling", function, self._by_function[function])
+        elif (module := module_key(nodeid)) in self._by_module:
+            found = self._pool("module", module, self._by_module[module])
+        elif self._known:
+            found = self._pool("suite", "", [e.seconds for e in self._own()])
+        else:
+            found = Estimate(self._default, "default", 0, 0.0)
         self._cache[nodeid] = found
+        return found
+
+    def _own(self) -> list[Estimate]:
+        return [e for e in self._cache.values() if e.source == "history"]
+
+    def _pool(self, source: str, key: str, samples: list[float]) -> Estimate:
+        found = self._pooled.get((source, key))
+        if found is None:
+            found = self._pooled[(source, key)] = _pooled(samples, source)
         return found
 
     def etc(self, nodeid: str) -> float:

@@ -196,7 +196,7 @@ class OrderingPlugin:
             Entry(r.nodeid, module_key(r.nodeid), r.urgency, r.priority, r.etc) for r in picked
         ]
         items[:] = ordered(items, entries, mode)
-        self._report_extras()
+        self.farm.extras_providers.append(self._report_extras)
         if mode == "none":
             line = summary_line(mode, (), None, note=note)
         else:
