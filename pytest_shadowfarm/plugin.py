@@ -8,23 +8,24 @@ installed test tool must not reorder or write anything in projects that did not 
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 import pytest
 
-from pytest_shadowfarm.controller import ShadowFarmPlugin
 from pytest_shadowfarm.errors import ConfigError
-from pytest_shadowfarm.farm import plugin as farm_plugin
-from pytest_shadowfarm.ordering import OrderingPlugin
-from pytest_shadowfarm.report import github_plugin
-from pytest_shadowfarm.sched import plugin as sched_plugin
 from pytest_shadowfarm.settings import OPTIONS, Settings, read_pyproject_table, resolve
-from pytest_shadowfarm.shard_plugin import ShardPlugin
-from pytest_shadowfarm.swarm import plugin as swarm_plugin
+
+if TYPE_CHECKING:
+    from pytest_shadowfarm.controller import ShadowFarmPlugin
+
+# The feature modules are imported in the hooks, and only where they apply: installed
+# but not named, the plugin costs its options alone; a run in one process does not
+# import the xdist scheduler, the swarm or the farm client.
 
 #: the names under which ``-p`` may enable us
 PLUGIN_NAMES = frozenset({"shadowfarm", "pytest_shadowfarm.plugin"})
 
-plugin_key = pytest.StashKey[ShadowFarmPlugin]()
+plugin_key: pytest.StashKey[ShadowFarmPlugin] = pytest.StashKey()
 settings_key = pytest.StashKey[Settings]()
 
 MARKER = (
@@ -74,8 +75,21 @@ def load_settings(config: pytest.Config, env: dict[str, str] | None = None) -> S
 def pytest_cmdline_main(config: pytest.Config) -> object:
     # A wrapper runs before xdist's own tryfirst pytest_cmdline_main turns -n into --tx.
     if is_enabled(config):
-        swarm_plugin.cmdline_main(config, load_settings(config))
+        settings = load_settings(config)
+        if settings.workers is not None:
+            from pytest_shadowfarm.swarm import plugin as swarm_plugin
+
+            swarm_plugin.cmdline_main(config, settings)
     return (yield)
+
+
+def distributing(config: pytest.Config) -> bool:
+    """xdist will run this session on workers (read after xdist turned ``-n`` into --tx)."""
+    return (
+        config.pluginmanager.hasplugin("xdist")
+        and bool(config.getoption("tx", None))
+        and not config.getoption("collectonly", False)
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -89,20 +103,38 @@ def pytest_configure(config: pytest.Config) -> None:
     # xdist workers only run tests: the controller owns history and reporting (one
     # writer per history file; see pytest-xdist's ``workerinput`` convention).
     if hasattr(config, "workerinput"):
+        from pytest_shadowfarm.sched import plugin as sched_plugin
+        from pytest_shadowfarm.swarm import plugin as swarm_plugin
+
         if settings.shard is not None:  # workers collect, so they deselect other shards
+            from pytest_shadowfarm.shard_plugin import ShardPlugin
+
             shard = ShardPlugin.for_worker(settings, settings.shard, config)
             config.pluginmanager.register(shard, "shadowfarm-shard")
         sched_plugin.configure_worker(config)
         swarm_plugin.configure_worker(config)
         return
+    from pytest_shadowfarm.controller import ShadowFarmPlugin
+    from pytest_shadowfarm.ordering import OrderingPlugin
+    from pytest_shadowfarm.report import github_plugin
+
     plugin = ShadowFarmPlugin(config, settings)
     config.stash[plugin_key] = plugin
     config.pluginmanager.register(plugin, "shadowfarm-controller")
     config.pluginmanager.register(OrderingPlugin(config, settings, plugin), "shadowfarm-ordering")
-    sched_plugin.configure_controller(config, settings, plugin)
-    swarm_plugin.configure_controller(config, settings, plugin)
-    farm_plugin.configure_controller(config, settings, plugin)
+    if distributing(config):
+        from pytest_shadowfarm.farm import plugin as farm_plugin
+        from pytest_shadowfarm.sched import plugin as sched_plugin
+
+        sched_plugin.configure_controller(config, settings, plugin)
+        farm_plugin.configure_controller(config, settings, plugin)
+    if distributing(config) or settings.workers is not None:
+        from pytest_shadowfarm.swarm import plugin as swarm_plugin
+
+        swarm_plugin.configure_controller(config, settings, plugin)
     if settings.shard is not None:
+        from pytest_shadowfarm.shard_plugin import ShardPlugin
+
         shard = ShardPlugin.for_controller(settings, settings.shard, plugin)
         config.pluginmanager.register(shard, "shadowfarm-shard")
     github_plugin.register(config, settings, plugin)  # job summary + annotations in Actions
