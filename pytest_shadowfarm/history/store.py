@@ -9,12 +9,14 @@ because of its history.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import sqlite3
 import time
 import warnings
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -79,6 +81,63 @@ _NEWEST_OF = (
 )
 
 
+@contextlib.contextmanager
+def _opening(path: Path) -> Iterator[None]:
+    """Hold a lock on the history's directory while a history is opened and migrated.
+
+    Two runs opening one new file at once could otherwise see each other's half-created
+    file (no application id yet, or not yet a database) and move it aside as foreign,
+    each then writing to a different file: one run's results lost. The directory is
+    locked (flock(2) on its descriptor) so that no lock file is left behind; where
+    ``fcntl`` is missing (Windows) the open is not serialised.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        deadline = time.monotonic() + BUSY_TIMEOUT_S
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    msg = f"{path}: its directory stayed locked for {BUSY_TIMEOUT_S:g} s"
+                    raise HistoryError(msg) from None
+                time.sleep(0.01)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+#: SQLITE_BUSY: another connection holds a lock
+_BUSY = 5
+
+
+def _set_up(db: sqlite3.Connection) -> None:
+    """WAL mode, pragmas and migrations, retried while another process holds a lock.
+
+    Switching a new file to WAL while another process creates it can fail with "database
+    is locked" at once, without SQLite's busy handler ever waiting (two runs opening a
+    new history together hit it); so it is retried here, within BUSY_TIMEOUT_S.
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA foreign_keys=ON")
+            db.execute("PRAGMA synchronous=NORMAL")
+            migrate(db)
+            return
+        except sqlite3.OperationalError as exc:
+            if _error_code(exc) != _BUSY or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
+
+
 #: primary SQLite result codes that mean "this file is damaged or not a database"
 _DAMAGED = frozenset({11, 26})  # SQLITE_CORRUPT, SQLITE_NOTADB
 
@@ -121,18 +180,19 @@ class HistoryStore:
         left alone: a newer pytest-shadowfarm or another run owns it).
         """
         path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            return cls(path, cls._connect_checked(path), keep)
-        except _NotOurs as exc:
-            if not repair:
-                msg = f"{path}: {exc}; expected a pytest-shadowfarm history file"
-                raise HistoryError(msg) from None
-            aside = cls._move_aside(path)
-            warn(
-                f"{path}: {exc}; moved it to {aside.name} and started a new history "
-                "(delete the moved file if you do not need it)"
-            )
-            return cls(path, cls._connect_checked(path), keep)
+        with _opening(path):
+            try:
+                return cls(path, cls._connect_checked(path), keep)
+            except _NotOurs as exc:
+                if not repair:
+                    msg = f"{path}: {exc}; expected a pytest-shadowfarm history file"
+                    raise HistoryError(msg) from None
+                aside = cls._move_aside(path)
+                warn(
+                    f"{path}: {exc}; moved it to {aside.name} and started a new history "
+                    "(delete the moved file if you do not need it)"
+                )
+                return cls(path, cls._connect_checked(path), keep)
 
     @staticmethod
     def _connect_checked(path: Path) -> sqlite3.Connection:
@@ -151,10 +211,7 @@ class HistoryStore:
                     "--sf-history with another file"
                 )
                 raise HistoryError(msg)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA foreign_keys=ON")
-            db.execute("PRAGMA synchronous=NORMAL")
-            migrate(db)
+            _set_up(db)
         except sqlite3.DatabaseError as exc:
             db.close()
             # Only a damaged or non-SQLite file is moved aside. "database is locked"
@@ -214,20 +271,19 @@ class HistoryStore:
 
     def recent(self, *, per_test: int, per_failing_test: int) -> RecentHistory:
         """The newest results of every test (see :class:`RecentHistory`)."""
-        durations: dict[str, list[float]] = defaultdict(list)
-        calls: dict[str, list[float]] = defaultdict(list)
-        runs: dict[str, list[int]] = defaultdict(list)
-        newest = _NEWEST_OF.format(
-            columns="r.run_id, r.duration_s, r.call_s",
-            tests="SELECT DISTINCT nodeid FROM results",
-            join="",
-        )
-        for nodeid, run_id, duration, call in self._db.execute(newest, (per_test,)):
-            runs[nodeid].append(run_id)
-            if duration is not None:
-                durations[nodeid].append(duration)
-            if call is not None:
-                calls[nodeid].append(call)
+        durations: dict[str, list[float]] = {}
+        calls: dict[str, list[float]] = {}
+        runs: dict[str, list[int]] = {}
+        by_test: dict[str, list[tuple[int, float | None, float | None]]] = defaultdict(list)
+        for nodeid, run_id, duration, call in self._newest(per_test):
+            by_test[nodeid].append((run_id, duration, call))
+        for nodeid, results in by_test.items():
+            results = results[-per_test:]
+            runs[nodeid] = [run_id for run_id, _, _ in results]
+            if total := [d for _, d, _ in results if d is not None]:
+                durations[nodeid] = total
+            if body := [c for _, _, c in results if c is not None]:
+                calls[nodeid] = body
         failures: dict[str, list[PastResult]] = defaultdict(list)
         failed = _NEWEST_OF.format(
             columns="r.run_id, r.outcome, r.duration_s, runs.git_commit",
@@ -239,11 +295,42 @@ class HistoryStore:
         ):
             failures[nodeid].append(PastResult(run_id, outcome, duration, commit))
         return RecentHistory(
-            durations=dict(durations),
-            call_durations=dict(calls),
-            runs=dict(runs),
-            failures=dict(failures),
+            durations=durations, call_durations=calls, runs=runs, failures=dict(failures)
         )
+
+    def _newest(self, per_test: int) -> list[tuple[str, int, float | None, float | None]]:
+        """(nodeid, run_id, duration_s, call_s) of at least the newest ``per_test`` results
+        of every test, oldest first.
+
+        Most runs run most tests, so the newest ``per_test`` runs hold most tests' newest
+        results: one range of the run index reads them. Only the tests with fewer results
+        there (not run lately, or new) are looked up by test.
+        """
+        columns = "SELECT nodeid, run_id, duration_s, call_s FROM results"
+        oldest = self._db.execute(
+            "SELECT id FROM runs ORDER BY id DESC LIMIT 1 OFFSET ?", (per_test - 1,)
+        ).fetchone()
+        if oldest is None:  # fewer runs than per_test: read everything
+            return self._db.execute(f"{columns} ORDER BY id").fetchall()
+        rows = self._db.execute(f"{columns} WHERE run_id >= ? ORDER BY id", oldest).fetchall()
+        seen: dict[str, int] = {}
+        for row in rows:
+            seen[row[0]] = seen.get(row[0], 0) + 1
+        short = [
+            nodeid
+            for (nodeid,) in self._db.execute("SELECT DISTINCT nodeid FROM results")
+            if seen.get(nodeid, 0) < per_test
+        ]
+        if not short:
+            return rows
+        lookup = _NEWEST_OF.format(
+            columns="r.run_id, r.duration_s, r.call_s",
+            tests="SELECT value AS nodeid FROM json_each(?)",
+            join="",
+        )
+        wanted = set(short)
+        kept = [row for row in rows if row[0] not in wanted]
+        return kept + self._db.execute(lookup, (json.dumps(short), per_test)).fetchall()
 
     def durations(self, phase: Literal["total", "call"] = "total") -> dict[str, list[float]]:
         """nodeid -> known durations in seconds, oldest first (the estimator's input).
