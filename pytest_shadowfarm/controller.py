@@ -120,11 +120,12 @@ class ShadowFarmPlugin:
             self.store = HistoryStore.open(
                 self.settings.history, keep=self.settings.history_keep, warn=self.warn
             )
-            self.history = self.store.summary()
             self.recent = self.store.recent(
                 per_test=WINDOW, per_failing_test=failure_window(self.settings.half_life)
             )
             self.estimator = Estimator(self.recent.durations)
+            # every test with a result has its runs in recent: no count over the history
+            self.history = self.store.summary(tests=len(self.recent.runs))
         except (HistoryError, OSError, sqlite3.Error) as exc:
             self.warn(f"history disabled for this run: {exc}")
             self.store = None
@@ -185,9 +186,10 @@ class ShadowFarmPlugin:
             worker=getattr(report, "worker_id", None) or ("main" if not self.xdist else None),
             xfail=hasattr(report, "wasxfail"),
         )
+        usage = getattr(report, USAGE_ATTR, None)
         trace = self.recorder.traces.get(report.nodeid)
-        if trace is not None:  # CPU and peak RSS measured in the worker (swarm/telemetry.py)
-            add_usage(trace, getattr(report, USAGE_ATTR, None))
+        if usage is not None and trace is not None:
+            add_usage(trace, usage)  # CPU and peak RSS measured in the worker (telemetry)
 
     # --- session end: history, report -------------------------------------------------------
 
@@ -239,7 +241,8 @@ class ShadowFarmPlugin:
         )
         try:
             self.store.record_run(run, self.recorder.results())
-            self.history = self.store.summary()
+            tests = len(self.recent.runs.keys() | self.recorder.traces.keys())
+            self.history = self.store.summary(tests=tests)
             self.recorded = True
         except sqlite3.Error as exc:
             self.warn(f"could not record this run in {self.settings.history}: {exc}")

@@ -124,10 +124,17 @@ def _valid_window(durations: Sequence[float]) -> list[float]:
     return window
 
 
+def _median(values: Sequence[float]) -> float:
+    """statistics.median without its generality (this runs once per test per run)."""
+    ordered = sorted(values)
+    half = len(ordered) // 2
+    return ordered[half] if len(ordered) % 2 else (ordered[half - 1] + ordered[half]) / 2
+
+
 def _weighted_median(newest_first: list[float]) -> float:
     n = len(newest_first)
     if n <= 2:
-        return statistics.median(newest_first)
+        return _median(newest_first)
     pairs = sorted(zip(newest_first, WEIGHTS, strict=False))
     total = sum(WEIGHTS[:n])
     cumulative = 0
@@ -141,7 +148,7 @@ def _weighted_median(newest_first: list[float]) -> float:
 def _spread(values: Sequence[float], centre: float) -> float:
     if len(values) < 2:
         return 0.0
-    return _MAD_TO_SIGMA * statistics.median(abs(v - centre) for v in values)
+    return _MAD_TO_SIGMA * _median([abs(v - centre) for v in values])
 
 
 def _pooled(estimates: list[float], source: str) -> Estimate:

@@ -253,9 +253,11 @@ class HistoryStore:
 
     # --- reading ------------------------------------------------------------------------
 
-    def summary(self) -> HistorySummary:
+    def summary(self, *, tests: int | None = None) -> HistorySummary:
+        """How many runs and tests the history holds (``tests``: already known)."""
         runs = self._db.execute("SELECT count(*) FROM runs").fetchone()[0]
-        tests = self._db.execute("SELECT count(DISTINCT nodeid) FROM results").fetchone()[0]
+        if tests is None:
+            tests = self._db.execute("SELECT count(DISTINCT nodeid) FROM results").fetchone()[0]
         return HistorySummary(path=str(self.path), runs=runs, tests=tests)
 
     def results_by_test(self) -> dict[str, list[PastResult]]:
