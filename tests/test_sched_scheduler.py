@@ -130,6 +130,44 @@ class TestStart:
         assert calls == [IDS]
 
 
+class TestWorkersStillStarting:
+    """-n 4 with two long tests: the first worker up must not take both (bench_swarm's io
+    suite ran its two 10 s waits one after the other on gw0 before this)."""
+
+    LONG = {IDS[-1]: 10.0, IDS[-2]: 10.0}
+
+    def first_worker_up(self, expected: int) -> FakeNode:
+        sched = ShadowFarmScheduling(inputs=etc_inputs(self.LONG), expected_workers=expected)
+        first = FakeNode("gw0")
+        sched.add_node(first)
+        sched.add_node_collection(first, IDS)
+        sched.schedule()
+        return first
+
+    def test_the_tail_plan_keeps_a_long_test_for_a_worker_still_starting(self):
+        first = self.first_worker_up(expected=4)
+        assert len(first.sent) == 2
+        assert sum(IDS[i] in self.LONG for i in first.sent) == 1
+
+    def test_a_lone_worker_takes_both(self):
+        """Without workers to come (expected 1), holding both long tests is right."""
+        first = self.first_worker_up(expected=1)
+        assert {IDS[i] for i in first.sent} == set(self.LONG)
+
+    def test_a_worker_that_never_collects_stops_counting(self):
+        """gw1 goes down before collecting: the plan stops keeping work for it."""
+        sched = ShadowFarmScheduling(inputs=etc_inputs(self.LONG), expected_workers=2)
+        first, lost = FakeNode("gw0"), FakeNode("gw1")
+        sched.add_node(first)
+        sched.add_node(lost)
+        sched.remove_node(lost)
+        with pytest.raises(KeyError):  # a second down report: xdist ignores the KeyError
+            sched.remove_node(lost)
+        sched.add_node_collection(first, IDS)
+        sched.schedule()
+        assert {IDS[i] for i in first.sent} == set(self.LONG)
+
+
 class TestRejection:
     def test_a_worker_with_a_different_collection_is_shut_down_and_never_fed(self):
         """A late worker whose collection differs gets no item and a shutdown."""

@@ -145,11 +145,14 @@ class SchedulerPlugin:
             return None
         if dist == "loadgroup":
             scope = self._group_scope
+        from xdist.workermanage import parse_tx_spec_config
+
         self.scheduler = ShadowFarmScheduling(
             inputs=self.inputs,
             scope=scope,
             log=log.shadowfarm,
             on_reject=self._rejected,
+            expected_workers=len(parse_tx_spec_config(config)),
         )
         return self.scheduler
 

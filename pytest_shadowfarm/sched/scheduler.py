@@ -126,6 +126,13 @@ class _NodeState:
     head_since: float = 0.0  # when the first held item could start
 
 
+@dataclass(frozen=True)
+class _Coming:
+    """A worker the run started with that has not collected yet (a tail-plan slot)."""
+
+    n: int
+
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -155,8 +162,14 @@ class ShadowFarmScheduling:
         on_reject: Callable[[str, str], None] = lambda worker, diff: None,
         clock: Callable[[], float] = time.perf_counter,
         cpu_clock: Callable[[], float] = time.process_time,
+        expected_workers: int = 0,
     ) -> None:
         self._inputs = inputs
+        #: workers the run starts with (xdist's --tx specs): until they have collected,
+        #: the tail plan counts them as free now, so that the first worker up does not
+        #: take every long test for itself
+        self._expected = expected_workers
+        self._uncounted: set[Any] = set()
         self._scope = scope
         self._log = log
         self._on_reject = on_reject
@@ -221,6 +234,7 @@ class ShadowFarmScheduling:
             state.accepted = True
             return
         worker = node.gateway.id
+        self._uncount(node)  # it will never take work
         diff = collection_diff(self.collection, collection, self._reference, worker)
         self._log(diff)
         self.rejected.append(worker)
@@ -229,6 +243,9 @@ class ShadowFarmScheduling:
 
     @_timed
     def remove_node(self, node: Any) -> str | None:
+        state = self._state.get(node)
+        if state is None or not state.accepted:
+            self._uncount(node)  # down before it took work (xdist ignores the KeyError)
         state = self._state.pop(node)
         if self._queue is not None:
             self._queue.forget_worker(node)
@@ -255,6 +272,12 @@ class ShadowFarmScheduling:
                 self._queue.requeue_first(self._unit_of(held.left, held.unit))
         self._fill_all()
         return self.collection[crashed]
+
+    def _uncount(self, node: Any) -> None:
+        """``node`` will never take work: one expected worker fewer (once per node)."""
+        if node not in self._uncounted:
+            self._uncounted.add(node)
+            self._expected -= 1
 
     # --- tests ------------------------------------------------------------------------------
 
@@ -329,8 +352,12 @@ class ShadowFarmScheduling:
         return state.accepted and not node.shutting_down
 
     def _ready_s(self, now: float) -> dict[Any, float]:
-        """Seconds until each accepting worker can start one more unit."""
-        ready = {}
+        """Seconds until each accepting worker can start one more unit.
+
+        Workers the run started with that have not collected yet count as free now
+        (``_Coming``): the tail plan keeps work for them.
+        """
+        ready: dict[Any, float] = {}
         for node, state in self._state.items():
             if not self._takes_work(node, state):
                 continue
@@ -339,6 +366,9 @@ class ShadowFarmScheduling:
                 ready[node] = state.etc_s - head + remaining_s(head, now - state.head_since)
             else:
                 ready[node] = state.etc_s
+        accepted = sum(1 for state in self._state.values() if state.accepted)
+        for n in range(self._expected - accepted):
+            ready[_Coming(n)] = 0.0
         return ready
 
     def _wants(self, state: _NodeState) -> bool:
