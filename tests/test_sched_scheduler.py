@@ -149,6 +149,16 @@ class TestWorkersStillStarting:
         assert len(first.sent) == 2
         assert sum(IDS[i] in self.LONG for i in first.sent) == 1
 
+    def test_a_worker_the_swarm_adds_is_expected_too(self):
+        """The run started with one worker and the swarm is adding one: keep one for it."""
+        sched = ShadowFarmScheduling(inputs=etc_inputs(self.LONG), expected_workers=1)
+        sched.expect_worker()
+        first = FakeNode("gw0")
+        sched.add_node(first)
+        sched.add_node_collection(first, IDS)
+        sched.schedule()
+        assert sum(IDS[i] in self.LONG for i in first.sent) == 1
+
     def test_a_lone_worker_takes_both(self):
         """Without workers to come (expected 1), holding both long tests is right."""
         first = self.first_worker_up(expected=1)

@@ -273,6 +273,10 @@ class ShadowFarmScheduling:
         self._fill_all()
         return self.collection[crashed]
 
+    def expect_worker(self) -> None:
+        """One more worker is starting (the swarm added it): keep tail work for it too."""
+        self._expected += 1
+
     def _uncount(self, node: Any) -> None:
         """``node`` will never take work: one expected worker fewer (once per node)."""
         if node not in self._uncounted:

@@ -140,6 +140,9 @@ class Scaler:
                 self.asking_at = None
             worker = str(node.gateway.id)
             self.ds._active_nodes.add(node)
+            expect = getattr(self.ds.sched, "expect_worker", None)
+            if expect is not None:  # our scheduler keeps tail work for it (xdist's cannot)
+                expect()
             self.swarm.late.add(worker)
             added.append(worker)
         if added:
