@@ -10,8 +10,8 @@ Per profile the pool keeps ``min_warm`` workers warm or warming (never more than
 warm-ups (CPU spent warming). One supervisor thread makes every change that starts or
 ends a process; claims and events only update state and wake it.
 
-Replacements start at once, except while a run is testing on claimed workers and the
-host has fewer than ``warm_spare_cores`` idle cores: then they wait for spare CPU (or
+Replacements start at once, except while a run holds claimed workers and the host has
+fewer than ``warm_spare_cores`` idle cores: then they wait for spare CPU (or
 the run's end). Warming runs at idle CPU priority (warmup.lowered_priority), yet
 bench_farm.py measured that two replacements warming beside a ``-n 2`` run on two cores
 still stretched its tests' wall time by 30 % at equal CPU time (importing scipy is
@@ -433,18 +433,16 @@ class Pool:
     def _defer_warming(self) -> str:
         """Why no warm-up may start now ("": they may): a run is testing, no core spare."""
         spare = self.config.warm_spare_cores
-        testing = [
-            w
-            for w in self.live("claimed")
-            if w.connected is not None and w.released is None and not w.end_reason
-        ]
+        # From the claim on (the run connects a moment later: waiting for that would
+        # let the replacements start exactly as the run does).
+        testing = [w for w in self.live("claimed") if w.released is None and not w.end_reason]
         if not testing or spare <= 0:
             return ""
         idle = self.idle()
         if idle >= spare:
             return ""
         return (
-            f"{len(testing)} claimed workers testing, {idle:.1f} idle cores "
+            f"{len(testing)} workers claimed by runs, {idle:.1f} idle cores "
             f"(< warm_spare_cores {spare:g})"
         )
 

@@ -157,8 +157,8 @@ class TestClaims:
         assert states(pool, PROFILE.key) == ["claimed", "claimed", "warming", "warming"]
 
     def test_replacements_wait_for_spare_cpu_while_a_run_is_testing(self, make_pool):
-        """Two claimed workers testing on a host with no idle core: no warm-up starts
-        (the status says why) until a core is spare or the run releases its workers."""
+        """Two claimed workers on a host with no idle core: no warm-up starts, from the
+        claim on (the status says why), until a core is spare."""
         idle = [0.3]
         pool, _ = make_pool(idle=lambda: idle[0])
         pool.register(PROFILE)
@@ -166,29 +166,32 @@ class TestClaims:
         for worker in pool.live():
             ready(pool, worker.id)
         claimed = pool.claim(PROFILE, 2).workers
+        pool.reconcile()  # the claim wakes the supervisor before the run connects
+        assert states(pool, PROFILE.key) == ["claimed", "claimed"]
         for worker in claimed:
             pool.on_event(worker.id, {"event": "claimed"})
         pool.reconcile()
         assert states(pool, PROFILE.key) == ["claimed", "claimed"]
-        assert "2 claimed workers testing, 0.3 idle cores" in pool.deferred
+        assert "2 workers claimed by runs, 0.3 idle cores" in pool.deferred
         idle[0] = 1.5
         pool.reconcile()
         assert states(pool, PROFILE.key) == ["claimed", "claimed", "warming", "warming"]
         assert pool.deferred == ""
 
-    def test_a_claim_not_yet_testing_or_spare_cores_0_warms_at_once(self, make_pool):
-        """Claimed but not connected: nothing is testing yet. warm_spare_cores=0: never wait."""
-        for config, connect in (({}, False), ({"warm_spare_cores": 0}, True)):
+    def test_released_workers_or_spare_cores_0_let_warm_ups_start(self, make_pool):
+        """Once the run released its workers, or with warm_spare_cores=0, nothing waits."""
+        for config, release in (({}, True), ({"warm_spare_cores": 0}, False)):
             pool, _ = make_pool(idle=lambda: 0.0, **config)
             pool.register(PROFILE)
             pool.reconcile()
             for worker in pool.live():
                 ready(pool, worker.id)
             for worker in pool.claim(PROFILE, 2).workers:
-                if connect:
-                    pool.on_event(worker.id, {"event": "claimed"})
+                pool.on_event(worker.id, {"event": "claimed"})
+                if release:
+                    pool.release(worker.id)
             pool.reconcile()
-            assert states(pool, PROFILE.key) == ["claimed", "claimed", "warming", "warming"]
+            assert states(pool, PROFILE.key).count("warming") == 2
 
     def test_the_closest_match_covers_most_of_the_claims_modules(self, make_pool):
         """With two warm workers, the one that warmed scipy goes to a run that imports it."""
