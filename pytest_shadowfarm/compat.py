@@ -11,8 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata
+from typing import Any
 
-__all__ = ["TESTED", "InternalsCheck", "check_internals"]
+__all__ = ["TESTED", "InternalsCheck", "check_internals", "distributing"]
 
 #: distribution -> (lowest tested, first untested)
 TESTED: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {
@@ -55,3 +56,12 @@ def check_internals(
                 f"(install '{dist}{tested}' to turn them on)",
             )
     return InternalsCheck(True)
+
+
+def distributing(config: Any) -> bool:
+    """xdist will run this session on workers (read after xdist turned ``-n`` into --tx)."""
+    return (
+        config.pluginmanager.hasplugin("xdist")
+        and bool(config.getoption("tx", None))
+        and not config.getoption("collectonly", False)
+    )

@@ -180,12 +180,13 @@ class OrderingPlugin:
         nodeids = [item.nodeid for item in items]
         etc = {n: self.farm.estimator.estimate(n).seconds for n in nodeids}
         self.changed, change_note = self.change_impact(nodeids)
+        history = self.history()
         self.ranked = rank(
             nodeids,
             etc=etc,
             marker_priority=markers,
-            history=self.history().failures,
-            known=self.history().runs,
+            history=history.failures,
+            known=history.runs,
             changed=self.changed,
             weights=weights_of(self.settings),
             half_life=self.settings.half_life,

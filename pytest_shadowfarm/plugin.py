@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from pytest_shadowfarm.compat import distributing
 from pytest_shadowfarm.errors import ConfigError
 from pytest_shadowfarm.settings import OPTIONS, Settings, read_pyproject_table, resolve
 
@@ -81,15 +82,6 @@ def pytest_cmdline_main(config: pytest.Config) -> object:
 
             swarm_plugin.cmdline_main(config, settings)
     return (yield)
-
-
-def distributing(config: pytest.Config) -> bool:
-    """xdist will run this session on workers (read after xdist turned ``-n`` into --tx)."""
-    return (
-        config.pluginmanager.hasplugin("xdist")
-        and bool(config.getoption("tx", None))
-        and not config.getoption("collectonly", False)
-    )
 
 
 def pytest_configure(config: pytest.Config) -> None:

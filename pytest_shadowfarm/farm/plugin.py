@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_shadowfarm.compat import check_internals
+from pytest_shadowfarm.compat import check_internals, distributing
 from pytest_shadowfarm.errors import FarmError
 from pytest_shadowfarm.farm.handoff import WarmSlot, eligible, install
 from pytest_shadowfarm.farm.shadow import choose_shadow_tests
@@ -255,12 +255,7 @@ def configure_controller(
     config: pytest.Config, settings: Settings, controller: ShadowFarmPlugin
 ) -> FarmPlugin | None:
     """Register the farm plugin when xdist distributes this run and the farm is not off."""
-    distributing = (
-        config.pluginmanager.hasplugin("xdist")
-        and bool(config.getoption("tx", None))
-        and not config.getoption("collectonly", False)
-    )
-    if settings.farm == "off" or not distributing:
+    if settings.farm == "off" or not distributing(config):
         return None
     # With untested xdist/execnet versions the scheduler has already warned with the
     # reason; the header says that the hand-off is off too.

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_shadowfarm.compat import check_internals
+from pytest_shadowfarm.compat import check_internals, distributing
 from pytest_shadowfarm.sched.inputs import from_ranked
 from pytest_shadowfarm.sched.policy import TestInputs
 from pytest_shadowfarm.sched.scheduler import SCOPES, ShadowFarmScheduling
@@ -298,13 +298,8 @@ def configure_controller(
     config: pytest.Config, settings: Settings, controller: ShadowFarmPlugin
 ) -> SchedulerPlugin | None:
     """Register our scheduler when xdist distributes this run and ``--sf-dist`` is on."""
-    distributing = (
-        config.pluginmanager.hasplugin("xdist")
-        and config.getoption("dist", "no") not in ("no", "each")
-        and bool(config.getoption("tx", None))
-        and not config.getoption("collectonly", False)
-    )
-    if settings.dist != "on" or not distributing:
+    balancing = distributing(config) and config.getoption("dist", "no") not in ("no", "each")
+    if settings.dist != "on" or not balancing:
         return None
     internals = check_internals()
     if not internals.ok:

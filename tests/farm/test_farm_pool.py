@@ -84,6 +84,14 @@ def ready(pool: Pool, worker_id: str, modules: list[str] = (), ok: bool = True) 
     pool.on_event(worker_id, {"event": "ready", "report": {"ok": ok, "modules": list(modules)}})
 
 
+def warm_up(pool: Pool, profile: Any) -> None:
+    """Register ``profile`` and bring its first workers to warm."""
+    pool.register(profile)
+    pool.reconcile()
+    for worker in pool.live():
+        ready(pool, worker.id)
+
+
 def states(pool: Pool, profile_key: str | None = None) -> list[str]:
     return sorted(w.state for w in pool.live(profile_key=profile_key))
 
@@ -143,10 +151,7 @@ class TestClaims:
     def test_claimed_workers_are_distinct_and_replaced_at_once(self, make_pool):
         """Two claims never share a worker; each claimed worker is replaced by a new one."""
         pool, _ = make_pool()
-        pool.register(PROFILE)
-        pool.reconcile()
-        for worker in pool.live():
-            ready(pool, worker.id)
+        warm_up(pool, PROFILE)
         first = pool.claim(PROFILE, 1)
         second = pool.claim(PROFILE, 1)
         third = pool.claim(PROFILE, 1)
@@ -161,10 +166,7 @@ class TestClaims:
         claim on (the status says why), until a core is spare."""
         idle = [0.3]
         pool, _ = make_pool(idle=lambda: idle[0])
-        pool.register(PROFILE)
-        pool.reconcile()
-        for worker in pool.live():
-            ready(pool, worker.id)
+        warm_up(pool, PROFILE)
         claimed = pool.claim(PROFILE, 2).workers
         pool.reconcile()  # the claim wakes the supervisor before the run connects
         assert states(pool, PROFILE.key) == ["claimed", "claimed"]
@@ -182,10 +184,7 @@ class TestClaims:
         """Once the run released its workers, or with warm_spare_cores=0, nothing waits."""
         for config, release in (({}, True), ({"warm_spare_cores": 0}, False)):
             pool, _ = make_pool(idle=lambda: 0.0, **config)
-            pool.register(PROFILE)
-            pool.reconcile()
-            for worker in pool.live():
-                ready(pool, worker.id)
+            warm_up(pool, PROFILE)
             for worker in pool.claim(PROFILE, 2).workers:
                 pool.on_event(worker.id, {"event": "claimed"})
                 if release:
@@ -216,10 +215,7 @@ class TestClaims:
     def test_a_claimed_worker_that_never_connects_is_ended(self, make_pool, clock):
         """The claim's client died before connecting: the worker ends after claim_timeout."""
         pool, _ = make_pool(claim_timeout_s=60)
-        pool.register(PROFILE)
-        pool.reconcile()
-        for worker in pool.live():
-            ready(pool, worker.id)
+        warm_up(pool, PROFILE)
         (worker,) = pool.claim(PROFILE, 1).workers
         clock.now += 61
         pool.reconcile()
@@ -229,10 +225,7 @@ class TestClaims:
     def test_a_released_worker_still_running_after_the_grace_is_ended(self, make_pool, clock):
         """Release, then release_grace_s: a worker that did not exit by itself is ended."""
         pool, _ = make_pool(release_grace_s=10)
-        pool.register(PROFILE)
-        pool.reconcile()
-        for worker in pool.live():
-            ready(pool, worker.id)
+        warm_up(pool, PROFILE)
         (worker,) = pool.claim(PROFILE, 1).workers
         pool.on_event(worker.id, {"event": "claimed"})
         pool.release(worker.id)
@@ -246,10 +239,7 @@ class TestClaims:
     def test_a_released_worker_that_never_connected_ends_at_once(self, make_pool):
         """A run that could not use its claimed worker releases it: no waiting for a grace."""
         pool, _ = make_pool(release_grace_s=1000)
-        pool.register(PROFILE)
-        pool.reconcile()
-        for worker in pool.live():
-            ready(pool, worker.id)
+        warm_up(pool, PROFILE)
         (worker,) = pool.claim(PROFILE, 1).workers
         pool.release(worker.id)
         pool.reconcile()
@@ -265,10 +255,7 @@ class TestProfiles:
     def test_a_new_key_of_the_same_project_retires_the_old_profile(self, make_pool):
         """Upgraded distributions: the old profile's unclaimed workers end, claimed ones stay."""
         pool, _ = make_pool()
-        pool.register(PROFILE)
-        pool.reconcile()
-        for worker in pool.live():
-            ready(pool, worker.id)
+        warm_up(pool, PROFILE)
         pool.claim(PROFILE, 1)
         result = pool.claim(UPGRADED, 1)
         assert result.registered
@@ -323,10 +310,7 @@ class TestStop:
     def test_stop_ends_every_worker_including_claimed_ones(self, make_pool):
         """farm stop leaves no live worker, whatever its state."""
         pool, launcher = make_pool()
-        pool.register(PROFILE)
-        pool.reconcile()
-        for worker in pool.live():
-            ready(pool, worker.id)
+        warm_up(pool, PROFILE)
         pool.claim(PROFILE, 1)
         pool.reconcile()
         pool.stop(timeout=1)
