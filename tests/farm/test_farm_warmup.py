@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import threading
 import time
 import types
@@ -191,3 +193,78 @@ class TestLoweredPriority:
         with lowered_priority(0) as restorable:
             assert os.getpriority(os.PRIO_PROCESS, 0) == before
         assert restorable
+
+
+AUTOGROUP = Path("/proc/self/autogroup")
+needs_autogroup = pytest.mark.skipif(
+    not AUTOGROUP.exists() or not hasattr(os, "sched_setaffinity"),
+    reason="Linux autogroup scheduling (/proc/self/autogroup) is not available",
+)
+
+#: a worker-like process: leads its own session; inside lowered_priority(NICE) when
+#: ``idle``, says "ready", waits for a line on stdin, burns CPU 0 for ``seconds``; prints
+#: its autogroup nice before/inside/after and the CPU seconds it got
+BURNER = """
+import os, sys, time
+from farm_server.warmup import AUTOGROUP, lowered_priority
+
+idle, seconds = sys.argv[1] == "idle", float(sys.argv[2])
+os.sched_setaffinity(0, {0})
+nice = lambda: AUTOGROUP.read_text().split()[-1]
+seen = [nice()]
+with lowered_priority(10 if idle else 0):
+    seen.append(nice())
+    print("ready", flush=True)
+    sys.stdin.readline()
+    start, cpu = time.monotonic(), time.process_time()
+    while time.monotonic() - start < seconds:
+        pass
+    used = time.process_time() - cpu
+seen.append(nice())
+print(*seen, round(used, 3))
+"""
+
+
+def burners(*modes: str, seconds: float) -> list[list[str]]:
+    """Run one BURNER per mode at once, each in its own session as the farm launches
+    workers (one autogroup each), all burning in the same window; their outputs."""
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", BURNER, mode, str(seconds)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+        for mode in modes
+    ]
+    try:
+        for proc in procs:  # ready: imported and, if idle, at its warm-up priority
+            assert proc.stdout is not None and proc.stdout.readline() == "ready\n"
+        for proc in procs:  # go, all at once
+            assert proc.stdin is not None
+            proc.stdin.write("go\n")
+            proc.stdin.flush()
+        return [proc.communicate(timeout=60)[0].split() for proc in procs]
+    finally:
+        for proc in procs:
+            proc.kill()
+            proc.wait(10)
+
+
+@needs_autogroup
+class TestAutogroup:
+    def test_a_warming_worker_lowers_its_session_group_and_restores_it(self):
+        [out] = burners("idle", seconds=0.0)
+        before, inside, after = map(int, out[:3])
+        assert inside == min(before + 10, 19)
+        assert after == before
+
+    def test_a_warming_worker_yields_the_cpu_to_a_run_in_another_session(self):
+        """Both on CPU 0, each in its own session (autogroup): the warming one gets a
+        small share (nice 10: about 1/10); without the group's nice it got half, as
+        SCHED_IDLE alone only yields within its own group."""
+        warming, testing = burners("idle", "busy", seconds=2.0)
+        idle_cpu, busy_cpu = float(warming[-1]), float(testing[-1])
+        assert busy_cpu > 0.5, "the busy process hardly ran: is the machine overloaded?"
+        assert idle_cpu < 0.25 * busy_cpu, (idle_cpu, busy_cpu)
