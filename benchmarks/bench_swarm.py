@@ -8,8 +8,10 @@ Suites:
 * ``example``: example_project (CPU-bound: tests burn process CPU time; scipy import).
 
 For each suite: one learning run (history: ETCs and each test's CPU share), then R
-rounds; each round runs static ``-n 1``, static ``-n MAX`` and ``--sf-workers 1:MAX``
-one after the other, so drift in machine load hits all three alike. Printed per mode:
+rounds; each round runs static ``-n 1``, static ``-n MAX``, ``--sf-workers 1:MAX`` and
+static ``-n MAX --sf-dist off`` (xdist's own scheduler, which keeps every worker to the
+end: the static swarm without pytest-shadowfarm's scheduler) one after the other, so
+drift in machine load hits all four alike. Printed per mode:
 medians of whole-process wall time and of worker-seconds (from the run report's
 ``workers[]``: each worker from ``joined_s``, when the controller asked for it, to
 ``left_s``, its release; the same clock for every mode), the largest swarm, and the
@@ -133,6 +135,11 @@ def bench_modes(suite: Suite, runs: int, top: int, work: Path, timeout: float) -
         f"-n {top}": ["-n", str(top)],
         f"--sf-workers 1:{top}": ["--sf-workers", f"1:{top}"],
     }
+    xdist = f"-n {top} (xdist)"
+    if "off" not in EXTRA:
+        # xdist's own scheduler keeps every worker to the end of the run: the static
+        # swarm a user has without pytest-shadowfarm's scheduler.
+        modes[xdist] = ["-n", str(top), "--sf-dist", "off"]
     history = work / f"{suite.name}-history.sqlite"
     print(f"\n== {suite.name}: learning run ...", flush=True)
     run_once(suite, ["-n", str(top)], history, work / "learn.json", timeout)
@@ -146,18 +153,25 @@ def bench_modes(suite: Suite, runs: int, top: int, work: Path, timeout: float) -
             f"{m} {results[m][-1].wall:5.1f}s/{results[m][-1].worker_s:5.1f}ws" for m in modes
         )
         print(f"   round {i + 1}: {line}", flush=True)
-    base = results[f"-n {top}"]
+    bases = {"max": results[f"-n {top}"], "xd": results.get(xdist)}
+    header = "".join(
+        f"{'wall/' + name:>10}{'ws/' + name:>8}" for name, base in bases.items() if base
+    )
     rows = [
-        f"{suite.name} ({base[0].tests} tests, median of {runs}; ratios: median over rounds "
-        f"of mode / static -n {top} in the same round)",
-        f"  {'mode':20}{'wall s':>9}{'worker-s':>10}{'peak':>6}{'wall/max':>10}{'ws/max':>8}",
+        f"{suite.name} ({bases['max'][0].tests} tests, median of {runs}; ratios: median over "
+        f"rounds of mode / static -n {top} in the same round; max: on pytest-shadowfarm's "
+        "scheduler, which drains a worker once nothing is left for it; xd: on xdist's)",
+        f"  {'mode':20}{'wall s':>9}{'worker-s':>10}{'peak':>6}{header}",
     ]
     for mode, rs in results.items():
-        wall_ratio = _med([r.wall / b.wall for r, b in zip(rs, base, strict=True)])
-        ws_ratio = _med([r.worker_s / b.worker_s for r, b in zip(rs, base, strict=True)])
+        ratios = ""
+        for base in filter(None, bases.values()):
+            wall_ratio = _med([r.wall / b.wall for r, b in zip(rs, base, strict=True)])
+            ws_ratio = _med([r.worker_s / b.worker_s for r, b in zip(rs, base, strict=True)])
+            ratios += f"{wall_ratio:10.3f}{ws_ratio:8.3f}"
         rows.append(
             f"  {mode:20}{_med([r.wall for r in rs]):9.2f}{_med([r.worker_s for r in rs]):10.1f}"
-            f"{max(r.peak for r in rs):6d}{wall_ratio:10.3f}{ws_ratio:8.3f}"
+            f"{max(r.peak for r in rs):6d}{ratios}"
         )
     return rows
 

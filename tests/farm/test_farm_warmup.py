@@ -240,7 +240,8 @@ def burners(*modes: str, seconds: float) -> list[list[str]]:
     ]
     try:
         for proc in procs:  # ready: imported and, if idle, at its warm-up priority
-            assert proc.stdout is not None and proc.stdout.readline() == "ready\n"
+            assert proc.stdout is not None
+            assert proc.stdout.readline() == "ready\n"
         for proc in procs:  # go, all at once
             assert proc.stdin is not None
             proc.stdin.write("go\n")
