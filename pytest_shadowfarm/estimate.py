@@ -33,6 +33,7 @@ Negative, NaN, infinite and non-numeric durations (imported files carry them) ar
 
 from __future__ import annotations
 
+import functools
 import math
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
@@ -166,23 +167,19 @@ class Estimator:
             msg = f"default must be a finite number of seconds > 0, got {default!r}"
             raise ValueError(msg)
         self._cache: dict[str, Estimate] = {}
-        #: the samples behind the fallbacks; each pooled estimate is computed when first
-        #: needed (most runs ask for few or none)
-        self._by_function: dict[str, list[float]] = {}
-        self._by_module: dict[str, list[float]] = {}
+        #: nodeid -> its weighted median: the samples behind the fallbacks, pooled by
+        #: function and module only when a fallback is first needed (most runs need few
+        #: or none; a float dict costs the garbage collector nothing, 5,000 lists do)
+        self._seconds: dict[str, float] = {}
         self._pooled: dict[tuple[str, str], Estimate] = {}
         for nodeid, durations in history.items():
             window = _valid_window(durations)
             if not window:
                 continue
-            seconds = _weighted_median(window)
+            seconds = self._seconds[nodeid] = _weighted_median(window)
             self._cache[nodeid] = Estimate(
                 max(seconds, MIN_ETC_S), "history", len(window), _spread(window, seconds)
             )
-            function = function_key(nodeid)
-            if function is not None:
-                self._by_function.setdefault(function, []).append(seconds)
-            self._by_module.setdefault(module_key(nodeid), []).append(seconds)
         self._known = len(self._cache)
         self._default = float(default)
 
@@ -197,17 +194,30 @@ class Estimator:
             return self._cache[nodeid]
         except KeyError:
             pass
+        by_function, by_module = self._groups
         function = function_key(nodeid)
-        if function is not None and function in self._by_function:
-            found = self._pool("sibling", function, self._by_function[function])
-        elif (module := module_key(nodeid)) in self._by_module:
-            found = self._pool("module", module, self._by_module[module])
+        if function is not None and function in by_function:
+            found = self._pool("sibling", function, by_function[function])
+        elif (module := module_key(nodeid)) in by_module:
+            found = self._pool("module", module, by_module[module])
         elif self._known:
             found = self._pool("suite", "", [e.seconds for e in self._own()])
         else:
             found = Estimate(self._default, "default", 0, 0.0)
         self._cache[nodeid] = found
         return found
+
+    @functools.cached_property
+    def _groups(self) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+        """The known tests' medians pooled by function and by module."""
+        by_function: dict[str, list[float]] = {}
+        by_module: dict[str, list[float]] = {}
+        for nodeid, seconds in self._seconds.items():
+            function = function_key(nodeid)
+            if function is not None:
+                by_function.setdefault(function, []).append(seconds)
+            by_module.setdefault(module_key(nodeid), []).append(seconds)
+        return by_function, by_module
 
     def _own(self) -> list[Estimate]:
         return [e for e in self._cache.values() if e.source == "history"]

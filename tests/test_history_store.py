@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import random
 import re
@@ -191,9 +192,9 @@ class TestRecent:
                 )
             recent = store.recent(per_test=3, per_failing_test=10)
             full = store.results_by_test()
-        assert recent.durations["t.py::ok"] == [9.25, 10.25, 11.25]
-        assert recent.call_durations["t.py::ok"] == [9.0, 10.0, 11.0]
-        assert recent.runs == {"t.py::ok": ids[-3:], "t.py::flip": ids[-3:]}
+        assert recent.durations["t.py::ok"] == (9.25, 10.25, 11.25)
+        assert recent.call_durations["t.py::ok"] == (9.0, 10.0, 11.0)
+        assert recent.runs == {"t.py::ok": tuple(ids[-3:]), "t.py::flip": tuple(ids[-3:])}
         assert recent.failures == {"t.py::flip": full["t.py::flip"][-10:]}
         assert recent.failures["t.py::flip"][0].outcome == "failed"
 
@@ -204,9 +205,24 @@ class TestRecent:
                 run_at(0), [ResultRecord("t.py::x", "skipped", None, None, None)]
             )
             recent = store.recent(per_test=8, per_failing_test=30)
-        assert recent.runs == {"t.py::x": [run]}
+        assert recent.runs == {"t.py::x": (run,)}
         assert "t.py::x" not in recent.durations
         assert "t.py::x" not in recent.call_durations
+
+    def test_what_a_run_keeps_costs_the_garbage_collector_nothing(self, path):
+        """The per-test sequences are held for the whole run: after one collection the
+        garbage collector no longer tracks them, so they do not lengthen full collections
+        (as lists, a 5,000-test history made each one of them slower)."""
+        with HistoryStore.open(path) as store:
+            for n in range(3):
+                store.record_run(run_at(n), [passed(f"t.py::t{i}", n) for i in range(5)])
+            recent = store.recent(per_test=8, per_failing_test=30)
+        gc.collect()
+        kept = [*recent.durations.values(), *recent.call_durations.values()]
+        kept += recent.runs.values()
+        assert len(kept) == 15
+        assert not any(gc.is_tracked(seq) for seq in kept)
+        assert not any(gc.is_tracked(d) for d in (recent.durations, recent.runs))
 
     def test_an_empty_history_reads_empty(self, path):
         with HistoryStore.open(path) as store:
