@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import sqlite3
+import threading
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -18,6 +19,7 @@ import pytest
 
 from pytest_shadowfarm.errors import HistoryError, ShadowFarmWarning
 from pytest_shadowfarm.estimate import WINDOW, Estimator
+from pytest_shadowfarm.gcpause import paused_gc
 from pytest_shadowfarm.history import HistoryStore, HistorySummary, RunRecord
 from pytest_shadowfarm.history.store import RecentHistory
 from pytest_shadowfarm.priority.signals import failure_window
@@ -79,6 +81,8 @@ class ShadowFarmPlugin:
         self.t0 = clock()
         self.started_at = wallclock()
         self.store: HistoryStore | None = None
+        #: the history's close, overlapping the end of the session (joined at unconfigure)
+        self._closing: threading.Thread | None = None
         self.history: HistorySummary | None = None
         #: what this run read from the history at its start (empty: no history)
         self.recent = RecentHistory(durations={}, call_durations={}, runs={}, failures={})
@@ -116,10 +120,15 @@ class ShadowFarmPlugin:
         self.t0 = self.clock()
         self.started_at = self.wallclock()
         self.xdist = self.config.pluginmanager.getplugin("dsession") is not None
+        with paused_gc():
+            self._read_history()
+
+    def _read_history(self) -> None:
         try:
             self.store = HistoryStore.open(
                 self.settings.history, keep=self.settings.history_keep, warn=self.warn
             )
+            self.store.defer_checkpoints()  # to the close, which overlaps the session's end
             self.recent = self.store.recent(
                 per_test=WINDOW, per_failing_test=failure_window(self.settings.half_life)
             )
@@ -199,10 +208,14 @@ class ShadowFarmPlugin:
         for span in self.workers.values():
             if span.left_s is None:
                 span.left_s = wall
-        if self.store is not None and self.recorder.traces:
-            self._record(wall)
-        if self.settings.report_json is not None:
-            write_report(self.settings.report_json, self.final_report(), on_error=self.warn)
+        with paused_gc():
+            if self.store is not None and self.recorder.traces:
+                self._record(wall)
+            if self.settings.report_json is not None:
+                write_report(self.settings.report_json, self.final_report(), on_error=self.warn)
+        if self.store is not None:
+            self._closing = self.store.close_in_background()
+            self.store = None
 
     def final_report(self) -> dict[str, Any]:
         """The run report (what ``--sf-report-json`` writes), built once the session ended.
@@ -273,6 +286,8 @@ class ShadowFarmPlugin:
             terminalreporter.write_line(line)
 
     def pytest_unconfigure(self) -> None:
-        if self.store is not None:
+        if self.store is not None:  # the session never ended (e.g. a usage error)
             self.store.close()
             self.store = None
+        if self._closing is not None:
+            self._closing.join()

@@ -33,6 +33,7 @@ import pytest
 
 from pytest_shadowfarm.errors import ChangeDetectionError
 from pytest_shadowfarm.estimate import module_key
+from pytest_shadowfarm.gcpause import paused_gc
 from pytest_shadowfarm.priority import (
     ChangeImpact,
     Entry,
@@ -174,6 +175,11 @@ class OrderingPlugin:
     @pytest.hookimpl(trylast=True)
     def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
         # trylast: after -k/-m/--deselect and fixture reordering (see the module docstring).
+        with paused_gc():
+            self.order(items)
+
+    def order(self, items: list[pytest.Item]) -> None:
+        """Score ``items`` and put them in run order, in place."""
         markers = marker_priorities(items)
         if not items:
             return

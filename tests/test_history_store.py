@@ -6,6 +6,7 @@ import gc
 import os
 import random
 import re
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -267,6 +268,47 @@ class TestRecent:
         assert from_recent == rank(now, history=full, **args)
         assert any(r.likely_failure for r in from_recent.values())
         assert any(r.flaky for r in from_recent.values())
+
+
+class TestDeferredCheckpoint:
+    """A run's write stays in the write-ahead log until the close, which a thread does."""
+
+    def test_a_large_write_stays_in_the_log_until_the_close_copies_it(self, path, tmp_path):
+        big = large_run()
+        with HistoryStore.open(path) as store:
+            store.record_run(run_at(0), big[:1])
+        main_only = tmp_path / "main-only.sqlite"
+        store = HistoryStore.open(path)
+        store.defer_checkpoints()
+        store.record_run(run_at(1), big)
+        shutil.copy(path, main_only)  # what the database file holds without its log
+        assert runs_in(main_only) == 1, "the commit checkpointed (it should have waited)"
+        closing = store.close_in_background()
+        closing.join(timeout=TIMEOUT_S)
+        assert not closing.is_alive()
+        assert not Path(f"{path}-wal").exists(), "the last close leaves no log behind"
+        shutil.copy(path, main_only)
+        assert runs_in(main_only) == 2
+
+    def test_without_deferring_a_large_commit_checkpoints_as_sqlite_does(self, path, tmp_path):
+        big = large_run()
+        with HistoryStore.open(path) as store:
+            store.record_run(run_at(0), big)
+            shutil.copy(path, tmp_path / "main-only.sqlite")
+        assert runs_in(tmp_path / "main-only.sqlite") == 1
+
+
+def large_run() -> list[ResultRecord]:
+    """Results whose write takes more than SQLite's 1,000-page checkpoint threshold."""
+    return [passed(f"tests/test_{'long_name_' * 20}.py::test_{i}", 0.5) for i in range(12_000)]
+
+
+def runs_in(main_file: Path) -> int:
+    db = sqlite3.connect(main_file)
+    try:
+        return int(db.execute("SELECT count(*) FROM runs").fetchone()[0])
+    finally:
+        db.close()
 
 
 class TestMigration:
