@@ -23,7 +23,7 @@ from pytest_shadowfarm.gcpause import paused_gc
 from pytest_shadowfarm.history import HistoryStore, HistorySummary, RunRecord
 from pytest_shadowfarm.history.store import RecentHistory
 from pytest_shadowfarm.priority.signals import failure_window
-from pytest_shadowfarm.report.recorder import RunRecorder
+from pytest_shadowfarm.report.recorder import PHASES, RunRecorder, count_outcomes
 from pytest_shadowfarm.report.runreport import RunSummary, WorkerSpan, build_report, write_report
 from pytest_shadowfarm.report.terminal import (
     ANOMALY_MIN_S,
@@ -186,18 +186,20 @@ class ShadowFarmPlugin:
         self.recorder.started(nodeid, self.now())
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        self.recorder.phase(
+        # Three reports per test: the optional attributes are looked up in the report's
+        # __dict__ (a missing attribute through getattr costs an exception each).
+        extra = vars(report)
+        trace = self.recorder.phase(
             report.nodeid,
-            report.when if report.when in ("setup", "call", "teardown") else "crash",
+            report.when if report.when in PHASES else "crash",
             report.outcome,
             report.duration,
-            self.now(),
-            worker=getattr(report, "worker_id", None) or ("main" if not self.xdist else None),
-            xfail=hasattr(report, "wasxfail"),
+            self.clock() - self.t0,
+            worker=extra.get("worker_id") or (None if self.xdist else "main"),
+            xfail="wasxfail" in extra,
         )
-        usage = getattr(report, USAGE_ATTR, None)
-        trace = self.recorder.traces.get(report.nodeid)
-        if usage is not None and trace is not None:
+        usage = extra.get(USAGE_ATTR)
+        if usage is not None:
             add_usage(trace, usage)  # CPU and peak RSS measured in the worker (telemetry)
 
     # --- session end: history, report -------------------------------------------------------
@@ -243,6 +245,7 @@ class ShadowFarmPlugin:
     def _record(self, wall: float) -> None:
         assert self.store is not None
         commit, branch = head_commit_and_branch(self.settings.rootdir)
+        results = self.recorder.results()
         run = RunRecord(
             started=self.started_at,
             finished=self.started_at + wall,
@@ -250,10 +253,10 @@ class ShadowFarmPlugin:
             git_commit=commit,
             git_branch=branch,
             workers=len(self.workers),
-            counts=self.recorder.counts(),
+            counts=count_outcomes(results),
         )
         try:
-            self.store.record_run(run, self.recorder.results())
+            self.store.record_run(run, results)
             tests = len(self.recent.runs.keys() | self.recorder.traces.keys())
             self.history = self.store.summary(tests=tests)
             self.recorded = True
@@ -267,10 +270,13 @@ class ShadowFarmPlugin:
 
     def anomalies(self) -> list[Anomaly]:
         """Tests of this run far slower than their history (see find_anomalies)."""
-        traces = self.recorder.traces.values()
-        slow = [t.nodeid for t in traces if t.seconds.get("call", 0.0) > ANOMALY_MIN_S]
-        expected = {n: self.call_estimator.etc(n) for n in slow if n in self.known_etc}
-        return find_anomalies(traces, expected)
+        slow = [
+            t for t in self.recorder.traces.values() if t.seconds.get("call", 0.0) > ANOMALY_MIN_S
+        ]
+        expected = {
+            t.nodeid: self.call_estimator.etc(t.nodeid) for t in slow if t.nodeid in self.known_etc
+        }
+        return find_anomalies(slow, expected)
 
     def pytest_terminal_summary(self, terminalreporter: TerminalReporter) -> None:
         lines = summary_lines(

@@ -7,11 +7,13 @@ started. Times are seconds since the controller's session start.
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
 from pytest_shadowfarm.history.records import ResultRecord
 
-__all__ = ["RunRecorder", "TestTrace", "final_outcome"]
+__all__ = ["PHASES", "RunRecorder", "TestTrace", "count_outcomes", "final_outcome"]
 
 PHASES = ("setup", "call", "teardown")
 
@@ -78,6 +80,11 @@ class TestTrace:
         )
 
 
+def count_outcomes(tests: Iterable[TestTrace | ResultRecord]) -> dict[str, int]:
+    """outcome -> how many of ``tests`` had it."""
+    return dict(Counter(test.outcome for test in tests))
+
+
 class RunRecorder:
     """The run as it happens: one :class:`TestTrace` per test, the first failure time."""
 
@@ -105,19 +112,22 @@ class RunRecorder:
         *,
         worker: str | None = None,
         xfail: bool = False,
-    ) -> None:
-        """Record one phase report (``when`` is setup/call/teardown, or "crash")."""
+    ) -> TestTrace:
+        """Record one phase report (``when`` is setup/call/teardown, or "crash"); return
+        the test's trace."""
         trace = self.traces.get(nodeid)
         if trace is None:  # a report without a logstart (e.g. a crash report from xdist)
             self.started(nodeid, at_s, worker)
             trace = self.traces[nodeid]
         trace.phases[when] = outcome
         trace.seconds[when] = trace.seconds.get(when, 0.0) + max(0.0, seconds)
-        trace.xfail = trace.xfail or xfail
+        if xfail:
+            trace.xfail = True
         if worker is not None:
             trace.worker = worker
         if outcome == "failed" and not xfail and self.first_failure_s is None:
             self.first_failure_s = at_s
+        return trace
 
     def results(self) -> list[ResultRecord]:
         return [t.to_result() for t in self.ordered()]
@@ -126,10 +136,7 @@ class RunRecorder:
         return sorted(self.traces.values(), key=lambda t: t.order)
 
     def counts(self) -> dict[str, int]:
-        counts: dict[str, int] = {}
-        for trace in self.traces.values():
-            counts[trace.outcome] = counts.get(trace.outcome, 0) + 1
-        return counts
+        return count_outcomes(self.traces.values())
 
     @property
     def actual_total_s(self) -> float:
