@@ -34,7 +34,7 @@ from pytest_shadowfarm.report.terminal import (
     summary_lines,
 )
 from pytest_shadowfarm.settings import Settings
-from pytest_shadowfarm.swarm.telemetry import USAGE_ATTR, add_usage
+from pytest_shadowfarm.swarm.usage import USAGE_ATTR, add_usage
 from pytest_shadowfarm.vcs import head_commit_and_branch
 
 if TYPE_CHECKING:

@@ -1,6 +1,7 @@
 """The swarm: live telemetry from every xdist worker, and scaling the worker count mid-run.
 
-* :mod:`.telemetry` runs in each worker: a psutil sampler thread and per-test CPU/peak RSS;
+* :mod:`.telemetry` runs in each worker: a psutil sampler thread and per-test CPU/peak RSS
+  (:mod:`.usage`: how a report carries it);
 * :mod:`.channel` is the controller's end of the telemetry channels;
 * :mod:`.policy` decides the swarm size (pure);
 * :mod:`.source` is where new workers come from (cold popen, or the farm's warm ones);

@@ -35,7 +35,8 @@ from pytest_shadowfarm.swarm.policy import Limits
 from pytest_shadowfarm.swarm.scaler import TICK_EVENT, Scaler
 from pytest_shadowfarm.swarm.source import PopenSource, WorkerSource, popen_template
 from pytest_shadowfarm.swarm.summary import summary_lines, worker_seconds
-from pytest_shadowfarm.swarm.telemetry import CHANNEL_KEY, INTERVAL_KEY, USAGE_ATTR
+from pytest_shadowfarm.swarm.telemetry import CHANNEL_KEY, INTERVAL_KEY
+from pytest_shadowfarm.swarm.usage import USAGE_ATTR
 
 if TYPE_CHECKING:
     from _pytest.terminal import TerminalReporter

@@ -34,6 +34,8 @@ from typing import Any
 import psutil
 import pytest
 
+from pytest_shadowfarm.swarm.usage import USAGE_ATTR, add_usage
+
 __all__ = [
     "CHANNEL_KEY",
     "INTERVAL_KEY",
@@ -50,8 +52,6 @@ __all__ = [
 #: keys in ``node.workerinput`` (set by the controller in ``pytest_configure_node``)
 CHANNEL_KEY = "shadowfarm_telemetry"
 INTERVAL_KEY = "shadowfarm_telemetry_interval"
-#: the report attribute with one phase's usage: {"phase", "cpu_s", "peak_rss_kb"}
-USAGE_ATTR = "shadowfarm_usage"
 
 _CLEAR_REFS = Path("/proc/self/clear_refs")
 #: the main thread's time on a CPU and time waiting for one, in ns (Linux schedstat)
@@ -281,22 +281,6 @@ class WorkerTelemetry:
         self.sampler.stop()
         with contextlib.suppress(Exception):  # the gateway may be gone already
             self.channel.close()
-
-
-def add_usage(trace: Any, usage: object) -> None:
-    """Fold one phase's usage (the report attribute) into a recorder ``TestTrace``.
-
-    CPU seconds add up over the phases; the peak RSS is the largest seen. Anything
-    that is not the expected mapping (an old worker, a foreign plugin) is ignored.
-    """
-    if not isinstance(usage, Mapping):
-        return
-    cpu = usage.get("cpu_s")
-    if isinstance(cpu, int | float) and not isinstance(cpu, bool) and cpu >= 0:
-        trace.cpu_s = (trace.cpu_s or 0.0) + float(cpu)
-    peak = usage.get("peak_rss_kb")
-    if isinstance(peak, int) and not isinstance(peak, bool) and peak > 0:
-        trace.peak_rss_kb = max(trace.peak_rss_kb or 0, peak)
 
 
 def register_worker_telemetry(config: pytest.Config) -> None:
