@@ -15,7 +15,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TextIO
 
-__all__ = ["CommandGroup", "Context"]
+__all__ = ["CommandGroup", "Context", "whole_number"]
+
+
+def whole_number(raw: str) -> int:
+    """An argparse ``type``: a count, 0 or more."""
+    try:
+        value = int(raw)
+    except ValueError:
+        value = -1
+    if value < 0:
+        msg = f"expected a whole number >= 0, got {raw!r}"
+        raise argparse.ArgumentTypeError(msg)
+    return value
 
 
 class CommandGroup(Protocol):

@@ -12,7 +12,7 @@ import importlib.util
 import json
 from typing import Any
 
-from pytest_shadowfarm.cli import Context
+from pytest_shadowfarm.cli import Context, whole_number
 from pytest_shadowfarm.errors import FarmError
 
 __all__ = ["register"]
@@ -23,17 +23,6 @@ HOME_HELP = (
 )
 #: the CLI may wait longer than a test run would
 CLI_TIMEOUT_S = 10.0
-
-
-def _count(raw: str) -> int:
-    try:
-        value = int(raw)
-    except ValueError:
-        value = -1
-    if value < 0:
-        msg = f"expected a whole number >= 0, got {raw!r}"
-        raise argparse.ArgumentTypeError(msg)
-    return value
 
 
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:
@@ -75,10 +64,10 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     )
     scale.add_argument("--profile", required=True, help="a profile key (or prefix), or 'all'")
     scale.add_argument(
-        "--min", type=_count, dest="min_warm", metavar="N", help="warm workers to keep"
+        "--min", type=whole_number, dest="min_warm", metavar="N", help="warm workers to keep"
     )
     scale.add_argument(
-        "--max", type=_count, dest="max_warm", metavar="M", help="most unclaimed workers"
+        "--max", type=whole_number, dest="max_warm", metavar="M", help="most unclaimed workers"
     )
     scale.set_defaults(run=_scale)
     drain = commands.add_parser(

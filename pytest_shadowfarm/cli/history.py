@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pytest_shadowfarm.cli import Context
+from pytest_shadowfarm.cli import Context, whole_number
 from pytest_shadowfarm.errors import ConfigError, HistoryError
 from pytest_shadowfarm.estimate import Estimator
 from pytest_shadowfarm.history import FAILING, OUTCOMES, HistoryStore, RunRecord
@@ -35,17 +35,6 @@ KEEP_HELP = (
 SHOW_JSON_VERSION = 1
 
 
-def _count(raw: str) -> int:
-    try:
-        value = int(raw)
-    except ValueError:
-        value = -1
-    if value < 0:
-        msg = f"expected a whole number >= 0, got {raw!r}"
-        raise argparse.ArgumentTypeError(msg)
-    return value
-
-
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     group = subparsers.add_parser(
         "history",
@@ -60,8 +49,12 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         description="Summarise the history: its runs, the slowest tests and the last failures.",
     )
     show.add_argument("--json", action="store_true", help="print JSON instead of text")
-    show.add_argument("--top", type=_count, default=10, metavar="N", help="slowest tests to list")
-    show.add_argument("--runs", type=_count, default=5, metavar="N", help="latest runs to list")
+    show.add_argument(
+        "--top", type=whole_number, default=10, metavar="N", help="slowest tests to list"
+    )
+    show.add_argument(
+        "--runs", type=whole_number, default=5, metavar="N", help="latest runs to list"
+    )
     show.set_defaults(run=run_show)
 
     imp = commands.add_parser(
