@@ -45,6 +45,8 @@ REPO = HERE.parent
 EXAMPLE = REPO / "example_project"
 sys.path.insert(0, str(REPO))
 
+from _common import pytest_command  # noqa: E402
+
 from farm_server import daemon  # noqa: E402
 from farm_server.home import FarmHome  # noqa: E402
 from pytest_shadowfarm.farm.client import FarmClient, FarmEndpoint  # noqa: E402
@@ -91,21 +93,10 @@ def run_pytest(project: Path, workdir: Path, mode: str, env: dict[str, str]) -> 
     session = workdir / "ttfr.txt.session"
     marker.unlink(missing_ok=True)
     session.unlink(missing_ok=True)
-    command = [
-        sys.executable,
-        "-m",
-        "pytest",
-        "-q",
-        "-p",
-        "shadowfarm",
-        "-p",
-        "bench_ttfr",
-        "-n",
-        "2",
-        "-p",
-        "no:cacheprovider",
+    command = pytest_command(
+        *("-p", "shadowfarm", "-p", "bench_ttfr", "-n", "2", "-p", "no:cacheprovider"),
         f"--sf-report-json={workdir / 'report.json'}",
-    ]
+    )
     if mode == "cold":
         command += ["--sf-farm", "off"]
     run_env = {

@@ -25,13 +25,12 @@ import argparse
 import compileall
 import os
 import random
-import resource
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from _common import pytest_command, timed_run
 
 
 def make_suite(root: Path, tests: int, per_module: int = 100) -> None:
@@ -72,16 +71,10 @@ def fill_history(root: Path, tests: int, runs: int, per_module: int = 100) -> in
 def run(root: Path, *plugin_args: str) -> tuple[float, float]:
     """One pytest run: its wall seconds and its CPU seconds (user + system)."""
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
-    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *plugin_args]
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    start = time.perf_counter()
-    done = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, check=False)
-    elapsed = time.perf_counter() - start
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if done.returncode != 0:
-        sys.exit(f"pytest failed in {root}:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return elapsed, cpu
+    run = timed_run(pytest_command("-p", "no:cacheprovider", *plugin_args), cwd=root, env=env)
+    if run.done.returncode != 0:
+        sys.exit(f"pytest failed in {root}:\n{run.done.stdout[-2000:]}\n{run.done.stderr[-2000:]}")
+    return run.wall_s, run.cpu_s
 
 
 def main() -> int:

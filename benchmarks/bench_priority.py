@@ -39,7 +39,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import statistics
 import subprocess
@@ -48,6 +47,8 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from _common import pytest_command, timed_run
 
 HERE = Path(__file__).resolve().parent
 EXAMPLE = HERE.parent / "example_project"
@@ -164,11 +165,7 @@ def run_pytest(
         **GIT_ENV,
     }
     env.pop("PYTEST_ADDOPTS", None)
-    cmd = [
-        sys.executable,
-        "-m",
-        "pytest",
-        "-q",
+    cmd = pytest_command(
         "-p",
         "shadowfarm",
         # "--opt=value": a plugin option's separate value that names an existing file is
@@ -179,15 +176,13 @@ def run_pytest(
         "-o",
         f"cache_dir={state.cache}",
         *args,
-    ]
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    done = subprocess.run(cmd, cwd=project, env=env, capture_output=True, text=True, check=False)
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    )
+    run = timed_run(cmd, cwd=project, env=env)
+    done = run.done
     if done.returncode not in (0, 1) or not report.is_file():
         tail = f"{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
         sys.exit(f"pytest failed ({done.returncode}):\n{tail}")
-    return json.loads(report.read_text()), cpu
+    return json.loads(report.read_text()), run.cpu_s
 
 
 def measure(report: dict, cpu_s: float) -> Measure:

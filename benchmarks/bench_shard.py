@@ -21,23 +21,18 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from _common import pytest_command, timed_run
 
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT = ROOT / "example_project"
 QUICK_MODULES = ("tests/test_money.py", "tests/test_tax.py", "tests/test_cart.py")
-
-
-def cpu_of_children() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
 
 
 def pytest_run(
@@ -48,11 +43,7 @@ def pytest_run(
     The CPU time is what a shard costs on a machine of its own: example_project's tests
     do CPU work, so on a shared, loaded machine it stays put while wall times swing.
     """
-    cmd = [
-        sys.executable,
-        "-m",
-        "pytest",
-        "-q",
+    cmd = pytest_command(
         "-p",
         "no:cacheprovider",
         "-p",
@@ -61,14 +52,9 @@ def pytest_run(
         f"--sf-history={history}",  # --opt=value: see pytest-dev/pytest#8846
         f"--sf-report-json={report}",
         *args,
-    ]
-    cpu = cpu_of_children()
-    start = time.perf_counter()
-    done = subprocess.run(
-        cmd, cwd=PROJECT, env=env, capture_output=True, text=True, check=False, timeout=1800
     )
-    wall = time.perf_counter() - start
-    cpu = cpu_of_children() - cpu
+    run = timed_run(cmd, cwd=PROJECT, env=env, timeout=1800)
+    done, wall, cpu = run.done, run.wall_s, run.cpu_s
     if done.returncode not in (0, 5):
         sys.exit(
             f"pytest failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-2000:]}"
