@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 
 import pytest
+from gittools import GIT_ENV
 
 #: Three modules of trivial tests; a test fails when its name is in $FAILING. Every test
 #: takes far less than the ETC floor, so tests with equal signals tie and keep their
@@ -31,15 +31,6 @@ MODULES = {
 COLLECTION = [f"test_{m}.py::test_{m}{i}" for m in "abc" for i in range(3)]
 
 SF = ("-p", "shadowfarm", "--sf-weight-base", "0")
-
-GIT_ENV = {
-    "GIT_AUTHOR_NAME": "t",
-    "GIT_AUTHOR_EMAIL": "t@example.invalid",
-    "GIT_COMMITTER_NAME": "t",
-    "GIT_COMMITTER_EMAIL": "t@example.invalid",
-    "GIT_CONFIG_GLOBAL": os.devnull,
-    "GIT_CONFIG_NOSYSTEM": "1",
-}
 
 
 @pytest.fixture

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 from pathlib import Path
 
 import pytest
+from gittools import GIT_ENV
 
 from pytest_shadowfarm.errors import ChangeDetectionError
 from pytest_shadowfarm.priority.changes import changed_files, default_branch
@@ -18,15 +18,6 @@ from pytest_shadowfarm.priority.impact import (
     conftest_chain,
     impact_value,
 )
-
-GIT_ENV = {
-    "GIT_AUTHOR_NAME": "t",
-    "GIT_AUTHOR_EMAIL": "t@example.invalid",
-    "GIT_COMMITTER_NAME": "t",
-    "GIT_COMMITTER_EMAIL": "t@example.invalid",
-    "GIT_CONFIG_GLOBAL": os.devnull,
-    "GIT_CONFIG_NOSYSTEM": "1",
-}
 
 
 @pytest.fixture(autouse=True)
