@@ -9,9 +9,9 @@ Suites:
 
 For each suite: one learning run (history: ETCs and each test's CPU share), then R
 rounds; each round runs static ``-n 1``, static ``-n MAX``, ``--sf-workers 1:MAX`` and
-static ``-n MAX --sf-dist off`` (xdist's own scheduler, which keeps every worker to the
-end: the static swarm without pytest-shadowfarm's scheduler) one after the other, so
-drift in machine load hits all four alike. Printed per mode:
+static ``-n MAX --sf-dist off`` (xdist's own ``load`` scheduler: the static swarm a user
+has without pytest-shadowfarm's scheduler) one after the other, so drift in machine
+load hits all four alike. Printed per mode:
 medians of whole-process wall time and of worker-seconds (from the run report's
 ``workers[]``: each worker from ``joined_s``, when the controller asked for it, to
 ``left_s``, its release; the same clock for every mode), the largest swarm, and the
@@ -137,8 +137,8 @@ def bench_modes(suite: Suite, runs: int, top: int, work: Path, timeout: float) -
     }
     xdist = f"-n {top} (xdist)"
     if "off" not in EXTRA:
-        # xdist's own scheduler keeps every worker to the end of the run: the static
-        # swarm a user has without pytest-shadowfarm's scheduler.
+        # xdist's own scheduler: the static swarm a user has without pytest-shadowfarm's
+        # (it too shuts a worker down once nothing is left to hand it).
         modes[xdist] = ["-n", str(top), "--sf-dist", "off"]
     history = work / f"{suite.name}-history.sqlite"
     print(f"\n== {suite.name}: learning run ...", flush=True)
