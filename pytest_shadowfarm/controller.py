@@ -194,7 +194,7 @@ class ShadowFarmPlugin:
             report.when if report.when in PHASES else "crash",
             report.outcome,
             report.duration,
-            self.clock() - self.t0,
+            self.now(),
             worker=extra.get("worker_id") or (None if self.xdist else "main"),
             xfail="wasxfail" in extra,
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import select
 import subprocess
 import sys
 import threading
@@ -241,6 +242,8 @@ def burners(*modes: str, seconds: float) -> list[list[str]]:
     try:
         for proc in procs:  # ready: imported and, if idle, at its warm-up priority
             assert proc.stdout is not None
+            readable, _, _ = select.select([proc.stdout], [], [], 60)
+            assert readable, "a burner did not start within 60 s"
             assert proc.stdout.readline() == "ready\n"
         for proc in procs:  # go, all at once
             assert proc.stdin is not None
