@@ -1,15 +1,25 @@
-"""The test history: what ran, when, how long it took and how it ended."""
+"""The test history: what ran, when, how long it took and how it ended.
+
+The records are imported here; :class:`HistoryStore` (and with it ``sqlite3``) only when
+first asked for, so that code that only needs a record type (the priority signals, an
+xdist worker) does not pay for the store.
+"""
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 from pytest_shadowfarm.history.records import (
     FAILING,
     OUTCOMES,
     HistorySummary,
+    PastResult,
     ResultRecord,
     RunRecord,
 )
-from pytest_shadowfarm.history.store import HistoryStore, PastResult
+
+if TYPE_CHECKING:
+    from pytest_shadowfarm.history.store import HistoryStore
 
 __all__ = [
     "FAILING",
@@ -20,3 +30,11 @@ __all__ = [
     "ResultRecord",
     "RunRecord",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "HistoryStore":
+        from pytest_shadowfarm.history.store import HistoryStore
+
+        return HistoryStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

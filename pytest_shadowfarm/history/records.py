@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["FAILING", "OUTCOMES", "HistorySummary", "ResultRecord", "RunRecord"]
+__all__ = ["FAILING", "OUTCOMES", "HistorySummary", "PastResult", "ResultRecord", "RunRecord"]
 
 #: every outcome a result may have; "error" is a failure outside the call phase
 OUTCOMES = ("passed", "failed", "error", "skipped", "xfailed", "xpassed")
@@ -58,3 +58,13 @@ class HistorySummary:
     path: str
     runs: int
     tests: int
+
+
+@dataclass(frozen=True, slots=True)
+class PastResult:
+    """One past result of a test, as the estimator and the priority signals read it."""
+
+    run_id: int
+    outcome: str
+    duration_s: float | None
+    git_commit: str | None

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Literal
 
 from pytest_shadowfarm.errors import HistoryError, ShadowFarmWarning
-from pytest_shadowfarm.history.records import HistorySummary, ResultRecord, RunRecord
+from pytest_shadowfarm.history.records import HistorySummary, PastResult, ResultRecord, RunRecord
 from pytest_shadowfarm.history.schema import (
     APPLICATION_ID,
     FAILED_RESULT,
@@ -43,16 +43,6 @@ DEFERRED_CHECKPOINT_PAGES = 10_000
 
 def _warn(message: str) -> None:
     warnings.warn(message, ShadowFarmWarning, stacklevel=3)
-
-
-@dataclass(frozen=True, slots=True)
-class PastResult:
-    """One past result of a test, as the estimator and the priority signals read it."""
-
-    run_id: int
-    outcome: str
-    duration_s: float | None
-    git_commit: str | None
 
 
 @dataclass(frozen=True)

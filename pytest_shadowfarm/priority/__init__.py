@@ -23,27 +23,54 @@ The stable API::
 
 from __future__ import annotations
 
-from pytest_shadowfarm.priority.changes import ChangedFiles, changed_files
-from pytest_shadowfarm.priority.impact import ChangeImpact, Impact, analyze_changes
-from pytest_shadowfarm.priority.order import MODES, Entry, order, ordered
-from pytest_shadowfarm.priority.score import (
-    DEFAULT_WEIGHTS,
-    ETC_FLOOR_S,
-    Priority,
-    Ranked,
-    Weights,
-    rank,
-    score,
-    urgency,
-)
-from pytest_shadowfarm.priority.signals import (
-    DEFAULT_HALF_LIFE,
-    IMPORTANCE_LEVELS,
-    FailureSignal,
-    failure_signal,
-    is_new,
-    parse_importance,
-)
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pytest_shadowfarm.priority.changes import ChangedFiles, changed_files
+    from pytest_shadowfarm.priority.impact import ChangeImpact, Impact, analyze_changes
+    from pytest_shadowfarm.priority.order import MODES, Entry, ordered
+    from pytest_shadowfarm.priority.score import (
+        DEFAULT_WEIGHTS,
+        ETC_FLOOR_S,
+        Priority,
+        Ranked,
+        Weights,
+        rank,
+        urgency,
+    )
+    from pytest_shadowfarm.priority.signals import (
+        DEFAULT_HALF_LIFE,
+        IMPORTANCE_LEVELS,
+        FailureSignal,
+        failure_signal,
+        is_new,
+        parse_importance,
+    )
+
+# The names below are imported from their module on first use: the settings need two
+# defaults, not the import graph, git or the estimator. (The functions ``order.order``
+# and ``score.score`` are not re-exported: their names are taken by their modules.)
+_EXPORTS = {
+    **dict.fromkeys(("ChangedFiles", "changed_files"), "changes"),
+    **dict.fromkeys(("ChangeImpact", "Impact", "analyze_changes"), "impact"),
+    **dict.fromkeys(("MODES", "Entry", "ordered"), "order"),
+    **dict.fromkeys(
+        ("DEFAULT_WEIGHTS", "ETC_FLOOR_S", "Priority", "Ranked", "Weights", "rank", "urgency"),
+        "score",
+    ),
+    **dict.fromkeys(
+        (
+            "DEFAULT_HALF_LIFE",
+            "IMPORTANCE_LEVELS",
+            "FailureSignal",
+            "failure_signal",
+            "is_new",
+            "parse_importance",
+        ),
+        "signals",
+    ),
+}
 
 __all__ = [
     "DEFAULT_HALF_LIFE",
@@ -63,10 +90,17 @@ __all__ = [
     "changed_files",
     "failure_signal",
     "is_new",
-    "order",
     "ordered",
     "parse_importance",
     "rank",
-    "score",
     "urgency",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value  # later lookups find it without coming here
+    return value

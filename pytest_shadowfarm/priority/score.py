@@ -19,10 +19,10 @@ from __future__ import annotations
 import math
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
+from typing import TYPE_CHECKING
 
 from pytest_shadowfarm.estimate import DEFAULT_ETC_S
-from pytest_shadowfarm.history.store import PastResult
-from pytest_shadowfarm.priority.impact import ChangeImpact, Impact
+from pytest_shadowfarm.history.records import PastResult
 from pytest_shadowfarm.priority.signals import (
     DEFAULT_HALF_LIFE,
     FailureSignal,
@@ -30,6 +30,9 @@ from pytest_shadowfarm.priority.signals import (
     importance_label,
     is_new,
 )
+
+if TYPE_CHECKING:
+    from pytest_shadowfarm.priority.impact import ChangeImpact, Impact
 
 __all__ = [
     "DEFAULT_WEIGHTS",

@@ -27,8 +27,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
-from pytest_shadowfarm.history.records import FAILING
-from pytest_shadowfarm.history.store import PastResult
+from pytest_shadowfarm.history.records import FAILING, PastResult
 
 __all__ = [
     "DEFAULT_HALF_LIFE",

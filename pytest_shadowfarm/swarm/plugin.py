@@ -6,25 +6,30 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from pytest_shadowfarm.swarm.controller import SwarmPlugin, apply_worker_range
-from pytest_shadowfarm.swarm.telemetry import register_worker_telemetry
-
 if TYPE_CHECKING:
     from pytest_shadowfarm.controller import ShadowFarmPlugin
     from pytest_shadowfarm.settings import Settings
+    from pytest_shadowfarm.swarm.controller import SwarmPlugin
 
 __all__ = ["cmdline_main", "configure_controller", "configure_worker", "swarm_key"]
 
-swarm_key = pytest.StashKey[SwarmPlugin]()
+swarm_key: pytest.StashKey[SwarmPlugin] = pytest.StashKey()
+
+# The controller's modules are imported where they are used: an xdist worker only
+# samples its telemetry (telemetry.py) and must not pay for the scaler at its start.
 
 
 def cmdline_main(config: pytest.Config, settings: Settings) -> None:
     """Before xdist reads ``-n``: ``--sf-workers MIN:MAX`` alone starts MIN workers."""
+    from pytest_shadowfarm.swarm.controller import apply_worker_range
+
     apply_worker_range(config, settings)
 
 
 def configure_controller(config: pytest.Config, settings: Settings, core: ShadowFarmPlugin) -> None:
     """Telemetry (and scaling with ``--sf-workers``) whenever xdist is there to use."""
+    from pytest_shadowfarm.swarm.controller import SwarmPlugin
+
     try:
         SwarmPlugin.limits_of(settings)
     except ValueError as exc:
@@ -43,4 +48,6 @@ def configure_controller(config: pytest.Config, settings: Settings, core: Shadow
 
 def configure_worker(config: pytest.Config) -> None:
     """In an xdist worker: stream telemetry if the controller opened a channel."""
+    from pytest_shadowfarm.swarm.telemetry import register_worker_telemetry
+
     register_worker_telemetry(config)

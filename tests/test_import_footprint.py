@@ -1,0 +1,77 @@
+"""What loading the plugin imports: every run and every xdist worker pays for it at start-up.
+
+Each check runs in a fresh interpreter, so modules imported by other tests do not count.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+#: what the plugin module, an xdist worker's part and the settings may not pull in
+CONTROLLER_ONLY = (
+    "sqlite3",
+    "pytest_shadowfarm.history.store",
+    "pytest_shadowfarm.priority.impact",
+    "pytest_shadowfarm.priority.order",
+    "pytest_shadowfarm.swarm.controller",
+    "pytest_shadowfarm.controller",
+)
+
+
+def _imported_after(code: str) -> set[str]:
+    done = subprocess.run(
+        [sys.executable, "-c", f"import sys, json\n{code}\nprint(json.dumps(sorted(sys.modules)))"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    return set(json.loads(done.stdout.splitlines()[-1]))
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "import pytest_shadowfarm.plugin",
+        "import pytest_shadowfarm.plugin, pytest_shadowfarm.sched.plugin, "
+        "pytest_shadowfarm.swarm.plugin",
+    ],
+    ids=["plugin", "worker"],
+)
+def test_loading_the_plugin_imports_no_controller_module(code: str) -> None:
+    imported = _imported_after(code)
+    assert not imported & set(CONTROLLER_ONLY)
+
+
+def test_the_priority_package_imports_a_module_on_first_use_of_its_names() -> None:
+    imported = _imported_after(
+        "import pytest_shadowfarm.priority as p\n"
+        "assert 'pytest_shadowfarm.priority.impact' not in sys.modules\n"
+        "from pytest_shadowfarm.priority import analyze_changes\n"
+        "from pytest_shadowfarm.priority.impact import analyze_changes as direct\n"
+        "assert analyze_changes is direct and p.analyze_changes is direct\n"
+    )
+    assert "pytest_shadowfarm.priority.impact" in imported
+
+
+def test_every_public_name_of_the_priority_package_resolves() -> None:
+    import pytest_shadowfarm.priority as priority
+
+    for name in priority.__all__:
+        assert getattr(priority, name) is not None, name
+    with pytest.raises(AttributeError, match="no attribute 'nothing_here'"):
+        priority.nothing_here  # noqa: B018
+
+
+def test_the_history_package_imports_its_store_on_first_use() -> None:
+    imported = _imported_after(
+        "import pytest_shadowfarm.history as h\n"
+        "assert 'sqlite3' not in sys.modules\n"
+        "from pytest_shadowfarm.history.store import HistoryStore\n"
+        "assert h.HistoryStore is HistoryStore\n"
+    )
+    assert "sqlite3" in imported
