@@ -14,13 +14,14 @@ import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pytest_shadowfarm.errors import ConfigError
-from pytest_shadowfarm.priority.score import DEFAULT_WEIGHTS
-from pytest_shadowfarm.priority.signals import DEFAULT_HALF_LIFE
-from pytest_shadowfarm.shard import ShardSpec
-from pytest_shadowfarm.swarm.policy import WorkerRange
+from pytest_shadowfarm.priority.weights import DEFAULT_HALF_LIFE, DEFAULT_WEIGHTS
+
+if TYPE_CHECKING:
+    from pytest_shadowfarm.shard import ShardSpec
+    from pytest_shadowfarm.swarm.policy import WorkerRange
 
 __all__ = ["OPTIONS", "Option", "Settings", "read_pyproject_table", "resolve"]
 
@@ -139,6 +140,8 @@ def shard_spec(raw: Any) -> ShardSpec | None:
     text = _text(raw)
     if text.lower() in {"", "none", "off"}:
         return None
+    from pytest_shadowfarm.shard import ShardSpec
+
     return ShardSpec.parse(text)  # ValueError says what is allowed
 
 
@@ -146,6 +149,8 @@ def worker_range(raw: Any) -> WorkerRange | None:
     text = _text(raw)
     if text.lower() in {"", "none", "off"}:
         return None
+    from pytest_shadowfarm.swarm.policy import WorkerRange
+
     return WorkerRange.parse(text)  # ValueError says what is allowed
 
 

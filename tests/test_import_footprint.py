@@ -17,6 +17,7 @@ CONTROLLER_ONLY = (
     "pytest_shadowfarm.history.store",
     "pytest_shadowfarm.priority.impact",
     "pytest_shadowfarm.priority.order",
+    "pytest_shadowfarm.priority.score",
     "pytest_shadowfarm.swarm.controller",
     "pytest_shadowfarm.controller",
 )

@@ -30,23 +30,15 @@ if TYPE_CHECKING:
     from pytest_shadowfarm.priority.changes import ChangedFiles, changed_files
     from pytest_shadowfarm.priority.impact import ChangeImpact, Impact, analyze_changes
     from pytest_shadowfarm.priority.order import MODES, Entry, ordered
-    from pytest_shadowfarm.priority.score import (
-        DEFAULT_WEIGHTS,
-        ETC_FLOOR_S,
-        Priority,
-        Ranked,
-        Weights,
-        rank,
-        urgency,
-    )
+    from pytest_shadowfarm.priority.score import ETC_FLOOR_S, Priority, Ranked, rank, urgency
     from pytest_shadowfarm.priority.signals import (
-        DEFAULT_HALF_LIFE,
         IMPORTANCE_LEVELS,
         FailureSignal,
         failure_signal,
         is_new,
         parse_importance,
     )
+    from pytest_shadowfarm.priority.weights import DEFAULT_HALF_LIFE, DEFAULT_WEIGHTS, Weights
 
 # The names below are imported from their module on first use: the settings need two
 # defaults, not the import graph, git or the estimator. (The functions ``order.order``
@@ -55,13 +47,10 @@ _EXPORTS = {
     **dict.fromkeys(("ChangedFiles", "changed_files"), "changes"),
     **dict.fromkeys(("ChangeImpact", "Impact", "analyze_changes"), "impact"),
     **dict.fromkeys(("MODES", "Entry", "ordered"), "order"),
-    **dict.fromkeys(
-        ("DEFAULT_WEIGHTS", "ETC_FLOOR_S", "Priority", "Ranked", "Weights", "rank", "urgency"),
-        "score",
-    ),
+    **dict.fromkeys(("ETC_FLOOR_S", "Priority", "Ranked", "rank", "urgency"), "score"),
+    **dict.fromkeys(("DEFAULT_HALF_LIFE", "DEFAULT_WEIGHTS", "Weights"), "weights"),
     **dict.fromkeys(
         (
-            "DEFAULT_HALF_LIFE",
             "IMPORTANCE_LEVELS",
             "FailureSignal",
             "failure_signal",

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from pytest_shadowfarm.estimate import DEFAULT_ETC_S
@@ -30,6 +30,7 @@ from pytest_shadowfarm.priority.signals import (
     importance_label,
     is_new,
 )
+from pytest_shadowfarm.priority.weights import DEFAULT_WEIGHTS, Weights
 
 if TYPE_CHECKING:
     from pytest_shadowfarm.priority.impact import ChangeImpact, Impact
@@ -47,32 +48,6 @@ __all__ = [
 
 #: no test is treated as shorter than this when computing urgency
 ETC_FLOOR_S = 0.05
-
-
-@dataclass(frozen=True)
-class Weights:
-    """How much each signal counts (settings ``weight_<name>``, toml ``weights.<name>``)."""
-
-    #: prior of every test: orders tests without any signal, shortest first
-    base: float = 0.001
-    #: importance from @pytest.mark.shadowfarm(priority=...): critical 1, high 0.5, low -0.5
-    marker: float = 0.4
-    #: recency-weighted failure rate; 1 when the last result failed (not flaky)
-    failure: float = 1.0
-    #: 1 for a changed test file, 0.6 when it imports a changed module, halved per hop
-    change: float = 0.5
-    #: 1 for a test the history has never seen
-    new: float = 0.5
-
-    def __post_init__(self) -> None:
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
-                msg = f"weight {f.name!r} must be a number >= 0, got {value!r}"
-                raise ValueError(msg)
-
-
-DEFAULT_WEIGHTS = Weights()
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from pytest_shadowfarm.history.records import FAILING, PastResult
+from pytest_shadowfarm.priority.weights import DEFAULT_HALF_LIFE
 
 __all__ = [
     "DEFAULT_HALF_LIFE",
@@ -52,8 +53,6 @@ IMPORTANCE_LEVELS: Mapping[str, float] = {
 IMPORTANCE_MIN = -1.0
 IMPORTANCE_MAX = 1.0
 
-#: results this many runs old count half as much as the newest one (a setting: half_life)
-DEFAULT_HALF_LIFE = 5.0
 #: pass/fail flips at one commit before a test is called flaky
 FLAKY_MIN_FLIPS = 2
 
