@@ -59,6 +59,14 @@ def test_the_priority_package_imports_a_module_on_first_use_of_its_names() -> No
     assert "pytest_shadowfarm.priority.impact" in imported
 
 
+def test_an_xdist_controller_that_does_not_scale_imports_no_psutil() -> None:
+    imported = _imported_after(
+        "import pytest_shadowfarm.plugin, pytest_shadowfarm.controller, "
+        "pytest_shadowfarm.swarm.controller"
+    )
+    assert "psutil" not in imported
+
+
 def test_every_public_name_of_the_priority_package_resolves() -> None:
     import pytest_shadowfarm.priority as priority
 

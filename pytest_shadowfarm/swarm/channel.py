@@ -16,7 +16,19 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["MAX_KEPT_SAMPLES", "Sample", "TelemetryHub", "WorkerTelemetryState"]
+__all__ = [
+    "CHANNEL_KEY",
+    "INTERVAL_KEY",
+    "MAX_KEPT_SAMPLES",
+    "Sample",
+    "TelemetryHub",
+    "WorkerTelemetryState",
+]
+
+#: keys in ``node.workerinput``: the channel the worker sends its samples on, and how often
+#: (set by the controller in ``pytest_configure_node``, read by :mod:`.telemetry`)
+CHANNEL_KEY = "shadowfarm_telemetry"
+INTERVAL_KEY = "shadowfarm_telemetry_interval"
 
 #: samples kept for inspection (newest); per-worker state is kept whatever the count
 MAX_KEPT_SAMPLES = 20_000

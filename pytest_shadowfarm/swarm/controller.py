@@ -24,7 +24,7 @@ import pytest
 
 from pytest_shadowfarm.compat import check_internals
 from pytest_shadowfarm.report.runreport import WorkerSpan
-from pytest_shadowfarm.swarm.channel import TelemetryHub
+from pytest_shadowfarm.swarm.channel import CHANNEL_KEY, INTERVAL_KEY, TelemetryHub
 from pytest_shadowfarm.swarm.farmlink import (
     POST_EVERY_S,
     FarmTelemetry,
@@ -35,7 +35,6 @@ from pytest_shadowfarm.swarm.policy import Limits
 from pytest_shadowfarm.swarm.scaler import TICK_EVENT, Scaler
 from pytest_shadowfarm.swarm.source import PopenSource, WorkerSource, popen_template
 from pytest_shadowfarm.swarm.summary import summary_lines, worker_seconds
-from pytest_shadowfarm.swarm.telemetry import CHANNEL_KEY, INTERVAL_KEY
 from pytest_shadowfarm.swarm.usage import USAGE_ATTR
 
 if TYPE_CHECKING:

@@ -23,8 +23,6 @@ import math
 import statistics
 from typing import TYPE_CHECKING, Any
 
-import psutil
-
 from pytest_shadowfarm.estimate import DEFAULT_ETC_S
 from pytest_shadowfarm.swarm.policy import DEFAULT_STARTUP_S, Decision, Limits, SwarmState, decide
 from pytest_shadowfarm.swarm.prior import Newest, PastRun, Prior, find_prior
@@ -80,6 +78,8 @@ class Scaler:
         setattr(self.ds, "worker_" + TICK_EVENT, self.on_tick)
         previous = self.ds.worker_errordown
         self.ds.worker_errordown = lambda node, error: self._on_errordown(node, error, previous)
+        import psutil  # here: only a run that scales reads the host's load
+
         psutil.cpu_percent(interval=None)  # baseline for the first tick's host load
         self.ds.queue.put((TICK_EVENT, {}))  # decide at once (on the prior, if any)
 
@@ -281,6 +281,8 @@ class Scaler:
 
     def _cores_available(self) -> float:
         """Host cores not busy with other processes than this run's workers."""
+        import psutil
+
         cores = float(psutil.cpu_count() or 1)
         host_busy = psutil.cpu_percent(interval=None) / 100.0 * cores
         others = max(0.0, host_busy - self.swarm.hub.busy_cores())

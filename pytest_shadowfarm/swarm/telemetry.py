@@ -34,6 +34,7 @@ from typing import Any
 import psutil
 import pytest
 
+from pytest_shadowfarm.swarm.channel import CHANNEL_KEY, INTERVAL_KEY
 from pytest_shadowfarm.swarm.usage import USAGE_ATTR, add_usage
 
 __all__ = [
@@ -48,10 +49,6 @@ __all__ = [
     "register_worker_telemetry",
     "schedstat",
 ]
-
-#: keys in ``node.workerinput`` (set by the controller in ``pytest_configure_node``)
-CHANNEL_KEY = "shadowfarm_telemetry"
-INTERVAL_KEY = "shadowfarm_telemetry_interval"
 
 _CLEAR_REFS = Path("/proc/self/clear_refs")
 #: the main thread's time on a CPU and time waiting for one, in ns (Linux schedstat)
