@@ -7,7 +7,7 @@ xdist worker) does not pay for the store.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from pytest_shadowfarm.history.records import (
     FAILING,
@@ -17,6 +17,7 @@ from pytest_shadowfarm.history.records import (
     ResultRecord,
     RunRecord,
 )
+from pytest_shadowfarm.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from pytest_shadowfarm.history.store import HistoryStore
@@ -32,9 +33,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    if name == "HistoryStore":
-        from pytest_shadowfarm.history.store import HistoryStore
-
-        return HistoryStore
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, {"HistoryStore": "store"})

@@ -23,8 +23,9 @@ The stable API::
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from pytest_shadowfarm.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from pytest_shadowfarm.priority.changes import ChangedFiles, changed_files
@@ -86,10 +87,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value  # later lookups find it without coming here
-    return value
+__getattr__ = lazy_exports(__name__, _EXPORTS)
