@@ -157,6 +157,14 @@ class TestPruning:
             "t.py::b": [30.25, 40.25, 50.25],
         }
 
+    def test_pruning_deletes_through_the_per_test_index(self, path):
+        """Pruning is one index range per test, never a scan of every result."""
+        with HistoryStore.open(path) as store:
+            store.record_run(run_at(0), [passed("t.py::a", 1.0)])
+        plan = query_plan(path, store_module._PRUNE, (1, 49))
+        assert "results_by_test" in plan
+        assert "SCAN" not in plan, plan
+
     def test_runs_whose_results_were_all_pruned_are_dropped(self, path):
         """Old runs that no kept result refers to are deleted with their results."""
         with HistoryStore.open(path, keep=2) as store:
@@ -231,18 +239,14 @@ class TestRecent:
         assert recent == RecentHistory(durations={}, call_durations={}, runs={}, failures={})
 
     def test_failed_tests_are_found_through_the_partial_index(self, path):
-        """No scan of every result: SQLite's plan names the index of failing results."""
+        """No scan of every result: SQLite's plan for the failing tests' results goes
+        through the index of failing results, then the per-test index."""
         with HistoryStore.open(path) as store:
             store.record_run(run_at(0), [passed("t.py::a", 1.0)])
-        db = sqlite3.connect(path)
-        try:
-            plan = db.execute(
-                "EXPLAIN QUERY PLAN SELECT DISTINCT nodeid FROM results WHERE "
-                + store_module.FAILED_RESULT
-            ).fetchall()
-        finally:
-            db.close()
-        assert "results_failing" in str(plan)
+        plan = query_plan(path, store_module._NEWEST_OF_FAILED, {"per_test": 30})
+        scans = [step for step in plan.splitlines() if "SCAN" in step]
+        assert scans == ["SCAN results USING INDEX results_failing"], plan
+        assert "SEARCH results USING COVERING INDEX results_by_test" in plan
 
     def test_ranks_from_the_recent_slice_equal_ranks_from_the_whole_history(self, path):
         """The slice loses nothing the priority engine uses (recent failures, flips, new
@@ -303,6 +307,15 @@ def large_run() -> list[ResultRecord]:
     return [passed(f"tests/test_{'long_name_' * 20}.py::test_{i}", 0.5) for i in range(12_000)]
 
 
+def query_plan(path: Path, sql: str, params: object = ()) -> str:
+    """SQLite's plan for ``sql`` on the history at ``path``, one step per line."""
+    db = sqlite3.connect(path)
+    try:
+        return "\n".join(row[-1] for row in db.execute(f"EXPLAIN QUERY PLAN {sql}", params))
+    finally:
+        db.close()
+
+
 def runs_in(main_file: Path) -> int:
     db = sqlite3.connect(main_file)
     try:
@@ -335,6 +348,47 @@ class TestMigration:
             result = store.last_results()["t.py::a"]
         assert (result.peak_rss_kb, result.cpu_s) == (None, None)
         assert pragma(path, "user_version") == SCHEMA_VERSION
+
+    def test_a_version_3_file_gets_a_row_per_test_and_an_integer_per_test_index(self, path):
+        """Version 4 indexes results by test id, not by nodeid text; the migrated rows
+        keep their nodeids, read back the same, and prune as before."""
+        path.parent.mkdir(parents=True)
+        db = sqlite3.connect(path, isolation_level=None)
+        migrate(db, upto=3)
+        db.execute("INSERT INTO runs (id, started, finished, wall_s) VALUES (1, 1.0, 2.0, 1.0)")
+        db.execute("INSERT INTO runs (id, started, finished, wall_s) VALUES (2, 3.0, 4.0, 1.0)")
+        db.executemany(
+            "INSERT INTO results (run_id, nodeid, outcome, duration_s) VALUES (?, ?, ?, ?)",
+            [(1, "t.py::a", "passed", 1.0), (1, "t.py::b", "failed", 2.0)]
+            + [(2, "t.py::a", "passed", 1.5), (2, "t.py::b", "passed", 2.5)],
+        )
+        db.close()
+
+        with HistoryStore.open(path, keep=2, warn=pytest.fail) as store:
+            assert store.summary().tests == 2
+            assert store.durations() == {"t.py::a": [1.0, 1.5], "t.py::b": [2.0, 2.5]}
+            store.record_run(run_at(3), [passed("t.py::a", 3.0), passed("t.py::c", 4.0)])
+            assert store.durations() == {
+                "t.py::a": [1.5, 3.25],  # pruned to the newest two
+                "t.py::b": [2.0, 2.5],
+                "t.py::c": [4.25],
+            }
+            recent = store.recent(per_test=8, per_failing_test=8)
+            assert recent.runs == {"t.py::a": (2, 3), "t.py::b": (1, 2), "t.py::c": (3,)}
+            assert [r.outcome for r in recent.failures["t.py::b"]] == ["failed", "passed"]
+        db = sqlite3.connect(path)
+        try:
+            indexes = {
+                name
+                for (name,) in db.execute(
+                    "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'results'"
+                )
+            }
+            orphans = db.execute("SELECT count(*) FROM results WHERE test_id IS NULL").fetchone()
+        finally:
+            db.close()
+        assert indexes == {"results_by_test", "results_by_run", "results_failing"}
+        assert orphans == (0,)
 
     def test_a_newer_schema_raises_and_leaves_the_file_alone(self, path):
         """A history written by a newer pytest-shadowfarm is refused, not rewritten."""

@@ -40,6 +40,12 @@ BUSY_TIMEOUT_S = 30.0
 #: its close (larger than any one run's write: 5,000 tests write about 2,800)
 DEFERRED_CHECKPOINT_PAGES = 10_000
 
+#: delete the results of test ``?1`` older than its newest ``?2 + 1``
+_PRUNE = (
+    "DELETE FROM results WHERE test_id = ?1 AND id < "
+    "(SELECT id FROM results WHERE test_id = ?1 ORDER BY id DESC LIMIT 1 OFFSET ?2)"
+)
+
 
 def _warn(message: str) -> None:
     warnings.warn(message, ShadowFarmWarning, stacklevel=3)
@@ -71,12 +77,21 @@ class RecentHistory:
     failures: dict[str, list[PastResult]]
 
 
-#: the newest ``?`` results of each test named by the subquery ``tests``, oldest first
+#: the newest ``:per_test`` results of each test whose nodeid the subquery ``tests``
+#: names, oldest first (through the per-test index ``results_by_test``)
 _NEWEST_OF = (
-    "SELECT t.nodeid, {columns} FROM ({tests}) AS t "
+    "SELECT t.nodeid, {columns} FROM tests AS t "
     "JOIN results r ON r.id IN "
-    " (SELECT id FROM results WHERE nodeid = t.nodeid ORDER BY id DESC LIMIT ?) "
-    "{join} ORDER BY r.id"
+    " (SELECT id FROM results WHERE test_id = t.id ORDER BY id DESC LIMIT :per_test) "
+    "{join} WHERE t.nodeid IN ({tests}) ORDER BY r.id"
+)
+
+#: the newest results of every test that failed at least once: the partial index
+#: ``results_failing`` finds those tests without a scan of every result
+_NEWEST_OF_FAILED = _NEWEST_OF.format(
+    columns="r.run_id, r.outcome, r.duration_s, runs.git_commit",
+    tests=f"SELECT nodeid FROM results WHERE {FAILED_RESULT}",
+    join="JOIN runs ON runs.id = r.run_id",
 )
 
 
@@ -284,7 +299,7 @@ class HistoryStore:
         """How many runs and tests the history holds (``tests``: already known)."""
         runs = self._db.execute("SELECT count(*) FROM runs").fetchone()[0]
         if tests is None:
-            tests = self._db.execute("SELECT count(DISTINCT nodeid) FROM results").fetchone()[0]
+            tests = self._db.execute("SELECT count(*) FROM tests").fetchone()[0]
         return HistorySummary(path=str(self.path), runs=runs, tests=tests)
 
     def results_by_test(self) -> dict[str, list[PastResult]]:
@@ -314,13 +329,8 @@ class HistoryStore:
             if body := tuple([c for _, _, c in results if c is not None]):
                 calls[nodeid] = body
         failures: dict[str, list[PastResult]] = defaultdict(list)
-        failed = _NEWEST_OF.format(
-            columns="r.run_id, r.outcome, r.duration_s, runs.git_commit",
-            tests=f"SELECT DISTINCT nodeid FROM results WHERE {FAILED_RESULT}",
-            join="JOIN runs ON runs.id = r.run_id",
-        )
         for nodeid, run_id, outcome, duration, commit in self._db.execute(
-            failed, (per_failing_test,)
+            _NEWEST_OF_FAILED, {"per_test": per_failing_test}
         ):
             failures[nodeid].append(PastResult(run_id, outcome, duration, commit))
         return RecentHistory(
@@ -347,19 +357,20 @@ class HistoryStore:
             seen[row[0]] = seen.get(row[0], 0) + 1
         short = [
             nodeid
-            for (nodeid,) in self._db.execute("SELECT DISTINCT nodeid FROM results")
+            for (nodeid,) in self._db.execute("SELECT nodeid FROM tests")
             if seen.get(nodeid, 0) < per_test
         ]
         if not short:
             return rows
         lookup = _NEWEST_OF.format(
             columns="r.run_id, r.duration_s, r.call_s",
-            tests="SELECT value AS nodeid FROM json_each(?)",
+            tests="SELECT value FROM json_each(:nodeids)",
             join="",
         )
         wanted = set(short)
         kept = [row for row in rows if row[0] not in wanted]
-        return kept + self._db.execute(lookup, (json.dumps(short), per_test)).fetchall()
+        found = self._db.execute(lookup, {"nodeids": json.dumps(short), "per_test": per_test})
+        return kept + found.fetchall()
 
     def durations(self, phase: Literal["total", "call"] = "total") -> dict[str, list[float]]:
         """nodeid -> known durations in seconds, oldest first (the estimator's input).
@@ -403,7 +414,7 @@ class HistoryStore:
         rows = self._db.execute(
             "SELECT nodeid, outcome, setup_s, call_s, teardown_s, worker, start_s, "
             "peak_rss_kb, cpu_s FROM results WHERE id IN "
-            "(SELECT max(id) FROM results GROUP BY nodeid) ORDER BY nodeid"
+            "(SELECT max(id) FROM results GROUP BY test_id) ORDER BY nodeid"
         )
         return {row[0]: ResultRecord(*row) for row in rows}
 
@@ -431,13 +442,15 @@ class HistoryStore:
                 ),
             ).lastrowid
             assert run_id is not None
+            ids = self._test_ids([r.nodeid for r in rows])
             db.executemany(
-                "INSERT INTO results (run_id, nodeid, outcome, setup_s, call_s, teardown_s, "
-                "duration_s, worker, start_s, peak_rss_kb, cpu_s) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO results (run_id, test_id, nodeid, outcome, setup_s, call_s, "
+                "teardown_s, duration_s, worker, start_s, peak_rss_kb, cpu_s) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     (
                         run_id,
+                        ids[r.nodeid],
                         r.nodeid,
                         r.outcome,
                         r.setup_s,
@@ -452,28 +465,31 @@ class HistoryStore:
                     for r in rows
                 ],
             )
-            self._prune(run_id)
+            self._prune(ids.values())
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
             raise
         return run_id
 
-    def _prune(self, run_id: int) -> None:
-        """Keep the newest ``keep`` results of each test this run touched.
+    def _test_ids(self, nodeids: list[str]) -> dict[str, int]:
+        """nodeid -> its row in ``tests``, for each of ``nodeids`` (new ones are added)."""
+        lookup = "SELECT nodeid, id FROM tests WHERE nodeid IN (SELECT value FROM json_each(?))"
+        wanted = json.dumps(list(dict.fromkeys(nodeids)))
+        ids = dict(self._db.execute(lookup, (wanted,)).fetchall())
+        if len(ids) < len(set(nodeids)):
+            new = [(nodeid,) for nodeid in dict.fromkeys(nodeids) if nodeid not in ids]
+            self._db.executemany("INSERT INTO tests (nodeid) VALUES (?)", new)
+            ids = dict(self._db.execute(lookup, (wanted,)).fetchall())
+        return ids
 
-        One indexed range delete per test (``results_by_nodeid`` is on (nodeid, id)): a
+    def _prune(self, test_ids: Iterable[int]) -> None:
+        """Keep the newest ``keep`` results of each of ``test_ids`` (the tests a run touched).
+
+        One indexed range delete per test (``results_by_test`` is on (test_id, id)): a
         window function over every result would cost a large history most of a second.
         """
-        nodeids = [
-            row[0]
-            for row in self._db.execute("SELECT nodeid FROM results WHERE run_id = ?", (run_id,))
-        ]
-        self._db.executemany(
-            "DELETE FROM results WHERE nodeid = ?1 AND id < "
-            "(SELECT id FROM results WHERE nodeid = ?1 ORDER BY id DESC LIMIT 1 OFFSET ?2)",
-            [(nodeid, self.keep - 1) for nodeid in dict.fromkeys(nodeids)],
-        )
+        self._db.executemany(_PRUNE, [(test_id, self.keep - 1) for test_id in test_ids])
         self._db.execute(
             "DELETE FROM runs WHERE id < (SELECT coalesce(min(run_id), 0) FROM results)"
         )
