@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from farm_server.config import FarmConfig
-from farm_server.pool import FAILURES_BEFORE_BACKOFF, Pool
+from farm_server.pool import CLAIM_SETTLE_S, FAILURES_BEFORE_BACKOFF, Pool
 from farm_server.worker import WorkerSpec
 from pytest_shadowfarm.farm.profile import current_profile
 
@@ -71,9 +71,13 @@ def make_pool(clock: Clock, tmp_path: Path):
     def make(**config: Any) -> tuple[Pool, FakeLauncher]:
         launcher = FakeLauncher()
         settings = {"default_min_warm": 2, "default_max_warm": 3, "max_warming": 8}
-        settings.update((k, v) for k, v in config.items() if k != "idle")
-        idle = config.pop("idle", lambda: 8.0)  # a quiet host unless a test says otherwise
-        pool = Pool(FarmConfig(**settings), launcher, tmp_path, clock=clock, idle=idle)
+        settings.update((k, v) for k, v in config.items() if k not in ("idle", "cores"))
+        # a quiet 8-core host unless a test says otherwise
+        idle = config.pop("idle", lambda: 8.0)
+        cores = config.pop("cores", 8)
+        pool = Pool(
+            FarmConfig(**settings), launcher, tmp_path, clock=clock, idle=idle, cores=cores
+        )
         launcher.pool = pool
         return pool, launcher
 
@@ -161,21 +165,62 @@ class TestClaims:
         pool.reconcile()
         assert states(pool, PROFILE.key) == ["claimed", "claimed", "warming", "warming"]
 
-    def test_replacements_wait_for_spare_cpu_while_a_run_is_testing(self, make_pool):
+    def test_replacements_wait_for_spare_cpu_while_a_run_is_testing(self, make_pool, clock):
         """Two claimed workers on a host with no idle core: no warm-up starts, from the
         claim on (the status says why), until a core is spare."""
         idle = [0.3]
-        pool, _ = make_pool(idle=lambda: idle[0])
+        pool, _ = make_pool(idle=lambda: idle[0], cores=2)
         warm_up(pool, PROFILE)
         claimed = pool.claim(PROFILE, 2).workers
         pool.reconcile()  # the claim wakes the supervisor before the run connects
         assert states(pool, PROFILE.key) == ["claimed", "claimed"]
         for worker in claimed:
             pool.on_event(worker.id, {"event": "claimed"})
+        clock.now += CLAIM_SETTLE_S
         pool.reconcile()
         assert states(pool, PROFILE.key) == ["claimed", "claimed"]
         assert "2 workers claimed by runs, 0.3 idle cores" in pool.deferred
         idle[0] = 1.5
+        pool.reconcile()
+        assert states(pool, PROFILE.key) == ["claimed", "claimed", "warming", "warming"]
+        assert pool.deferred == ""
+
+    def test_a_claim_restarts_the_cpu_measure_so_the_quiet_before_it_never_counts(
+        self, make_pool, clock
+    ):
+        """A 2-core host was idle until the claim; the run then uses both cores. No
+        warm-up starts on the strength of the idle time before the claim: the measure
+        restarts at the claim and is read only after CLAIM_SETTLE_S of the run."""
+        readings = [2.0]  # what the CPU measure says at its next reading
+        calls: list[float] = []
+
+        def idle() -> float:
+            calls.append(clock.now)
+            return readings[0]
+
+        pool, _ = make_pool(idle=idle, cores=2)
+        warm_up(pool, PROFILE)
+        claimed_at = clock.now
+        pool.claim(PROFILE, 2)
+        assert calls[-1] == claimed_at  # the claim restarted the measure
+        readings[0] = 0.1  # the run starts: both cores busy
+        for step in (0.0, 0.5):
+            clock.now = claimed_at + step
+            pool.reconcile()
+            assert states(pool, PROFILE.key) == ["claimed", "claimed"]
+            assert "measuring the CPU they leave idle" in pool.deferred
+        assert calls[-1] == claimed_at  # not read before the run had time to show its use
+        clock.now = claimed_at + CLAIM_SETTLE_S
+        pool.reconcile()
+        assert states(pool, PROFILE.key) == ["claimed", "claimed"]
+        assert "0.1 idle cores" in pool.deferred
+
+    def test_with_cores_to_spare_for_the_run_replacements_start_at_once(self, make_pool):
+        """On 8 cores, two claimed workers and their controller cannot fill the host:
+        the replacements start at the claim, as they always did."""
+        pool, _ = make_pool(idle=lambda: 6.0, cores=8)
+        warm_up(pool, PROFILE)
+        pool.claim(PROFILE, 2)
         pool.reconcile()
         assert states(pool, PROFILE.key) == ["claimed", "claimed", "warming", "warming"]
         assert pool.deferred == ""
