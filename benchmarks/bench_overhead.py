@@ -15,7 +15,14 @@ The history is a mature one: before the measured runs it is filled with
 ``--history-runs`` past runs (default 50, the default ``history_keep``, so every test
 has as many results as the history keeps), a few tests failing now and then.
 
+On a noisy host the wall ratio of one invocation moves by several percent either way.
+``--instructions`` also runs each mode once under valgrind's cachegrind and prints the
+user-space instructions each executed, and their ratio: the plugin's own work, which no
+load on the host changes (it leaves out waiting for the disk; about 4 minutes per
+5,000-test run, the two modes side by side).
+
     python benchmarks/bench_overhead.py            # 5,000 tests, 5 runs each
+    python benchmarks/bench_overhead.py --runs 15 --instructions
     python benchmarks/bench_overhead.py --quick    # 500 tests, 1 run each (CI smoke run)
 """
 
@@ -25,7 +32,10 @@ import argparse
 import compileall
 import os
 import random
+import re
+import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -90,13 +100,43 @@ def run(root: Path, *plugin_args: str) -> tuple[float, float]:
     return run.wall_s, run.cpu_s
 
 
+def count_instructions(root: Path, *plugin_args: str) -> subprocess.Popen[str]:
+    """Start one pytest run under cachegrind (no cache simulation: instructions only)."""
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "PYTHONHASHSEED": "0"}
+    command = [
+        "valgrind",
+        "--tool=cachegrind",
+        "--cache-sim=no",
+        "--cachegrind-out-file=/dev/null",
+        *pytest_command("-p", "no:cacheprovider", *plugin_args),
+    ]
+    return subprocess.Popen(
+        command, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def instructions_of(run: subprocess.Popen[str]) -> int:
+    out, err = run.communicate()
+    found = re.search(r"I\s+refs:\s+([\d,]+)", err)
+    if run.returncode != 0 or found is None:
+        sys.exit(f"the run under valgrind failed ({run.returncode}):\n{out[-2000:]}\n{err[-2000:]}")
+    return int(found.group(1).replace(",", ""))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tests", type=int, default=5000)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--history-runs", type=int, default=50, help="past runs in the history")
     parser.add_argument("--quick", action="store_true", help="500 tests, 1 run each")
+    parser.add_argument(
+        "--instructions",
+        action="store_true",
+        help="also count each mode's instructions once under valgrind (slow, noise-free)",
+    )
     args = parser.parse_args()
+    if args.instructions and shutil.which("valgrind") is None:
+        parser.error("--instructions needs valgrind on PATH (e.g. apt-get install valgrind)")
     if args.quick:
         args.tests, args.runs, args.history_runs = 500, 1, 5
     import pytest_shadowfarm
@@ -138,6 +178,19 @@ def main() -> int:
                 f"(90% bootstrap interval {low:.3f}-{high:.3f}); fastest vs fastest {fastest:.3f}"
             )
         print("target: wall ratio <= 1.10 (the CPU time is the steadier figure on a noisy host)")
+        if args.instructions:
+            print("counting instructions under valgrind (both modes at once)...", flush=True)
+            # The two runs cannot share the suite: the plugin's run writes the history.
+            with tempfile.TemporaryDirectory(prefix="sf-overhead-plain-") as other:
+                twin = Path(other) / "suite"
+                shutil.copytree(root, twin, ignore=shutil.ignore_patterns(".shadowfarm"))
+                plain_run = count_instructions(twin, "-p", "no:shadowfarm")
+                ours_run = count_instructions(root, "-p", "shadowfarm")
+                base, with_plugin = instructions_of(plain_run), instructions_of(ours_run)
+            print(
+                f"instructions  -p no:shadowfarm {base / 1e9:.3f}e9  -p shadowfarm "
+                f"{with_plugin / 1e9:.3f}e9  ratio {with_plugin / base:.4f}"
+            )
     return 0
 
 

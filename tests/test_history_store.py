@@ -359,8 +359,12 @@ class TestMigration:
         db.execute("INSERT INTO runs (id, started, finished, wall_s) VALUES (2, 3.0, 4.0, 1.0)")
         db.executemany(
             "INSERT INTO results (run_id, nodeid, outcome, duration_s) VALUES (?, ?, ?, ?)",
-            [(1, "t.py::a", "passed", 1.0), (1, "t.py::b", "failed", 2.0)]
-            + [(2, "t.py::a", "passed", 1.5), (2, "t.py::b", "passed", 2.5)],
+            [
+                (1, "t.py::a", "passed", 1.0),
+                (1, "t.py::b", "failed", 2.0),
+                (2, "t.py::a", "passed", 1.5),
+                (2, "t.py::b", "passed", 2.5),
+            ],
         )
         db.close()
 

@@ -85,3 +85,17 @@ def test_the_history_package_imports_its_store_on_first_use() -> None:
     from pytest_shadowfarm.history.store import HistoryStore
 
     assert history.HistoryStore is HistoryStore
+
+
+def test_a_controller_that_does_not_scale_imports_no_swarm_policy() -> None:
+    """The controller reads each report's usage through the swarm package; the policy
+    (the scaling decisions) comes in only when a name of it is asked for."""
+    assert "pytest_shadowfarm.swarm.policy" not in _imported_after(
+        "import pytest_shadowfarm.plugin, pytest_shadowfarm.controller"
+    )
+    import pytest_shadowfarm.swarm as swarm
+    from pytest_shadowfarm.swarm.policy import decide
+
+    assert swarm.decide is decide
+    for name in swarm.__all__:
+        assert getattr(swarm, name) is not None, name

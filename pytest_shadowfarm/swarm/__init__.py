@@ -7,9 +7,19 @@
 * :mod:`.source` is where new workers come from (cold popen, or the farm's warm ones);
 * :mod:`.controller` is the controller-side plugin that ties them to xdist's main loop.
 
-Only :mod:`.policy` is imported here (by the settings); the rest import pytest/execnet.
+The names below come from :mod:`.policy` on first use (PEP 562): the controller of every
+run imports :mod:`.usage` through this package, and needs no policy to read a report.
 """
 
-from pytest_shadowfarm.swarm.policy import Decision, Limits, SwarmState, WorkerRange, decide
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from pytest_shadowfarm.lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from pytest_shadowfarm.swarm.policy import Decision, Limits, SwarmState, WorkerRange, decide
 
 __all__ = ["Decision", "Limits", "SwarmState", "WorkerRange", "decide"]
+
+__getattr__ = lazy_exports(__name__, dict.fromkeys(__all__, "policy"))
