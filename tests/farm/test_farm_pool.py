@@ -75,9 +75,7 @@ def make_pool(clock: Clock, tmp_path: Path):
         # a quiet 8-core host unless a test says otherwise
         idle = config.pop("idle", lambda: 8.0)
         cores = config.pop("cores", 8)
-        pool = Pool(
-            FarmConfig(**settings), launcher, tmp_path, clock=clock, idle=idle, cores=cores
-        )
+        pool = Pool(FarmConfig(**settings), launcher, tmp_path, clock=clock, idle=idle, cores=cores)
         launcher.pool = pool
         return pool, launcher
 
