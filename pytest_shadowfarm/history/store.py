@@ -474,13 +474,14 @@ class HistoryStore:
 
     def _test_ids(self, nodeids: list[str]) -> dict[str, int]:
         """nodeid -> its row in ``tests``, for each of ``nodeids`` (new ones are added)."""
+        unique = list(dict.fromkeys(nodeids))
         lookup = "SELECT nodeid, id FROM tests WHERE nodeid IN (SELECT value FROM json_each(?))"
-        wanted = json.dumps(list(dict.fromkeys(nodeids)))
-        ids = dict(self._db.execute(lookup, (wanted,)).fetchall())
-        if len(ids) < len(set(nodeids)):
-            new = [(nodeid,) for nodeid in dict.fromkeys(nodeids) if nodeid not in ids]
+        wanted = (json.dumps(unique),)
+        ids = dict(self._db.execute(lookup, wanted).fetchall())
+        if len(ids) < len(unique):
+            new = [(nodeid,) for nodeid in unique if nodeid not in ids]
             self._db.executemany("INSERT INTO tests (nodeid) VALUES (?)", new)
-            ids = dict(self._db.execute(lookup, (wanted,)).fetchall())
+            ids = dict(self._db.execute(lookup, wanted).fetchall())
         return ids
 
     def _prune(self, test_ids: Iterable[int]) -> None:
