@@ -130,6 +130,7 @@ class UnixIO:
         self.sock = sock
         self.execmodel = execmodel
         self.remoteaddress = remoteaddress
+        self._shut_down: set[int] = set()
 
     def read(self, numbytes: int) -> bytes:
         return read_exactly(self.sock, numbytes)
@@ -138,12 +139,20 @@ class UnixIO:
         self.sock.sendall(data)
 
     def close_read(self) -> None:
-        with contextlib.suppress(OSError):
-            self.sock.shutdown(socket.SHUT_RD)
+        self._shut(socket.SHUT_RD)
 
     def close_write(self) -> None:
+        self._shut(socket.SHUT_WR)
+
+    def _shut(self, how: int) -> None:
+        # Once both directions are shut (the receiver thread does both when it ends) the
+        # socket is useless: close it. Group.terminate would call wait() to do that, but
+        # it skips gateways that exited before it ran, which is how xdist ends its nodes.
         with contextlib.suppress(OSError):
-            self.sock.shutdown(socket.SHUT_WR)
+            self.sock.shutdown(how)
+        self._shut_down.add(how)
+        if {socket.SHUT_RD, socket.SHUT_WR} <= self._shut_down:
+            self.sock.close()
 
     def wait(self) -> None:
         # Called by Group.terminate once the gateway's receiver ended: the session is over.
