@@ -28,13 +28,13 @@ import contextlib
 import threading
 import time
 from collections.abc import Callable, Generator, Mapping
-from pathlib import Path
 from typing import Any
 
 import psutil
 import pytest
 
 from pytest_shadowfarm.swarm.channel import CHANNEL_KEY, INTERVAL_KEY
+from pytest_shadowfarm.swarm.procfs import ProcFile
 from pytest_shadowfarm.swarm.usage import USAGE_ATTR, add_usage
 
 __all__ = [
@@ -50,9 +50,9 @@ __all__ = [
     "schedstat",
 ]
 
-_CLEAR_REFS = Path("/proc/self/clear_refs")
+_CLEAR_REFS = ProcFile("/proc/self/clear_refs", write=True)
 #: the main thread's time on a CPU and time waiting for one, in ns (Linux schedstat)
-_SCHEDSTAT = Path("/proc/self/schedstat")
+_SCHEDSTAT = ProcFile("/proc/self/schedstat", size=256)
 
 
 def schedstat() -> tuple[int, int] | None:
@@ -63,13 +63,13 @@ def schedstat() -> tuple[int, int] | None:
     make the first look I/O-bound.
     """
     try:
-        fields = _SCHEDSTAT.read_bytes().split()
+        fields = _SCHEDSTAT.read().split()
         return int(fields[0]), int(fields[1])
     except (OSError, ValueError, IndexError):
         return None
 
 
-_STATUS = Path("/proc/self/status")
+_STATUS = ProcFile("/proc/self/status", size=16384)
 
 
 def read_sample(process: psutil.Process) -> dict[str, Any]:
@@ -99,7 +99,7 @@ class PeakRss:
 
     def _try_reset(self) -> bool:
         try:
-            _CLEAR_REFS.write_text("5")
+            _CLEAR_REFS.write(b"5")
         except OSError:  # not Linux, or a kernel/sandbox that forbids it
             return False
         return self._hwm_kb() is not None
@@ -107,19 +107,17 @@ class PeakRss:
     @staticmethod
     def _hwm_kb() -> int | None:
         try:
-            with _STATUS.open("rb") as fh:
-                for line in fh:
-                    if line.startswith(b"VmHWM:"):
-                        return int(line.split()[1])
-        except (OSError, ValueError, IndexError):
+            status = _STATUS.read()
+            start = status.index(b"VmHWM:") + 6
+            return int(status[start : status.index(b"kB", start)])
+        except (OSError, ValueError):
             return None
-        return None
 
     def reset(self) -> None:
         self.seen_kb = 0
         if self.kernel:
             try:
-                _CLEAR_REFS.write_text("5")
+                _CLEAR_REFS.write(b"5")
             except OSError:
                 self.kernel = False
 
@@ -276,6 +274,8 @@ class WorkerTelemetry:
 
     def pytest_unconfigure(self) -> None:
         self.sampler.stop()
+        for proc_file in (_SCHEDSTAT, _STATUS, _CLEAR_REFS):
+            proc_file.close()  # reopened if used again (another session in this process)
         with contextlib.suppress(Exception):  # the gateway may be gone already
             self.channel.close()
 
