@@ -22,6 +22,7 @@ from pytest_shadowfarm.sched.scheduler import (
     LOOKAHEAD_S,
     MAX_HELD,
     SCOPES,
+    STALL_GUARD_S,
     ShadowFarmScheduling,
 )
 
@@ -34,6 +35,7 @@ class FakeNode:
     def __init__(self, name: str) -> None:
         self.gateway = SimpleNamespace(id=name)
         self.sent: list[int] = []
+        self.batches: list[int] = []  # the size of each send_runtest_some call
         self.queue: list[int] = []  # sent, not yet completed, in order
         self.shutdown_sent = False
 
@@ -43,6 +45,7 @@ class FakeNode:
 
     def send_runtest_some(self, indices: Sequence[int]) -> None:
         assert not self.shutdown_sent, f"{self.gateway.id}: items sent after shutdown"
+        self.batches.append(len(indices))
         self.sent.extend(indices)
         self.queue.extend(indices)
 
@@ -58,10 +61,15 @@ class FakeNode:
         return f"FakeNode({self.gateway.id})"
 
 
+#: longer than STALL_GUARD_S: a worker holds exactly two of these
+DEFAULT_ETC_S = 1.0
+
+
 def etc_inputs(etc: dict[str, float] | None = None) -> Callable[..., dict[str, TestInputs]]:
     def inputs(nodeids: Sequence[str]) -> dict[str, TestInputs]:
         return {
-            n: TestInputs(etc_s=(etc or {}).get(n, 0.1), urgency=1.0, priority=1.0) for n in nodeids
+            n: TestInputs(etc_s=(etc or {}).get(n, DEFAULT_ETC_S), urgency=1.0, priority=1.0)
+            for n in nodeids
         }
 
     return inputs
@@ -111,6 +119,22 @@ class TestStart:
         """Each accepted worker gets two items: the running one and its lookahead."""
         _, nodes = started("gw0", "gw1")
         assert [len(n.queue) for n in nodes] == [2, 2]
+
+    def test_short_tests_get_a_second_item_behind_the_running_one(self):
+        """Shorter than STALL_GUARD_S (and longer than the lookahead): three items each,
+        so finishing one never leaves a worker waiting for the controller."""
+        short = STALL_GUARD_S / 2
+        _, nodes = started("gw0", "gw1", inputs=etc_inputs(dict.fromkeys(IDS, short)))
+        assert [len(n.queue) for n in nodes] == [3, 3]
+
+    def test_a_long_test_behind_the_running_one_is_enough(self):
+        """The first behind is long: a round trip is nothing beside it, keep two."""
+        etc = dict.fromkeys(IDS, STALL_GUARD_S / 2)
+        etc[IDS[1]] = STALL_GUARD_S  # dispatched second (urgency ties keep order)
+        sched, (node,) = started("gw0", inputs=etc_inputs(etc))
+        assert node.queue == [0, 1]
+        run_one(sched, node)
+        assert node.queue == [1, 2, 3]  # short again behind the long one: a second
 
     def test_an_empty_collection_finishes_at_once(self):
         """No tests: workers are shut down and the run is finished."""
@@ -226,6 +250,20 @@ class TestCompletion:
         tiny = LOOKAHEAD_S / 4.5
         _, (node,) = started("gw0", inputs=etc_inputs(dict.fromkeys(IDS, tiny)))
         assert len(node.queue) == 1 + 5  # the running one, then five reach the lookahead
+
+    def test_tiny_tests_are_topped_up_in_batches_not_one_send_per_test(self):
+        """A top-up waits until less than half the lookahead is held, then refills it."""
+        ids = [f"tests/test_t.py::test_{i}" for i in range(61)]
+        tiny = LOOKAHEAD_S / 10
+        sched, (node,) = started("gw0", ids=ids, inputs=etc_inputs(dict.fromkeys(ids, tiny)))
+        assert len(node.queue) == 1 + 10
+        while len(node.sent) < len(ids):
+            assert len(node.queue) - 1 >= 4  # behind the running one: never under 4 x 2 ms
+            run_one(sched, node)
+        first, *top_ups, last = node.batches
+        assert first == 11
+        assert set(top_ups) == {6}  # refilled from 4 behind back to 10
+        assert last <= 6
 
     def test_tests_finish_when_nothing_is_queued_and_workers_hold_one_item(self):
         """tests_finished turns true exactly when only last items are held."""
@@ -352,7 +390,7 @@ class SchedulerMachine(RuleBasedStateMachine):
         self.mode = mode
         self.ids = [f"tests/test_{i % 3}.py::test_{i}" for i in range(n)]
         self.etc = {x: etc * (1 + i % 4) for i, x in enumerate(self.ids)}
-        self.etc["tests/test_extra.py::test_x"] = 0.1  # etc_inputs' default
+        self.etc["tests/test_extra.py::test_x"] = DEFAULT_ETC_S  # etc_inputs' default
         self.sched = ShadowFarmScheduling(inputs=etc_inputs(self.etc), scope=SCOPES[mode])
 
     def _new_node(self) -> FakeNode:
@@ -431,7 +469,7 @@ class SchedulerMachine(RuleBasedStateMachine):
                 node.shutdown()
 
     @invariant()
-    def at_most_two_items_are_committed_per_worker_unless_tiny(self) -> None:
+    def at_most_two_items_are_committed_per_worker_unless_short(self) -> None:
         if self.mode != "load":  # whole files: bounded by the buffer plus one file
             for node in self.nodes:
                 assert len(node.queue) <= MAX_HELD + -(-len(self.ids) // 3)
@@ -440,14 +478,16 @@ class SchedulerMachine(RuleBasedStateMachine):
         for node in self.nodes:
             if len(node.queue) <= 2:
                 continue
-            # more only to top up tiny tests: behind the running one, but for the last
-            # item sent, there was less than LOOKAHEAD_S
+            # more only for short tests: when the last item was sent, what was held behind
+            # the running one was one item shorter than STALL_GUARD_S, or less than
+            # LOOKAHEAD_S of tiny ones
             assert self.sched.collection is not None
             behind = sum(self.etc[self.sched.collection[i]] for i in node.queue[1:-1])
             assert len(node.queue) <= MAX_HELD
+            limit = STALL_GUARD_S if len(node.queue) == 3 else LOOKAHEAD_S
             # the scheduler adds and subtracts as items come and go: summed here in another
             # order, 20 x 0.001 s may round to a hair above 0.02
-            assert behind < LOOKAHEAD_S + 1e-9
+            assert behind < limit + 1e-9
 
     @invariant()
     def no_item_gets_two_final_reports(self) -> None:
