@@ -1,4 +1,4 @@
-"""One test phase's resource use, as a worker attaches it to the phase's report.
+"""One test's resource use, as a worker attaches it to the test's teardown report.
 
 The worker side (:mod:`.telemetry`, with psutil) sets :data:`USAGE_ATTR` on each report;
 the controller folds it into the test's trace with :func:`add_usage`. Kept apart from
@@ -12,14 +12,15 @@ from typing import Any
 
 __all__ = ["USAGE_ATTR", "add_usage"]
 
-#: the report attribute with one phase's usage: {"phase", "cpu_s", "peak_rss_kb"}
+#: the report attribute with a test's usage: {"phase", "cpu_s", "peak_rss_kb", "cpu_wait_s"}
 USAGE_ATTR = "shadowfarm_usage"
 
 
 def add_usage(trace: Any, usage: object) -> None:
-    """Fold one phase's usage (the report attribute) into a recorder ``TestTrace``.
+    """Fold a report's usage (the report attribute) into a recorder ``TestTrace``.
 
-    CPU seconds add up over the phases; the peak RSS is the largest seen. Anything
+    CPU seconds add up over the reports that carry usage; the peak RSS is the largest
+    seen. Anything
     that is not the expected mapping (an old worker, a foreign plugin) is ignored.
     """
     if not isinstance(usage, Mapping):
