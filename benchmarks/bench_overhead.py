@@ -21,8 +21,13 @@ user-space instructions each executed, and their ratio: the plugin's own work, w
 load on the host changes (it leaves out waiting for the disk; about 4 minutes per
 5,000-test run, the two modes side by side).
 
+``--workers N`` runs both modes under xdist (``-n N``): then the plugin's scheduler and
+each worker's telemetry count too (no instruction count: the workers are other
+processes). The CPU time then includes the workers'.
+
     python benchmarks/bench_overhead.py            # 5,000 tests, 5 runs each
     python benchmarks/bench_overhead.py --runs 15 --instructions
+    python benchmarks/bench_overhead.py --tests 2000 --workers 1 --runs 7
     python benchmarks/bench_overhead.py --quick    # 500 tests, 1 run each (CI smoke run)
 """
 
@@ -91,10 +96,15 @@ def median_interval(values: list[float], resamples: int = 2000) -> tuple[float, 
     return medians[int(0.05 * resamples)], medians[int(0.95 * resamples) - 1]
 
 
+#: extra pytest arguments for every run of both modes (``-n N`` under ``--workers N``)
+EXTRA: list[str] = []
+
+
 def run(root: Path, *plugin_args: str) -> tuple[float, float]:
-    """One pytest run: its wall seconds and its CPU seconds (user + system)."""
+    """One pytest run: its wall seconds and its CPU seconds (user + system, workers too)."""
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
-    run = timed_run(pytest_command("-p", "no:cacheprovider", *plugin_args), cwd=root, env=env)
+    command = pytest_command("-p", "no:cacheprovider", *EXTRA, *plugin_args)
+    run = timed_run(command, cwd=root, env=env)
     if run.done.returncode != 0:
         sys.exit(f"pytest failed in {root}:\n{run.done.stdout[-2000:]}\n{run.done.stderr[-2000:]}")
     return run.wall_s, run.cpu_s
@@ -134,7 +144,20 @@ def main() -> int:
         action="store_true",
         help="also count each mode's instructions once under valgrind (slow, noise-free)",
     )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        metavar="N",
+        help="run both modes under xdist with -n N (default 0: one process)",
+    )
     args = parser.parse_args()
+    if args.workers < 0:
+        parser.error("--workers must be 0 (one process) or more")
+    if args.workers and args.instructions:
+        parser.error("--instructions counts one process: use it without --workers")
+    if args.workers:
+        EXTRA.extend(["-n", str(args.workers)])
     if args.instructions and shutil.which("valgrind") is None:
         parser.error("--instructions needs valgrind on PATH (e.g. apt-get install valgrind)")
     if args.quick:
@@ -145,7 +168,10 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="sf-overhead-") as tmp:
         root = Path(tmp)
         make_suite(root, args.tests)
-        print(f"suite: {args.tests} trivial tests, {args.runs} runs each, no bytecode cache")
+        where = f"-n {args.workers}" if args.workers else "one process"
+        print(
+            f"suite: {args.tests} trivial tests, {args.runs} runs each, {where}, no bytecode cache"
+        )
         rows = fill_history(root, args.tests, args.history_runs)
         print(f"history: {args.history_runs} past runs, {rows} results")
         run(root, "-p", "shadowfarm")  # one real run on top, then the measured ones

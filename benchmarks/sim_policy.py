@@ -21,6 +21,7 @@ import sys
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -84,6 +85,19 @@ def fixtures(rng: random.Random) -> tuple[list[str], list[float]]:
     return _ids([10] * 30), [rng.uniform(0.01, 0.05) for _ in range(300)]
 
 
+def fixtures_long(rng: random.Random) -> tuple[list[str], list[float]]:
+    """example_project-like: 12 files of 27 tests sharing a 0.3 s module fixture, each
+    file with 2 long tests (0.3-0.8 s) among short ones, so the tail mixes files."""
+    etc: list[float] = []
+    for _ in range(12):
+        tests = [rng.uniform(0.005, 0.06) for _ in range(25)] + [
+            rng.uniform(0.3, 0.8) for _ in range(2)
+        ]
+        rng.shuffle(tests)
+        etc += tests
+    return _ids([27] * 12), etc
+
+
 SHAPES: dict[str, tuple[Callable[[random.Random], tuple[list[str], list[float]]], float]] = {
     "skewed (4 long last)": (skewed, 0.0),
     "pile-up (7 long last)": (pile_up, 0.0),
@@ -91,6 +105,7 @@ SHAPES: dict[str, tuple[Callable[[random.Random], tuple[list[str], list[float]]]
     "long tail 1%/70%": (long_tail, 0.0),
     "uniform": (uniform, 0.0),
     "module fixtures": (fixtures, 0.2),
+    "fixtures + long tests": (fixtures_long, 0.3),
 }
 
 
@@ -140,7 +155,7 @@ def policy_lpt(suite: Suite) -> Picker:
     return fifo(sorted(units, key=lambda u: (-u.etc_s, u.order)))
 
 
-def policy_ours(suite: Suite, **kwargs: float) -> Picker:
+def policy_ours(suite: Suite, **kwargs: Any) -> Picker:
     queue: DispatchQueue[Hashable] = DispatchQueue(
         build_units(suite.nodeids, inputs_of(suite)), **kwargs
     )
@@ -152,6 +167,10 @@ POLICIES: dict[str, Callable[[Suite], Picker]] = {
     "urgency": policy_urgency,
     "LPT": policy_lpt,
     "shadowfarm": policy_ours,
+}
+#: ``--variants``: the policy with one of its rules switched off
+VARIANTS: dict[str, Callable[[Suite], Picker]] = {
+    "no tail locality": lambda s: policy_ours(s, tail_locality=False),
 }
 
 
@@ -229,8 +248,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--rho", type=float, nargs="*", default=[])
     parser.add_argument("--big", type=float, nargs="*", default=[])
+    parser.add_argument("--variants", action="store_true", help="also the policy's variants")
     args = parser.parse_args(argv)
     policies = dict(POLICIES)
+    if args.variants:
+        policies.update(VARIANTS)
     for rho in args.rho:
         policies[f"rho={rho:g}"] = lambda s, rho=rho: policy_ours(s, rho=rho)
     for big in args.big:

@@ -183,6 +183,26 @@ class TestBody:
         assert nxt is not None
         assert nxt.etc_s == 5.0
 
+    @pytest.mark.parametrize(("tail_locality", "expected"), [(True, 4), (False, 2)])
+    def test_of_its_planned_units_a_worker_takes_one_from_its_file_first(
+        self, tail_locality, expected
+    ):
+        """In the tail the plan gives w units 2 (b.py) and 4 (a.py); w is in a.py, so it
+        takes 4 first and a.py's module fixtures are not set up again."""
+        files = ["a.py", "b.py", "b.py", "b.py", "a.py", "b.py"]
+        etcs = [1.0, 1.0, 0.9, 0.9, 0.8, 0.8]
+        units = [unit(i, e, file=f) for i, (f, e) in enumerate(zip(files, etcs, strict=True))]
+        queue: DispatchQueue[str] = DispatchQueue(units, tail_locality=tail_locality)
+        first = queue.next_unit("w", {"w": 0.0, "v": 0.0})
+        assert first is not None
+        assert first.indices == (0,)  # w is in a.py now
+        second = queue.next_unit("v", {"w": 1.0, "v": 0.0})
+        assert second is not None
+        assert second.indices == (1,)
+        third = queue.next_unit("w", {"w": 1.0, "v": 1.0})
+        assert third is not None
+        assert third.indices == (expected,)
+
     def test_the_skewed_suite_ends_at_the_lower_bound_where_file_order_does_not(self):
         """With exact ETCs the policy reaches max(longest, total / 2); file order does not."""
         units = [unit(i, 0.05, file=f"m{i // 20}.py") for i in range(200)]
