@@ -96,14 +96,12 @@ def median_interval(values: list[float], resamples: int = 2000) -> tuple[float, 
     return medians[int(0.05 * resamples)], medians[int(0.95 * resamples) - 1]
 
 
-#: extra pytest arguments for every run of both modes (``-n N`` under ``--workers N``)
-EXTRA: list[str] = []
-
-
-def run(root: Path, *plugin_args: str) -> tuple[float, float]:
-    """One pytest run: its wall seconds and its CPU seconds (user + system, workers too)."""
+def run(root: Path, *plugin_args: str, workers: int = 0) -> tuple[float, float]:
+    """One pytest run (under xdist with ``-n workers`` when > 0): its wall seconds and its
+    CPU seconds (user + system, the workers' included)."""
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
-    command = pytest_command("-p", "no:cacheprovider", *EXTRA, *plugin_args)
+    xdist = ["-n", str(workers)] if workers else []
+    command = pytest_command("-p", "no:cacheprovider", *xdist, *plugin_args)
     run = timed_run(command, cwd=root, env=env)
     if run.done.returncode != 0:
         sys.exit(f"pytest failed in {root}:\n{run.done.stdout[-2000:]}\n{run.done.stderr[-2000:]}")
@@ -156,8 +154,6 @@ def main() -> int:
         parser.error("--workers must be 0 (one process) or more")
     if args.workers and args.instructions:
         parser.error("--instructions counts one process: use it without --workers")
-    if args.workers:
-        EXTRA.extend(["-n", str(args.workers)])
     if args.instructions and shutil.which("valgrind") is None:
         parser.error("--instructions needs valgrind on PATH (e.g. apt-get install valgrind)")
     if args.quick:
@@ -174,18 +170,19 @@ def main() -> int:
         )
         rows = fill_history(root, args.tests, args.history_runs)
         print(f"history: {args.history_runs} past runs, {rows} results")
-        run(root, "-p", "shadowfarm")  # one real run on top, then the measured ones
+        # one real run on top, then the measured ones
+        run(root, "-p", "shadowfarm", workers=args.workers)
         plain: list[tuple[float, float]] = []
         ours: list[tuple[float, float]] = []
         for i in range(args.runs):
             # Alternate, so drift in machine load hits both alike, and swap which one goes
             # first in every other pair, so a pattern in the noise favours neither.
             if i % 2:
-                ours.append(run(root, "-p", "shadowfarm"))
-                plain.append(run(root, "-p", "no:shadowfarm"))
+                ours.append(run(root, "-p", "shadowfarm", workers=args.workers))
+                plain.append(run(root, "-p", "no:shadowfarm", workers=args.workers))
             else:
-                plain.append(run(root, "-p", "no:shadowfarm"))
-                ours.append(run(root, "-p", "shadowfarm"))
+                plain.append(run(root, "-p", "no:shadowfarm", workers=args.workers))
+                ours.append(run(root, "-p", "shadowfarm", workers=args.workers))
             print(
                 f"  run {i + 1}: no:shadowfarm {plain[-1][0]:.2f}s (CPU {plain[-1][1]:.2f}s)  "
                 f"shadowfarm {ours[-1][0]:.2f}s (CPU {ours[-1][1]:.2f}s)",

@@ -1,10 +1,11 @@
 """Cheap repeated access to this process's own ``/proc`` files (Linux).
 
-A worker reads ``/proc/self/schedstat`` six times per test and ``/proc/self/status``
-once, and writes ``/proc/self/clear_refs`` once: opening the file each time cost
-about 15-25 us per access here (on 2,000 trivial tests at ``-n 1``, a third of the
-telemetry's cost). :class:`ProcFile` opens once and then uses ``pread`` at offset 0,
-which makes procfs render the file afresh (about 1 us for ``schedstat``).
+A worker reads ``/proc/self/schedstat`` and ``/proc/self/status`` and writes
+``/proc/self/clear_refs`` for every test, and its sampler reads them too. Opening the
+file each time cost about 15-25 us per access here (with the six schedstat reads per
+test the telemetry then made, a third of its cost on 2,000 trivial tests at ``-n 1``).
+:class:`ProcFile` opens once and then uses ``pread`` at offset 0, which makes procfs
+render the file afresh (about 1 us for ``schedstat``).
 
 ``/proc/self`` is resolved when the file is opened, so a forked child would read its
 parent's figures through an inherited descriptor: the descriptor is reopened when the
