@@ -53,9 +53,11 @@ from pytest_shadowfarm.farm.client import FarmClient, FarmEndpoint  # noqa: E402
 from pytest_shadowfarm.farm.profile import current_profile  # noqa: E402
 
 #: the controller writes the wall-clock times of its session start and of the first
-#: test report it receives
+#: test report it receives. The session mark is a tryfirst wrapper, so it is taken before
+#: any plugin's ``pytest_sessionstart`` runs: the farm's claim counts as part of the run.
 TTFR_PLUGIN = """
 import os, time
+import pytest
 
 def _write(suffix):
     path = os.environ.get("BENCH_TTFR_FILE")
@@ -63,8 +65,10 @@ def _write(suffix):
         with open(path + suffix, "w") as fh:
             fh.write(repr(time.time()))
 
+@pytest.hookimpl(wrapper=True, tryfirst=True)
 def pytest_sessionstart(session):
     _write(".session")
+    return (yield)
 
 def pytest_runtest_logreport(report):
     _write("")

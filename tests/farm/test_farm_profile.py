@@ -107,13 +107,37 @@ class TestCachedDistributionsHash:
         cache.write_text(json.dumps({path_fingerprint(): "from-cache"}))
         assert cached_distributions_hash(cache) == "from-cache"
 
-    def test_a_changed_path_directory_recomputes(self, tmp_path, monkeypatch):
-        """A new entry in a sys.path directory (an install) changes the fingerprint."""
+    def test_an_install_in_a_path_directory_changes_the_fingerprint(self, tmp_path, monkeypatch):
+        """A new, upgraded or rewritten ``*.dist-info`` in a sys.path directory counts."""
         site = tmp_path / "site"
-        site.mkdir()
+        (site / "foo-1.0.dist-info").mkdir(parents=True)
         monkeypatch.syspath_prepend(str(site))
         before = path_fingerprint()
-        os.utime(site, ns=(1, 1))
+        (site / "foo-1.0.dist-info").rename(site / "foo-1.1.dist-info")
+        upgraded = path_fingerprint()
+        assert upgraded != before
+        os.utime(site / "foo-1.1.dist-info", ns=(1, 1))  # reinstalled in place
+        assert path_fingerprint() != upgraded
+
+    def test_other_files_in_a_path_directory_do_not_count(self, tmp_path, monkeypatch):
+        """A report written into the project's directory (on sys.path) keeps the cache valid."""
+        project = tmp_path / "project"
+        project.mkdir()
+        monkeypatch.syspath_prepend(str(project))
+        monkeypatch.chdir(project)
+        monkeypatch.syspath_prepend("")  # ``python -m pytest`` puts the cwd first
+        before = path_fingerprint()
+        (project / "report.json").write_text("{}")
+        (project / "src").mkdir()
+        assert path_fingerprint() == before
+
+    def test_a_zip_on_the_path_counts_as_a_whole(self, tmp_path, monkeypatch):
+        """An egg or zip on sys.path changes the fingerprint when the file changes."""
+        egg = tmp_path / "foo.egg"
+        egg.write_bytes(b"PK")
+        monkeypatch.syspath_prepend(str(egg))
+        before = path_fingerprint()
+        egg.write_bytes(b"PK\x03\x04")
         assert path_fingerprint() != before
 
     def test_a_missing_or_corrupt_cache_is_rebuilt(self, tmp_path):
