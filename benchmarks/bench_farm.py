@@ -20,6 +20,11 @@ time; also the first result counted from the controller's session start, which l
 out the controller's own start-up (the same in both modes). Medians over the runs, and
 warm/cold ratios measured in the same invocation.
 
+It also prints the floor no hand-off can beat: the controller's own start-up (a worker
+gets its configuration only once the controller has configured itself) plus the warm
+worker's part, from its pytest start to its first result (configuring pytest and
+collecting the suite, which a warm worker must still do: it never keeps project code).
+
     python benchmarks/bench_farm.py             # 5 runs of each
     python benchmarks/bench_farm.py --runs 9
     python benchmarks/bench_farm.py --quick     # CI smoke: 1 run of each
@@ -72,6 +77,15 @@ def pytest_sessionstart(session):
 
 def pytest_runtest_logreport(report):
     _write("")
+
+# In a worker, the moment pytest imports this plugin (its configuration has begun): the
+# first worker to get there wins.
+if os.environ.get("PYTEST_XDIST_WORKER") and os.environ.get("BENCH_TTFR_FILE"):
+    try:
+        with open(os.environ["BENCH_TTFR_FILE"] + ".worker", "x") as fh:
+            fh.write(repr(time.time()))
+    except FileExistsError:
+        pass
 """
 RUN_TIMEOUT_S = 600
 WARM_TIMEOUT_S = 300
@@ -90,13 +104,18 @@ class Sample:
     #: run's time went once its workers were testing
     test_s: float = 0.0
     test_cpu_s: float = 0.0
+    #: the controller's own start-up: process start to its session start
+    session_s: float = 0.0
+    #: the first worker's pytest start (configuration begun) to the first result
+    worker_s: float = 0.0
 
 
 def run_pytest(project: Path, workdir: Path, mode: str, env: dict[str, str]) -> Sample:
     marker = workdir / "ttfr.txt"
     session = workdir / "ttfr.txt.session"
-    marker.unlink(missing_ok=True)
-    session.unlink(missing_ok=True)
+    worker = workdir / "ttfr.txt.worker"
+    for path in (marker, session, worker):
+        path.unlink(missing_ok=True)
     command = pytest_command(
         *("-p", "shadowfarm", "-p", "bench_ttfr", "-n", "2", "-p", "no:cacheprovider"),
         f"--sf-report-json={workdir / 'report.json'}",
@@ -126,6 +145,8 @@ def run_pytest(project: Path, workdir: Path, mode: str, env: dict[str, str]) -> 
         wall,
         lines[-1] if lines else "",
         first - float(session.read_text()),
+        session_s=float(session.read_text()) - started,
+        worker_s=first - float(worker.read_text()),
         test_s=sum(t.get("duration_s") or 0.0 for t in tests),
         test_cpu_s=sum(t.get("cpu_s") or 0.0 for t in tests),
     )
@@ -198,7 +219,15 @@ def main(argv: list[str] | None = None) -> int:
             daemon.stop(home)
 
     result: dict[str, Any] = {"runs": runs, "load_1min": os.getloadavg()[0]}
-    for field in ("ttfr_s", "ttfr_session_s", "wall_s", "test_s", "test_cpu_s"):
+    for field in (
+        "ttfr_s",
+        "ttfr_session_s",
+        "session_s",
+        "worker_s",
+        "wall_s",
+        "test_s",
+        "test_cpu_s",
+    ):
         cold, warm = median(samples, "cold", field), median(samples, "warm", field)
         result[field] = {
             "cold": round(cold, 3),
@@ -216,6 +245,8 @@ def main(argv: list[str] | None = None) -> int:
     labels = (
         ("ttfr_s", "time to first result"),
         ("ttfr_session_s", "  from session start"),
+        ("session_s", "  controller start-up"),
+        ("worker_s", "  worker: pytest to 1st"),
         ("wall_s", "total wall"),
         ("test_s", "tests' own time"),
         ("test_cpu_s", "  of which CPU"),
@@ -226,6 +257,19 @@ def main(argv: list[str] | None = None) -> int:
             f"  {label:<21} cold {r['cold']:6.3f}s  warm {r['warm']:6.3f}s  "
             f"warm/cold {r['warm/cold']:.3f}"
         )
+    # No hand-off can beat this: the controller must have configured itself before a
+    # worker gets its configuration, and the warm worker still configures pytest and
+    # collects the suite (cold's start-up, warm's worker part, both measured above).
+    floor = result["session_s"]["cold"] + result["worker_s"]["warm"]
+    result["ttfr_floor_s"] = {
+        "warm": round(floor, 3),
+        "/cold": round(floor / result["ttfr_s"]["cold"], 3),
+    }
+    print(
+        f"  floor for any warm run: controller start-up {result['session_s']['cold']:.3f}s "
+        f"+ warm worker {result['worker_s']['warm']:.3f}s = {floor:.3f}s, "
+        f"{floor / result['ttfr_s']['cold']:.3f} of cold's first result"
+    )
     print(
         f"  a worker warms in {result['warmup_s_median']}s (median); before a warm run the "
         f"benchmark waited {result['replacement_wait_s_median']}s (median) for two warm ones"
