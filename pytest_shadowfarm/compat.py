@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from importlib import metadata
 from typing import Any
 
-__all__ = ["TESTED", "InternalsCheck", "check_internals", "distributing"]
+__all__ = ["TESTED", "InternalsCheck", "check_internals", "distributing", "starting_workers"]
 
 #: distribution -> (lowest tested, first untested)
 TESTED: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {
@@ -65,3 +65,12 @@ def distributing(config: Any) -> bool:
         and bool(config.getoption("tx", None))
         and not config.getoption("collectonly", False)
     )
+
+
+def starting_workers(config: Any) -> int:
+    """How many workers xdist starts this session with (0: it does not distribute)."""
+    if not distributing(config):
+        return 0
+    from xdist.workermanage import parse_tx_spec_config
+
+    return len(parse_tx_spec_config(config))

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from pytest_shadowfarm.compat import starting_workers
 from pytest_shadowfarm.errors import HistoryError, ShadowFarmWarning
 from pytest_shadowfarm.estimate import WINDOW, Estimator
 from pytest_shadowfarm.gcpause import paused_gc
@@ -123,6 +124,14 @@ class ShadowFarmPlugin:
         with paused_gc():
             self._read_history()
 
+    def _starting_workers(self) -> int:
+        if not self.xdist:
+            return 0
+        try:
+            return starting_workers(self.config)
+        except pytest.UsageError:
+            return 0  # xdist says what is wrong with --tx when it starts its workers
+
     def _read_history(self) -> None:
         try:
             self.store = HistoryStore.open(
@@ -130,7 +139,9 @@ class ShadowFarmPlugin:
             )
             self.store.defer_checkpoints()  # to the close, which overlaps the session's end
             self.recent = self.store.recent(
-                per_test=WINDOW, per_failing_test=failure_window(self.settings.half_life)
+                per_test=WINDOW,
+                per_failing_test=failure_window(self.settings.half_life),
+                workers=self._starting_workers(),
             )
             self.estimator = Estimator(self.recent.durations)
             # every test with a result has its runs in recent: no count over the history
@@ -150,7 +161,13 @@ class ShadowFarmPlugin:
         self.etc = {nodeid: est.seconds for nodeid, est in estimates.items()}
         self.known_etc = {n: e.seconds for n, e in estimates.items() if e.source == "history"}
         self.predicted_total_s = sum(self.etc.values()) if self.known_etc else None
-        return prediction_line(len(nodeids), len(self.known_etc), sum(self.etc.values()))
+        return prediction_line(
+            len(nodeids),
+            len(self.known_etc),
+            sum(self.etc.values()),
+            like_this_run=self.recent.like_this_run,
+            workers=self._starting_workers(),
+        )
 
     def pytest_report_collectionfinish(self, items: Sequence[pytest.Item]) -> str | None:
         if self.xdist:

@@ -238,6 +238,42 @@ class TestRecent:
             recent = store.recent(per_test=8, per_failing_test=30)
         assert recent == RecentHistory(durations={}, call_durations={}, runs={}, failures={})
 
+    def test_a_run_reads_durations_from_runs_with_its_own_worker_count(self, path):
+        """A history of -n 0 and -n 2 runs: at -n 2 a test timed in a -n 2 run is
+        estimated from those runs alone, one never timed there keeps all its durations,
+        and which runs a test was in (the failure signal's input) is unchanged."""
+        with HistoryStore.open(path) as store:
+            solo = [store.record_run(run_at(n), [passed("t.py::a", 1.0)]) for n in range(2)]
+            pair = store.record_run(
+                run_at(2, workers=2), [passed("t.py::a", 2.0), passed("t.py::b", 2.0)]
+            )
+            store.record_run(run_at(3), [passed("t.py::b", 1.0)])
+            at_two = store.recent(per_test=8, per_failing_test=8, workers=2)
+            at_zero = store.recent(per_test=8, per_failing_test=8, workers=0)
+            at_four = store.recent(per_test=8, per_failing_test=8, workers=4)
+            unfiltered = store.recent(per_test=8, per_failing_test=8)
+        assert at_two.durations == {"t.py::a": (2.25,), "t.py::b": (2.25,)}
+        assert at_two.call_durations == {"t.py::a": (2.0,), "t.py::b": (2.0,)}
+        assert at_two.like_this_run == 2
+        assert at_two.runs == unfiltered.runs
+        assert at_two.runs["t.py::a"] == (*solo, pair)
+        assert at_zero.durations == {"t.py::a": (1.25, 1.25), "t.py::b": (1.25,)}
+        assert at_zero.like_this_run == 2
+        # No -n 4 run in the history: everything is read as it is.
+        assert at_four.durations == unfiltered.durations
+        assert at_four.like_this_run == unfiltered.like_this_run == 0
+        assert unfiltered.durations["t.py::a"] == (1.25, 1.25, 2.25)
+
+    def test_a_history_of_one_worker_count_is_read_as_it_is(self, path):
+        """A CI job's history (always -n 2) reads the same with or without the filter."""
+        with HistoryStore.open(path) as store:
+            for n in range(3):
+                store.record_run(run_at(n, workers=2), [passed("t.py::a", n)])
+            at_two = store.recent(per_test=8, per_failing_test=8, workers=2)
+            unfiltered = store.recent(per_test=8, per_failing_test=8)
+        assert at_two == unfiltered
+        assert at_two.like_this_run == 0
+
     def test_failed_tests_are_found_through_the_partial_index(self, path):
         """No scan of every result: SQLite's plan for the failing tests' results goes
         through the index of failing results, then the per-test index."""

@@ -121,6 +121,39 @@ class TestPrediction:
             ]
         )
 
+    def test_a_run_is_predicted_from_runs_with_its_worker_count(
+        self, pytester: pytest.Pytester
+    ) -> None:
+        """A history of one run without xdist (0.5 s a test) and one at -n 2 (2 s): each
+        kind of run predicts from its own kind (tests are slower beside other workers)."""
+        from pytest_shadowfarm.history import HistoryStore, ResultRecord, RunRecord
+
+        pytester.makepyfile(test_a="def test_one(): pass\ndef test_two(): pass\n")
+        ids = ["test_a.py::test_one", "test_a.py::test_two"]
+        history = pytester.path / "h.sqlite"
+        with HistoryStore.open(history) as store:
+            for n, (workers, call_s) in enumerate([(0, 0.5), (2, 2.0)]):
+                store.record_run(
+                    RunRecord(started=n, finished=n + 1.0, workers=workers),
+                    [ResultRecord(nodeid, "passed", 0.0, call_s, 0.0) for nodeid in ids],
+                )
+        plain = pytester.runpytest("-p", "shadowfarm", f"--sf-history={history}")
+        plain.stdout.fnmatch_lines(
+            [
+                "shadowfarm: 2 tests, 2 with history; predicted total 1.00s "
+                "(2 timed in earlier runs without xdist only)"
+            ]
+        )
+        pair = pytester.runpytest_subprocess(
+            "-p", "shadowfarm", "-n", "2", f"--sf-history={history}"
+        )
+        pair.stdout.fnmatch_lines(
+            [
+                "shadowfarm: 2 tests, 2 with history; predicted total 4.00s "
+                "(2 timed in earlier -n 2 runs only)"
+            ]
+        )
+
     def test_a_test_far_slower_than_its_history_is_an_anomaly(
         self, pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
     ) -> None:

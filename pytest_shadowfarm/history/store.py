@@ -75,6 +75,9 @@ class RecentHistory:
     runs: dict[str, tuple[int, ...]]
     #: nodeid -> its newest results, oldest first: only tests that failed at least once
     failures: dict[str, list[PastResult]]
+    #: tests whose durations come only from runs with this run's number of workers
+    #: (see :meth:`HistoryStore.recent`); 0 when nothing was filtered
+    like_this_run: int = 0
 
 
 #: the newest ``:per_test`` results of each test whose nodeid the subquery ``tests``
@@ -313,17 +316,32 @@ class HistoryStore:
             grouped[nodeid].append(PastResult(run_id, outcome, duration, commit))
         return dict(grouped)
 
-    def recent(self, *, per_test: int, per_failing_test: int) -> RecentHistory:
-        """The newest results of every test (see :class:`RecentHistory`)."""
+    def recent(
+        self, *, per_test: int, per_failing_test: int, workers: int | None = None
+    ) -> RecentHistory:
+        """The newest results of every test (see :class:`RecentHistory`).
+
+        ``workers`` is the number of xdist workers this run starts (0 without xdist).
+        Tests run slower beside other workers on the same CPUs (``-n 2`` on 2 cores:
+        +10-20% on example_project), so when the history mixes worker counts, a test
+        whose newest results include some from runs with ``workers`` workers takes its
+        durations from those alone; the others keep all of theirs. A history of one
+        worker count (a CI job's) is read as it is, at no cost.
+        """
         durations: dict[str, tuple[float, ...]] = {}
         calls: dict[str, tuple[float, ...]] = {}
         runs: dict[str, tuple[int, ...]] = {}
+        like = self._runs_like(workers)
+        matched = 0
         by_test: dict[str, list[tuple[int, float | None, float | None]]] = defaultdict(list)
         for nodeid, run_id, duration, call in self._newest(per_test):
             by_test[nodeid].append((run_id, duration, call))
         for nodeid, results in by_test.items():
             results = results[-per_test:]
             runs[nodeid] = tuple([run_id for run_id, _, _ in results])
+            if like is not None and (same := [r for r in results if r[0] in like]):
+                matched += len(same) < len(results)
+                results = same
             if total := tuple([d for _, d, _ in results if d is not None]):
                 durations[nodeid] = total
             if body := tuple([c for _, _, c in results if c is not None]):
@@ -334,8 +352,24 @@ class HistoryStore:
         ):
             failures[nodeid].append(PastResult(run_id, outcome, duration, commit))
         return RecentHistory(
-            durations=durations, call_durations=calls, runs=runs, failures=dict(failures)
+            durations=durations,
+            call_durations=calls,
+            runs=runs,
+            failures=dict(failures),
+            like_this_run=matched,
         )
+
+    def _runs_like(self, workers: int | None) -> set[int] | None:
+        """The runs with ``workers`` workers; None when that filters nothing out."""
+        if workers is None:
+            return None
+        counts = self._db.execute("SELECT DISTINCT workers FROM runs").fetchall()
+        if len(counts) < 2 or (workers,) not in counts:
+            return None
+        return {
+            run_id
+            for (run_id,) in self._db.execute("SELECT id FROM runs WHERE workers = ?", (workers,))
+        }
 
     def _newest(self, per_test: int) -> list[tuple[str, int, float | None, float | None]]:
         """(nodeid, run_id, duration_s, call_s) of at least the newest ``per_test`` results

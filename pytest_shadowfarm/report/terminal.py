@@ -40,11 +40,18 @@ def header_line(history: HistorySummary | None) -> str:
     return f"shadowfarm: history knows {history.runs} runs, {history.tests} tests ({history.path})"
 
 
-def prediction_line(tests: int, known: int, predicted_s: float) -> str:
-    return (
+def prediction_line(
+    tests: int, known: int, predicted_s: float, *, like_this_run: int = 0, workers: int = 0
+) -> str:
+    """The header's prediction; says how many tests were timed in runs like this one."""
+    line = (
         f"shadowfarm: {tests} tests, {known} with history; "
         f"predicted total {format_seconds(predicted_s)}"
     )
+    if like_this_run:
+        runs = f"-n {workers} runs" if workers else "runs without xdist"
+        line += f" ({like_this_run} timed in earlier {runs} only)"
+    return line
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_shadowfarm.compat import check_internals, distributing
+from pytest_shadowfarm.compat import check_internals, distributing, starting_workers
 from pytest_shadowfarm.sched.inputs import from_ranked
 from pytest_shadowfarm.sched.policy import TestInputs
 from pytest_shadowfarm.sched.scheduler import SCOPES, ShadowFarmScheduling
@@ -145,14 +145,12 @@ class SchedulerPlugin:
             return None
         if dist == "loadgroup":
             scope = self._group_scope
-        from xdist.workermanage import parse_tx_spec_config
-
         self.scheduler = ShadowFarmScheduling(
             inputs=self.inputs,
             scope=scope,
             log=log.shadowfarm,
             on_reject=self._rejected,
-            expected_workers=len(parse_tx_spec_config(config)),
+            expected_workers=starting_workers(config),
         )
         return self.scheduler
 
