@@ -56,6 +56,12 @@ def skewed(rng: random.Random) -> tuple[list[str], list[float]]:
     return _ids([20] * 10 + [4]), etc
 
 
+def long_in_file(rng: random.Random) -> tuple[list[str], list[float]]:
+    """Short tests, and four long ones at the end of the last file, after its short ones."""
+    etc = [rng.uniform(0.02, 0.1) for _ in range(220)] + [3.0] * 4
+    return _ids([20] * 10 + [24]), etc
+
+
 def pile_up(rng: random.Random) -> tuple[list[str], list[float]]:
     """Seven long tests of unequal length last in file order."""
     etc = [rng.uniform(0.02, 0.1) for _ in range(150)] + [rng.uniform(1.0, 3.0) for _ in range(7)]
@@ -101,6 +107,7 @@ def fixtures_long(rng: random.Random) -> tuple[list[str], list[float]]:
 SHAPES: dict[str, tuple[Callable[[random.Random], tuple[list[str], list[float]]], float]] = {
     "skewed (4 long last)": (skewed, 0.0),
     "pile-up (7 long last)": (pile_up, 0.0),
+    "4 long last in a file": (long_in_file, 0.0),
     "lognormal": (lognormal, 0.0),
     "long tail 1%/70%": (long_tail, 0.0),
     "uniform": (uniform, 0.0),
@@ -180,6 +187,7 @@ POLICIES: dict[str, Callable[[Suite], Picker]] = {
 #: ``--variants``: the policy with one of its rules switched off
 VARIANTS: dict[str, Callable[[Suite], Picker]] = {
     "no tail locality": lambda s: policy_ours(s, tail_locality=False),
+    "no file first": lambda s: policy_ours(s, file_first=False),
 }
 
 

@@ -166,11 +166,41 @@ class TestBody:
         assert got.locality == "b.py"
 
     def test_long_units_last_in_file_order_are_dispatched_first(self):
-        """A few long units at the end of the collection start before the short ones."""
-        units = [unit(i, 0.05) for i in range(100)] + [unit(100 + i, 3.0) for i in range(4)]
+        """A few long units in the last file start before the short ones."""
+        units = [unit(i, 0.05) for i in range(100)]
+        units += [unit(100 + i, 3.0, file="z.py") for i in range(4)]
         queue: DispatchQueue[str] = DispatchQueue(units)
         got = [queue.next_unit(w, {"a": 0.0, "b": 0.0}) for w in "abab"]
         assert sorted(u.indices[0] for u in got if u) == [100, 101, 102, 103]
+
+    @pytest.mark.parametrize("file_first", [True, False])
+    def test_in_the_tail_a_worker_goes_on_in_its_file_with_small_units(self, file_first):
+        """The plan puts a.py's long unit on w; w's next unit is one of a.py's small ones
+        (its module fixtures are set up), not one of the twenty b.py units the plan's
+        window gives it; with the rule off, w goes to b.py (c.py's long unit keeps the
+        run in the tail)."""
+        files = ["a.py"] * 5 + ["b.py"] * 20 + ["c.py"]
+        etcs = [6.0] + [0.1] * 4 + [0.5] * 20 + [5.0]
+        units = [unit(i, e, file=f) for i, (e, f) in enumerate(zip(etcs, files, strict=True))]
+        queue: DispatchQueue[str] = DispatchQueue(units, file_first=file_first)
+        first = queue.next_unit("w", {"w": 0.0, "v": 4.0})
+        assert first is not None
+        assert first.indices == (0,)
+        nxt = queue.next_unit("w", {"w": 6.0, "v": 4.0})
+        assert nxt is not None
+        assert nxt.locality == ("a.py" if file_first else "b.py")
+
+    def test_a_big_unit_in_the_workers_file_is_left_to_the_plan(self):
+        """Going on in a file stops at a unit big against the work left per worker: a.py's
+        1.2 s unit is over a quarter of the 4.35 s left per worker, so the plan decides,
+        and it gives w b.py's longer unit first."""
+        etcs, files = [3.0, 1.2, 1.5], ["a.py", "a.py", "b.py"]
+        units = [unit(i, e, file=f) for i, (e, f) in enumerate(zip(etcs, files, strict=True))]
+        queue: DispatchQueue[str] = DispatchQueue(units)
+        assert queue.next_unit("w", {"w": 0.0, "v": 0.0}).indices == (0,)  # type: ignore[union-attr]
+        got = queue.next_unit("w", {"w": 3.0, "v": 3.0})
+        assert got is not None
+        assert got.indices == (2,)
 
     def test_the_plan_leaves_the_long_unit_to_the_worker_free_first(self):
         """The asking worker busy for long gets a short unit; the long one waits."""

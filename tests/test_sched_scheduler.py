@@ -173,6 +173,16 @@ class TestWorkersStillStarting:
         assert len(first.sent) == 2
         assert sum(IDS[i] in self.LONG for i in first.sent) == 1
 
+    def test_the_long_test_kept_back_stays_kept_while_the_worker_goes_on(self):
+        """Two tests later (expected 4, none arrived) the first worker still holds one
+        long test: the other is the plan's for a worker to come."""
+        sched = ShadowFarmScheduling(inputs=etc_inputs(self.LONG), expected_workers=4)
+        first = FakeNode("gw0")
+        sched.add_node(first)
+        sched.add_node_collection(first, IDS)
+        sched.schedule()
+        assert len(set(self.LONG) & self.sent_after_two_tests(sched, first)) == 1
+
     def test_a_worker_the_swarm_adds_is_expected_too(self):
         """The run started with one worker and the swarm is adding one: keep one for it."""
         sched = ShadowFarmScheduling(inputs=etc_inputs(self.LONG), expected_workers=1)
@@ -183,10 +193,23 @@ class TestWorkersStillStarting:
         sched.schedule()
         assert sum(IDS[i] in self.LONG for i in first.sent) == 1
 
+    def sent_after_two_tests(self, sched: ShadowFarmScheduling, node: FakeNode) -> set[str]:
+        for _ in range(2):
+            run_one(sched, node)
+        return {IDS[i] for i in node.sent}
+
     def test_a_lone_worker_takes_both(self):
-        """Without workers to come (expected 1), holding both long tests is right."""
-        first = self.first_worker_up(expected=1)
-        assert {IDS[i] for i in first.sent} == set(self.LONG)
+        """Without workers to come (expected 1), nothing is kept back: the lone worker
+        goes through the long tests' file (short tests in it go on where it is) and
+        gets both long ones before any other file's test."""
+        sched = ShadowFarmScheduling(inputs=etc_inputs(self.LONG), expected_workers=1)
+        first = FakeNode("gw0")
+        sched.add_node(first)
+        sched.add_node_collection(first, IDS)
+        sched.schedule()
+        sent = self.sent_after_two_tests(sched, first)
+        assert set(self.LONG) <= sent
+        assert all(nodeid.startswith("tests/test_c.py") for nodeid in sent)
 
     def test_a_worker_that_never_collects_stops_counting(self):
         """gw1 goes down before collecting: the plan stops keeping work for it."""
@@ -199,7 +222,7 @@ class TestWorkersStillStarting:
             sched.remove_node(lost)
         sched.add_node_collection(first, IDS)
         sched.schedule()
-        assert {IDS[i] for i in first.sent} == set(self.LONG)
+        assert set(self.LONG) <= self.sent_after_two_tests(sched, first)
 
 
 class TestRejection:

@@ -33,7 +33,13 @@ The choice, in order:
    the one that is free first, and plain longest-first can put the last long test
    behind a long one. Of the units the plan gives the asking worker, one from the
    file it is in goes first (**tail locality**): its planned work is the same, and
-   its module fixtures are not set up again.
+   its module fixtures are not set up again. Before the plan, **file first**: while
+   the next unit of the worker's file is small (under 1/:data:`BIG_FRACTION` of the
+   work left per worker), the worker goes on with it; only big units are placed by
+   the plan. On suites where long tests sit among short ones in files that share
+   module fixtures, the plan alone handed each worker the longest units of any file,
+   and a file's tests spread over the workers; small units cannot unbalance the end
+   by more than their size.
 
 Why this and not one order: with a few long tests last in file order (the skewed
 suite), file or urgency order starts them last and the run ends one long test after
@@ -46,24 +52,27 @@ makespan / max(longest, total / 2), median and worst of 100 suites, then the med
 time to the first failure)::
 
     shape                  file             urgency          LPT              this
-    skewed (4 long last)   1.051 1.22 1.24s 1.054 1.22 0.04s 1.000 1.00 8.42s 1.001 1.00 0.03s
-    pile-up (7 long last)  1.056 1.21 0.87s 1.078 1.22 0.05s 1.001 1.00 8.69s 1.001 1.01 0.04s
-    lognormal              1.003 1.14 8.18s 1.038 1.25 0.12s 1.000 1.00 31.0s 1.000 1.00 0.02s
-    long tail 1%/70%       1.030 1.15 1.65s 1.048 1.20 0.02s 1.000 1.00 6.77s 1.000 1.00 0.00s
+    skewed (4 long last)   1.051 1.22 1.24s 1.054 1.22 0.04s 1.000 1.00 8.42s 1.001 1.01 0.03s
+    pile-up (7 long last)  1.056 1.21 0.87s 1.078 1.22 0.05s 1.001 1.00 8.69s 1.002 1.02 0.04s
+    4 long last in a file  1.045 1.26 1.56s 1.056 1.22 0.04s 1.000 1.00 8.72s 1.001 1.01 0.04s
+    lognormal              1.003 1.14 8.18s 1.038 1.25 0.12s 1.000 1.00 31.0s 1.001 1.01 0.02s
+    long tail 1%/70%       1.030 1.15 1.65s 1.048 1.20 0.02s 1.000 1.00 6.77s 1.000 1.01 0.00s
     uniform                1.002 1.01 1.50s 1.002 1.01 0.04s 1.002 1.01 1.50s 1.002 1.01 0.04s
-    module fixtures (*)    1.391 1.41 2.95s 4.394 4.61 0.22s 4.391 4.59 6.81s 1.060 1.10 0.22s
-    fixtures + long (**)   1.137 1.18 3.36s 4.113 4.44 3.08s 4.086 4.39 15.5s 1.080 1.12 0.32s
-    same, setup in ETC     1.137 1.18 3.36s 4.120 4.44 3.08s 4.095 4.39 16.8s 1.077 1.13 0.32s
+    module fixtures (*)    1.391 1.41 2.95s 4.394 4.61 0.22s 4.391 4.59 6.81s 1.057 1.09 0.22s
+    fixtures + long (**)   1.137 1.18 3.36s 4.113 4.44 3.08s 4.086 4.39 15.5s 1.047 1.09 0.32s
+    same, setup in ETC     1.137 1.18 3.36s 4.120 4.44 3.08s 4.095 4.39 16.8s 1.047 1.09 0.32s
 
 (*) 30 files of 10 short tests sharing a 0.2 s module fixture, paid again whenever a
 worker enters a file it was not in just before; the bound counts it once per file.
 (**) example_project-like: 12 files of 27 tests, 2 of them long (0.3-0.8 s), sharing
-a 0.3 s module fixture. Without tail locality (``--variants``): 1.061 1.14 and
-1.089 1.15; every other shape within 0.01. "Setup in ETC" is the history a real run
-learns: each file's first test carries the fixture's set-up in its ETC, so the plan
-sees file openers as longer tests. Tried and left out: in the tail, swapping a small
-planned unit for one no longer from the worker's file: 1.077 1.13 with or without,
-and a median of 19 file entries for 12 files either way (the bound counts 12).
+a 0.3 s module fixture. "Setup in ETC" is the history a real run learns: each file's
+first test carries the fixture's set-up in its ETC. Variants (``--variants``): without
+file first, 1.080 1.12 on (**) and 1.060 1.10 on (*), the rest within 0.001 of the
+median; at ``--workers 4`` (60 suites) (**) goes from 1.199 1.26 to 1.121 1.17 and
+at 8 from 1.485 1.60 to 1.306 1.42, for at most +0.008 of median (lognormal, 8
+workers) elsewhere. Without tail locality: 1.056 1.09 on (**). Tried and left out: letting
+the plan's big unit for the worker go first and only then the file (1.077 on (**),
+no gain), and a stricter "small" (1/8 or 1/16 of the work left: half the gain).
 
 Parameters, from the same model: :data:`RHO` = 3 (the tail is planned once the longest
 unit left is a third of the work left per worker; 1-2 plan too late and a long test can
@@ -171,10 +180,12 @@ class DispatchQueue(Generic[W]):
         rho: float = RHO,
         big_fraction: float = BIG_FRACTION,
         tail_locality: bool = True,
+        file_first: bool = True,
     ) -> None:
         self.rho = rho
         self.big_fraction = big_fraction
         self.tail_locality = tail_locality
+        self.file_first = file_first
         body = list(units)
         total = sum(u.etc_s for u in body)
         # -- front: flagged units, most urgent first, within the budget -----------------------
@@ -314,7 +325,20 @@ class DispatchQueue(Generic[W]):
             self._lo -= 1
         return self._by_etc[self._lo]
 
+    def _continue_file(self, worker: W, ready_s: Mapping[W, float]) -> int | None:
+        """The worker's next unit in its file, unless it is big (the plan places those)."""
+        fnum = self._current.get(worker)
+        if fnum is None or not self._file_has_units(fnum):
+            return None
+        uid = self._files[fnum][self._file_cursor[fnum]]
+        per_worker = (self._body_etc + sum(ready_s.values())) / max(len(ready_s), 1)
+        return None if self._units[uid].etc_s * self.big_fraction >= per_worker else uid
+
     def _plan_pick(self, worker: W, ready_s: Mapping[W, float]) -> int:
+        if self.file_first:
+            uid = self._continue_file(worker, ready_s)
+            if uid is not None:
+                return uid
         # LPT over the longest units: each goes to the worker free first; ties go to
         # the asking worker (it is the one that can act on the plan now). Of the units
         # the plan gives the asking worker, one from the file it is in goes first: the
