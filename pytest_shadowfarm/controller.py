@@ -105,6 +105,8 @@ class ShadowFarmPlugin:
         self.recorded = False
         self.wall_s: float | None = None
         self.xdist = False
+        #: xdist workers the run starts with (0 without xdist): whose past runs it reads
+        self.workers_at_start = 0
 
     def now(self) -> float:
         """Seconds since the session start."""
@@ -121,6 +123,7 @@ class ShadowFarmPlugin:
         self.t0 = self.clock()
         self.started_at = self.wallclock()
         self.xdist = self.config.pluginmanager.getplugin("dsession") is not None
+        self.workers_at_start = self._starting_workers()
         with paused_gc():
             self._read_history()
 
@@ -141,7 +144,7 @@ class ShadowFarmPlugin:
             self.recent = self.store.recent(
                 per_test=WINDOW,
                 per_failing_test=failure_window(self.settings.half_life),
-                workers=self._starting_workers(),
+                workers=self.workers_at_start,
             )
             self.estimator = Estimator(self.recent.durations)
             # every test with a result has its runs in recent: no count over the history
@@ -166,7 +169,7 @@ class ShadowFarmPlugin:
             len(self.known_etc),
             sum(self.etc.values()),
             like_this_run=self.recent.like_this_run,
-            workers=self._starting_workers(),
+            workers=self.workers_at_start,
         )
 
     def pytest_report_collectionfinish(self, items: Sequence[pytest.Item]) -> str | None:
