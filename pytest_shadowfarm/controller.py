@@ -7,6 +7,7 @@ values for the history, the estimator and the report, which know nothing of pyte
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import sqlite3
 import threading
@@ -123,17 +124,11 @@ class ShadowFarmPlugin:
         self.t0 = self.clock()
         self.started_at = self.wallclock()
         self.xdist = self.config.pluginmanager.getplugin("dsession") is not None
-        self.workers_at_start = self._starting_workers()
+        # A bad --tx: xdist says what is wrong when it starts its workers.
+        with contextlib.suppress(pytest.UsageError):
+            self.workers_at_start = starting_workers(self.config)
         with paused_gc():
             self._read_history()
-
-    def _starting_workers(self) -> int:
-        if not self.xdist:
-            return 0
-        try:
-            return starting_workers(self.config)
-        except pytest.UsageError:
-            return 0  # xdist says what is wrong with --tx when it starts its workers
 
     def _read_history(self) -> None:
         try:

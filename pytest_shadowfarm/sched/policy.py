@@ -282,21 +282,22 @@ class DispatchQueue(Generic[W]):
             return self._units[uid]
         if not self._body_left:
             return None
-        if self._tail_reached(ready_s):
-            uid = self._plan_pick(worker, ready_s)
+        workers = max(len(ready_s), 1)
+        per_worker = (self._body_etc + sum(ready_s.values())) / workers  # the work left
+        if self._tail_reached(per_worker, workers=workers):
+            uid = self._plan_pick(worker, ready_s, per_worker)
         else:
             uid = self._file_pick(worker)
         return self._take(worker, uid)
 
-    def _tail_reached(self, ready_s: Mapping[W, float]) -> bool:
+    def _tail_reached(self, per_worker: float, *, workers: int) -> bool:
         """True once the big units left need planning to end together.
 
-        Big units (ETC >= 1/BIG_FRACTION of the work left per worker) are spread over
-        the workers; what remains per worker must still be at least ``rho`` times the
+        ``per_worker`` is the work left per worker: the queue's ETC plus what the
+        workers hold. Big units (ETC >= 1/BIG_FRACTION of it) are spread over the
+        workers; what remains per worker must still be at least ``rho`` times the
         longest unit, or the last long unit would end alone.
         """
-        workers = max(len(ready_s), 1)
-        per_worker = (self._body_etc + sum(ready_s.values())) / workers
         pos = self._advance_hi()
         longest = self._units[self._by_etc[pos]].etc_s
         need = per_worker - self.rho * longest  # big work per worker that tips it
@@ -325,18 +326,17 @@ class DispatchQueue(Generic[W]):
             self._lo -= 1
         return self._by_etc[self._lo]
 
-    def _continue_file(self, worker: W, ready_s: Mapping[W, float]) -> int | None:
+    def _continue_file(self, worker: W, per_worker: float) -> int | None:
         """The worker's next unit in its file, unless it is big (the plan places those)."""
         fnum = self._current.get(worker)
         if fnum is None or not self._file_has_units(fnum):
             return None
         uid = self._files[fnum][self._file_cursor[fnum]]
-        per_worker = (self._body_etc + sum(ready_s.values())) / max(len(ready_s), 1)
         return None if self._units[uid].etc_s * self.big_fraction >= per_worker else uid
 
-    def _plan_pick(self, worker: W, ready_s: Mapping[W, float]) -> int:
+    def _plan_pick(self, worker: W, ready_s: Mapping[W, float], per_worker: float) -> int:
         if self.file_first:
-            uid = self._continue_file(worker, ready_s)
+            uid = self._continue_file(worker, per_worker)
             if uid is not None:
                 return uid
         # LPT over the longest units: each goes to the worker free first; ties go to
