@@ -53,9 +53,9 @@ sys.path.insert(0, str(REPO))
 from _common import pytest_command  # noqa: E402
 
 from farm_server import daemon  # noqa: E402
-from farm_server.home import FarmHome  # noqa: E402
 from pytest_shadowfarm.farm.client import FarmClient, FarmEndpoint  # noqa: E402
-from pytest_shadowfarm.farm.profile import current_profile  # noqa: E402
+from shadowfarm_wire.home import FarmHome  # noqa: E402
+from shadowfarm_wire.profile import current_profile  # noqa: E402
 
 #: the controller writes the wall-clock times of its session start and of the first
 #: test report it receives. The session mark is a tryfirst wrapper, so it is taken before

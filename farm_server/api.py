@@ -20,10 +20,10 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, create_model
 
 from farm_server.config import FarmConfig, describe_errors
-from pytest_shadowfarm.farm.profile import Profile
+from shadowfarm_wire.profile import Profile
 
 if TYPE_CHECKING:
-    from farm_server.daemon import Farm
+    from farm_server.farm import Farm
 
 __all__ = ["create_app"]
 

@@ -18,99 +18,28 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
 
 from farm_server.config import FarmConfig, ValidationError
-from farm_server.home import DaemonInfo, FarmHome
-from farm_server.pool import ClaimResult, Pool, ProfileEntry
+from farm_server.farm import Farm
+from farm_server.pool import Pool, ProfileEntry
 from farm_server.procs import ProcessLauncher, become_subreaper
-from farm_server.status import PoolCollector, status
 from farm_server.store import FarmStore
-from pytest_shadowfarm.errors import FarmError
-from pytest_shadowfarm.farm.profile import Profile
+from shadowfarm_wire.errors import FarmError
+from shadowfarm_wire.home import DaemonInfo, FarmHome
+from shadowfarm_wire.profile import Profile
 
-__all__ = ["Farm", "FarmDaemonError", "serve", "start", "stop"]
+__all__ = ["FarmDaemonError", "serve", "start", "stop"]
 
 log = logging.getLogger("shadowfarm.daemon")
 
 START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 20.0
-#: logs of workers that died on their own are kept for a post-mortem, the newest few
-KEEP_CRASH_LOGS = 50
 
 
 class FarmDaemonError(FarmError):
     """The daemon cannot start, or did not stop; the message says why and where to look."""
-
-
-class Farm:
-    """The running farm: pool, database and token, as the API sees them."""
-
-    def __init__(self, home: FarmHome, token: str, store: FarmStore, pool: Pool) -> None:
-        from prometheus_client import CollectorRegistry
-
-        self.home = home
-        self.token = token
-        self.store = store
-        self.pool = pool
-        self.clock = pool.clock
-        self.pid = os.getpid()
-        self.started = self.clock()
-        self.url = ""
-        self.registry = CollectorRegistry()
-        self.registry.register(PoolCollector(pool))
-
-    def claim(
-        self,
-        profile: Profile,
-        count: int,
-        modules: Iterable[str],
-        shadow_tests: Iterable[str],
-        client: dict[str, Any],
-    ) -> ClaimResult:
-        result = self.pool.claim(profile, count, modules, shadow_tests)
-        self.store.record_claim(
-            result.claim_id, result.profile_key, count, len(result.workers), client, self.clock()
-        )
-        return result
-
-    def status(self) -> dict[str, Any]:
-        now = self.clock()
-        extra = {
-            "pid": self.pid,
-            "url": self.url,
-            "home": str(self.home.root),
-            "uptime_s": round(now - self.started, 3),
-        }
-        return status(self.pool, now=now, totals=self.store.claim_totals(), extra=extra)
-
-    def set_config(self, config: FarmConfig) -> None:
-        with self.pool.lock:
-            self.pool.config = config
-            self.pool.wake.notify_all()
-        self.store.save_config(config.model_dump())
-
-    def persist(self, kind: str, obj: Any) -> None:
-        if kind == "profile":
-            self.store.save_profile(obj)
-        elif kind == "worker":
-            self.store.save_worker(obj)
-            if obj.state == "gone":
-                self._tidy_log(obj)
-
-    def _tidy_log(self, worker: Any) -> None:
-        """Keep the logs of workers that died on their own (the newest few), drop the rest."""
-        crashed = worker.end_reason.startswith(("exited", "could not start"))
-        if not crashed:
-            with contextlib.suppress(OSError):
-                (self.home.logs / f"{worker.id}.log").unlink()
-            return
-        logs = sorted(self.home.logs.glob("w-*.log"), key=lambda p: p.stat().st_mtime)
-        for old in logs[:-KEEP_CRASH_LOGS]:
-            with contextlib.suppress(OSError):
-                old.unlink()
 
 
 def _load_config(store: FarmStore) -> FarmConfig:

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pytest_shadowfarm.farm.wire import HandoffError, Hello, recv_hello, unix_address
+from shadowfarm_wire.protocol import HandoffError, Hello, recv_hello, unix_address
 
 __all__ = ["Admitted", "accept_client", "listen", "peer_uid"]
 

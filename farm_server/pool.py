@@ -45,7 +45,7 @@ import psutil
 from farm_server.config import FarmConfig
 from farm_server.procs import Handle, Launcher, stop_processes, sweep_orphans
 from farm_server.worker import WorkerSpec
-from pytest_shadowfarm.farm.profile import Profile
+from shadowfarm_wire.profile import Profile
 
 __all__ = ["STATES", "ClaimResult", "Pool", "ProfileEntry", "Worker"]
 

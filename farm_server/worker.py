@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from farm_server.gate import Admitted, accept_client, listen
-from pytest_shadowfarm.farm.wire import ACK, UnixIO
+from shadowfarm_wire.protocol import ACK, UnixIO
 
 __all__ = ["ParentWatch", "StatusPipe", "WorkerSpec", "main"]
 
@@ -139,7 +139,7 @@ def start_session(admitted: Admitted, session_id: str) -> None:
 
 def main(stdin: BinaryIO | None = None) -> int:
     from farm_server.warmup import lowered_priority, warm_up
-    from pytest_shadowfarm.farm.profile import current_profile
+    from shadowfarm_wire.profile import current_profile
 
     spec = WorkerSpec.from_json((stdin or sys.stdin.buffer).readline())
     socket_path = Path(spec.socket)

@@ -13,7 +13,14 @@ from dataclasses import dataclass
 from importlib import metadata
 from typing import Any
 
-__all__ = ["TESTED", "InternalsCheck", "check_internals", "distributing", "starting_workers"]
+__all__ = [
+    "TESTED",
+    "InternalsCheck",
+    "check_internals",
+    "distributing",
+    "dsession",
+    "starting_workers",
+]
 
 #: distribution -> (lowest tested, first untested)
 TESTED: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {
@@ -74,3 +81,12 @@ def starting_workers(config: Any) -> int:
     from xdist.workermanage import parse_tx_spec_config
 
     return len(parse_tx_spec_config(config))
+
+
+def dsession(config: Any) -> Any:
+    """xdist's ``DSession`` of this run (None: xdist does not distribute it).
+
+    The one place that looks it up: the features that drive xdist (the scheduler's crash
+    reruns, the farm's hand-off, the swarm) get it from here.
+    """
+    return config.pluginmanager.getplugin("dsession")

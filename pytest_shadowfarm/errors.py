@@ -1,6 +1,12 @@
-"""Every exception and warning pytest-shadowfarm raises, in one place."""
+"""Every exception and warning the plugin raises, in one place.
+
+The base classes and :class:`FarmError` live in :mod:`shadowfarm_wire.errors` (the daemon
+raises them too) and are re-exported here.
+"""
 
 from __future__ import annotations
+
+from shadowfarm_wire.errors import FarmError, ShadowFarmError, ShadowFarmWarning
 
 __all__ = [
     "ChangeDetectionError",
@@ -11,14 +17,6 @@ __all__ = [
     "ShadowFarmError",
     "ShadowFarmWarning",
 ]
-
-
-class ShadowFarmWarning(UserWarning):
-    """Something in the environment is off; the run goes on without that part."""
-
-
-class ShadowFarmError(Exception):
-    """Base class of the errors pytest-shadowfarm raises on purpose."""
 
 
 class ConfigError(ShadowFarmError, ValueError):
@@ -35,7 +33,3 @@ class ImportFormatError(ShadowFarmError, ValueError):
 
 class ChangeDetectionError(ShadowFarmError):
     """Git cannot say which files changed; the change-impact signal is off for this run."""
-
-
-class FarmError(ShadowFarmError):
-    """The farm cannot be used (down, slow, garbage, refused); a run goes on cold."""

@@ -27,33 +27,28 @@ This module reads pytest objects (markers, options) and passes plain values to
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_shadowfarm.errors import ChangeDetectionError
 from pytest_shadowfarm.estimate import module_key
 from pytest_shadowfarm.gcpause import paused_gc
-from pytest_shadowfarm.priority import (
-    ChangeImpact,
-    Entry,
-    Ranked,
-    Weights,
-    analyze_changes,
-    ordered,
-    parse_importance,
-    rank,
-)
+from pytest_shadowfarm.priority import Entry, Weights, ordered, parse_importance
 from pytest_shadowfarm.priority.explain import explain_lines, summary_line
 from pytest_shadowfarm.settings import Settings
 
 if TYPE_CHECKING:
-    from pathlib import Path
+    from pytest_shadowfarm.priority.plan import Planner
+    from pytest_shadowfarm.run import Run
 
-    from pytest_shadowfarm.controller import ShadowFarmPlugin
-    from pytest_shadowfarm.history.store import RecentHistory
-
-__all__ = ["IMPORT_CACHE", "OrderingPlugin", "marker_importance", "weights_of"]
+__all__ = [
+    "IMPORT_CACHE",
+    "OrderingPlugin",
+    "marker_importance",
+    "pythonpath",
+    "weights_of",
+]
 
 #: where the parsed-imports cache lives, relative to rootdir
 IMPORT_CACHE = (".shadowfarm", "imports.json")
@@ -68,6 +63,15 @@ def weights_of(settings: Settings) -> Weights:
         change=settings.weight_change,
         new=settings.weight_new,
     )
+
+
+def pythonpath(config: pytest.Config) -> list[Path]:
+    """The ini ``pythonpath`` entries: where change impact looks for imported modules."""
+    try:
+        entries = config.getini("pythonpath")
+    except ValueError:  # -p no:python_path
+        return []
+    return [p for p in entries if isinstance(p, Path)]
 
 
 def marker_importance(marker: Any) -> float:
@@ -104,46 +108,15 @@ def marker_priorities(items: Sequence[pytest.Item]) -> dict[str, float]:
 
 
 class OrderingPlugin:
-    """Scores the collected tests and puts them in run order."""
+    """Puts the collected tests in run order from the run's plan."""
 
-    def __init__(self, config: pytest.Config, settings: Settings, farm: ShadowFarmPlugin) -> None:
+    def __init__(self, config: pytest.Config, run: Run, planner: Planner) -> None:
         self.config = config
-        self.settings = settings
-        self.farm = farm
-        self.mode = settings.order
-        self.ranked: dict[str, Ranked] = {}
-        self.changed: ChangeImpact | None = None
+        self.run = run
+        self.settings = run.settings
+        self.planner = planner
+        self.mode = self.settings.order
         self.lines: list[str] = []
-
-    # --- inputs -----------------------------------------------------------------------------
-
-    def history(self) -> RecentHistory:
-        """What the history says of each test, as read at the session start (no second read)."""
-        return self.farm.recent
-
-    def _pythonpath(self) -> list[Path]:
-        try:
-            entries = self.config.getini("pythonpath")
-        except ValueError:  # -p no:python_path
-            return []
-        return [p for p in entries if hasattr(p, "is_dir")]
-
-    def change_impact(self, nodeids: Sequence[str]) -> tuple[ChangeImpact | None, str | None]:
-        """The change signal for these tests, or None and the line saying why it is off."""
-        if self.settings.weight_change == 0:
-            return None, None
-        rootdir = self.settings.rootdir
-        try:
-            impact = analyze_changes(
-                rootdir,
-                nodeids,
-                base=self.settings.base,
-                search_paths=self._pythonpath(),
-                cache_path=rootdir.joinpath(*IMPORT_CACHE),
-            )
-        except (ChangeDetectionError, OSError) as exc:
-            return None, f"shadowfarm: change impact off: {exc}"
-        return impact, None
 
     def effective_mode(self) -> tuple[str, str | None]:
         """The order this run uses and, when it differs from the setting, why."""
@@ -183,50 +156,30 @@ class OrderingPlugin:
         markers = marker_priorities(items)
         if not items:
             return
+        run = self.run
         nodeids = [item.nodeid for item in items]
-        etc = {n: self.farm.estimator.estimate(n).seconds for n in nodeids}
-        self.changed, change_note = self.change_impact(nodeids)
-        history = self.history()
-        self.ranked = rank(
-            nodeids,
-            etc=etc,
-            marker_priority=markers,
-            history=history.failures,
-            known=history.runs,
-            changed=self.changed,
-            weights=weights_of(self.settings),
-            half_life=self.settings.half_life,
-        )
+        ranked = self.planner.rank(nodeids, run.estimator, run.recent, markers)
+        changed = run.plan.changed
         mode, note = self.effective_mode()
-        picked = [self.ranked[n] for n in nodeids]
+        picked = [ranked[n] for n in nodeids]
         entries = [
             Entry(r.nodeid, module_key(r.nodeid), r.urgency, r.priority, r.etc) for r in picked
         ]
         items[:] = ordered(items, entries, mode)
-        self.farm.extras_providers.append(self._report_extras)
         if mode == "none":
             line = summary_line(mode, (), None, note=note)
         else:
-            line = summary_line(mode, self.ranked.values(), self.changed)
+            line = summary_line(mode, ranked.values(), changed)
             line += f" ({note})" if note else ""
         if self.config.getoption("failedfirst", False) or self.config.getoption("newfirst", False):
             line += "; --ff/--nf then move previous failures/new tests to the front"
         self.lines = [line]
-        if change_note:
-            self.lines.append(change_note)
+        if run.plan.change_note:
+            self.lines.append(run.plan.change_note)
         if self.settings.explain:
-            run = [self.ranked[item.nodeid] for item in items]
-            self.lines += explain_lines(run, self.settings.explain)
-
-    def _report_extras(self) -> None:
-        for nodeid, r in self.ranked.items():
-            extras = self.farm.test_extras.setdefault(nodeid, {})
-            extras["priority"] = round(r.priority, 6)
-            extras["priority_components"] = {k: round(v, 6) for k, v in r.components.items()}
-            extras["urgency"] = round(r.urgency, 6)
-            extras["priority_reasons"] = list(r.reasons)
-            extras["likely_failure"] = r.likely_failure
-            extras["flaky"] = r.flaky
+            self.lines += explain_lines(
+                [ranked[item.nodeid] for item in items], self.settings.explain
+            )
 
     def pytest_report_collectionfinish(self) -> list[str]:
         return self.lines

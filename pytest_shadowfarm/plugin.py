@@ -8,16 +8,12 @@ installed test tool must not reorder or write anything in projects that did not 
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
 
 import pytest
 
 from pytest_shadowfarm.compat import distributing
 from pytest_shadowfarm.errors import ConfigError
 from pytest_shadowfarm.settings import OPTIONS, Settings, read_pyproject_table, resolve
-
-if TYPE_CHECKING:
-    from pytest_shadowfarm.controller import ShadowFarmPlugin
 
 # The feature modules are imported in the hooks, and only where they apply: installed
 # but not named, the plugin costs its options alone; a run in one process does not
@@ -26,7 +22,8 @@ if TYPE_CHECKING:
 #: the names under which ``-p`` may enable us
 PLUGIN_NAMES = frozenset({"shadowfarm", "pytest_shadowfarm.plugin"})
 
-plugin_key: pytest.StashKey[ShadowFarmPlugin] = pytest.StashKey()
+#: the controller's features of this run, by the name each is registered under
+features_key = pytest.StashKey[list[tuple[str, object]]]()
 settings_key = pytest.StashKey[Settings]()
 
 MARKER = (
@@ -95,45 +92,91 @@ def pytest_configure(config: pytest.Config) -> None:
     # xdist workers only run tests: the controller owns history and reporting (one
     # writer per history file; see pytest-xdist's ``workerinput`` convention).
     if hasattr(config, "workerinput"):
-        from pytest_shadowfarm.sched import plugin as sched_plugin
-        from pytest_shadowfarm.swarm import plugin as swarm_plugin
-
-        if settings.shard is not None:  # workers collect, so they deselect other shards
-            from pytest_shadowfarm.shard_plugin import ShardPlugin
-
-            shard = ShardPlugin.for_worker(settings, settings.shard, config)
-            config.pluginmanager.register(shard, "shadowfarm-shard")
-        sched_plugin.configure_worker(config)
-        swarm_plugin.configure_worker(config)
+        _configure_worker(config, settings)
         return
-    from pytest_shadowfarm.controller import ShadowFarmPlugin
-    from pytest_shadowfarm.ordering import OrderingPlugin
-    from pytest_shadowfarm.report import github_plugin
+    features = compose(config, settings)
+    config.stash[features_key] = features
+    for name, feature in features:
+        config.pluginmanager.register(feature, name)
 
-    plugin = ShadowFarmPlugin(config, settings)
-    config.stash[plugin_key] = plugin
-    config.pluginmanager.register(plugin, "shadowfarm-controller")
-    config.pluginmanager.register(OrderingPlugin(config, settings, plugin), "shadowfarm-ordering")
-    if distributing(config):
+
+def _configure_worker(config: pytest.Config, settings: Settings) -> None:
+    from pytest_shadowfarm.sched import plugin as sched_plugin
+    from pytest_shadowfarm.swarm import plugin as swarm_plugin
+
+    if settings.shard is not None:  # workers collect, so they deselect other shards
+        from pytest_shadowfarm.shard_plugin import ShardPlugin
+
+        shard = ShardPlugin.for_worker(settings, settings.shard, config)
+        config.pluginmanager.register(shard, "shadowfarm-shard")
+    sched_plugin.configure_worker(config)
+    swarm_plugin.configure_worker(config)
+
+
+def compose(config: pytest.Config, settings: Settings) -> list[tuple[str, object]]:
+    """The controller's features for this run, each built with the run and what it uses.
+
+    The one place that knows every feature: they are made here, in the order their hooks
+    must be registered, and never look each other up.
+    """
+    from pytest_shadowfarm.ordering import IMPORT_CACHE, OrderingPlugin, pythonpath, weights_of
+    from pytest_shadowfarm.priority.plan import ChangeSettings, Planner
+    from pytest_shadowfarm.report import github_plugin
+    from pytest_shadowfarm.run import Run
+    from pytest_shadowfarm.session import SessionWriter, emit_warning
+
+    run = Run(settings, warn=lambda message: emit_warning(config, message))
+    planner = Planner(
+        run.plan,
+        weights=weights_of(settings),
+        half_life=settings.half_life,
+        changes=ChangeSettings(
+            rootdir=settings.rootdir,
+            base=settings.base,
+            search_paths=pythonpath(config),
+            cache_path=settings.rootdir.joinpath(*IMPORT_CACHE),
+            enabled=settings.weight_change != 0,
+        ),
+    )
+    distributed = distributing(config)
+    farm = None
+    if distributed:
         from pytest_shadowfarm.farm import plugin as farm_plugin
+
+        farm = farm_plugin.make_controller(config, run)
+    source = farm.source if farm is not None else None
+    writer = SessionWriter(config, run, planner, source=source)
+    features: list[tuple[str, object]] = [
+        ("shadowfarm-session", writer),
+        ("shadowfarm-ordering", OrderingPlugin(config, run, planner)),
+    ]
+    if distributed:
         from pytest_shadowfarm.sched import plugin as sched_plugin
 
-        sched_plugin.configure_controller(config, settings, plugin)
-        farm_plugin.configure_controller(config, settings, plugin)
-    if distributing(config) or settings.workers is not None:
+        features.append(
+            ("shadowfarm-scheduler", sched_plugin.make_controller(config, run, planner))
+        )
+        features.append(("shadowfarm-farm", farm))
+    if distributed or settings.workers is not None:
         from pytest_shadowfarm.swarm import plugin as swarm_plugin
 
-        swarm_plugin.configure_controller(config, settings, plugin)
+        swarm = swarm_plugin.make_controller(config, run, source=source, farm=farm)
+        features.append(("shadowfarm-swarm", swarm))
     if settings.shard is not None:
         from pytest_shadowfarm.shard_plugin import ShardPlugin
 
-        shard = ShardPlugin.for_controller(settings, settings.shard, plugin)
-        config.pluginmanager.register(shard, "shadowfarm-shard")
-    github_plugin.register(config, settings, plugin)  # job summary + annotations in Actions
+        features.append(
+            ("shadowfarm-shard", ShardPlugin.for_controller(settings, settings.shard, run))
+        )
+    # job summary + annotations in GitHub Actions
+    features.append(("shadowfarm-github", github_plugin.make(config, run, writer)))
+    return [(name, feature) for name, feature in features if feature is not None]
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    plugin = config.stash.get(plugin_key, None)
-    if plugin is not None:
-        del config.stash[plugin_key]
-        config.pluginmanager.unregister(plugin)
+    features = config.stash.get(features_key, None)
+    if features is not None:
+        del config.stash[features_key]
+        for _, feature in features:
+            if config.pluginmanager.is_registered(feature):
+                config.pluginmanager.unregister(feature)

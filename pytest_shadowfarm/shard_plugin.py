@@ -29,7 +29,7 @@ from pytest_shadowfarm.shard import ShardSpec, etc_snapshot, plan_shards, shard_
 if TYPE_CHECKING:
     from _pytest.terminal import TerminalReporter
 
-    from pytest_shadowfarm.controller import ShadowFarmPlugin
+    from pytest_shadowfarm.run import Run
     from pytest_shadowfarm.settings import Settings
 
 __all__ = ["WORKERINPUT_KEY", "WORKEROUTPUT_KEY", "ShardPlugin", "group_of"]
@@ -70,16 +70,14 @@ class ShardPlugin:
         self.info: dict[str, Any] | None = None
 
     @classmethod
-    def for_controller(
-        cls, settings: Settings, spec: ShardSpec, controller: ShadowFarmPlugin
-    ) -> ShardPlugin:
+    def for_controller(cls, settings: Settings, spec: ShardSpec, run: Run) -> ShardPlugin:
         def from_history() -> Mapping[str, float]:
-            # The controller opened the history in its (tryfirst) pytest_sessionstart.
-            store = controller.store
+            # The session writer opened the history in its (tryfirst) pytest_sessionstart.
+            store = run.store
             return etc_snapshot(store.durations()) if store is not None else {}
 
         def report(info: dict[str, Any]) -> None:
-            controller.report_extras["shard"] = info
+            run.report_extras["shard"] = info
 
         return cls(
             spec, keep_modules=keeps_modules(settings), snapshot=from_history, on_info=report

@@ -20,7 +20,7 @@ CONTROLLER_ONLY = frozenset(
         "pytest_shadowfarm.priority.order",
         "pytest_shadowfarm.priority.score",
         "pytest_shadowfarm.swarm.controller",
-        "pytest_shadowfarm.controller",
+        "pytest_shadowfarm.session",
     }
 )
 
@@ -68,7 +68,7 @@ def test_the_priority_package_imports_a_module_on_first_use_of_its_names() -> No
 
 def test_an_xdist_controller_that_does_not_scale_imports_no_psutil() -> None:
     imported = _imported_after(
-        "import pytest_shadowfarm.plugin, pytest_shadowfarm.controller, "
+        "import pytest_shadowfarm.plugin, pytest_shadowfarm.session, "
         "pytest_shadowfarm.swarm.controller"
     )
     assert "psutil" not in imported
@@ -95,7 +95,7 @@ def test_a_controller_that_does_not_scale_imports_no_swarm_policy() -> None:
     """The controller reads each report's usage through the swarm package; the policy
     (the scaling decisions) comes in only when a name of it is asked for."""
     assert "pytest_shadowfarm.swarm.policy" not in _imported_after(
-        "import pytest_shadowfarm.plugin, pytest_shadowfarm.controller"
+        "import pytest_shadowfarm.plugin, pytest_shadowfarm.session"
     )
     import pytest_shadowfarm.swarm as swarm
     from pytest_shadowfarm.swarm.policy import decide

@@ -16,7 +16,7 @@ from hypothesis.stateful import (
     rule,
 )
 
-from pytest_shadowfarm.report.recorder import RunRecorder, final_outcome
+from pytest_shadowfarm.recorder import RunRecorder, final_outcome
 from pytest_shadowfarm.sched.policy import TestInputs
 from pytest_shadowfarm.sched.scheduler import (
     LOOKAHEAD_S,

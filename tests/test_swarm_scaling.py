@@ -38,7 +38,7 @@ if os.environ.get("PYTEST_XDIST_WORKER", "gw0") != "gw0":
 """
 
 BAD_SOURCE = """
-from pytest_shadowfarm.swarm.source import PopenSource
+from pytest_shadowfarm.workers.source import PopenSource
 
 def pytest_sessionstart(session):
     swarm = session.config.pluginmanager.getplugin("shadowfarm-swarm")
@@ -107,7 +107,7 @@ def _run(pytester: pytest.Pytester, *args: str) -> tuple[pytest.RunResult, dict[
 
 
 def _scales(report: dict[str, Any]) -> list[tuple[int, int]]:
-    return [(e["from"], e["to"]) for e in report["events"] if e.get("kind") == "scale"]
+    return [(e["from"], e["to"]) for e in report["events"] if e.get("event") == "scale"]
 
 
 def _assert_each_test_reported_once(result: pytest.RunResult, report: dict[str, Any]) -> None:
@@ -156,7 +156,7 @@ class TestScaling:
         """-n 3 under 1:3 with a far target: drained to 1 while tests are left, each test once."""
         result, report = _run(project, "-n", "3", "--sf-workers", "1:3", "--sf-target", "600")
         _assert_each_test_reported_once(result, report)
-        drains = [e for e in report["events"] if e.get("kind") == "scale" and e["to"] < e["from"]]
+        drains = [e for e in report["events"] if e.get("event") == "scale" and e["to"] < e["from"]]
         assert drains, report["events"]
         first = drains[0]
         assert (first["from"], first["to"]) == (3, 1)
@@ -196,7 +196,7 @@ class TestLateWorkerFailures:
         # -n 1 under a minimum of 2: the swarm asks for a second worker at once.
         result, report = _run(project, "-n", "1", "--sf-workers", "2:3")
         _assert_each_test_reported_once(result, report)
-        failed = [e for e in report["events"] if e.get("kind") == "scale_failed"]
+        failed = [e for e in report["events"] if e.get("event") == "scale_failed"]
         assert len(failed) == 2, report["events"]  # then it stops trying
         assert {test["worker"] for test in report["tests"]} == {"gw0"}
         output = result.stdout.str()
@@ -227,7 +227,7 @@ class TestLimits:
         """-n 1 under 2:3: a second worker is asked for as soon as the work is known."""
         result, report = _run(project, "-n", "1", "--sf-workers", "2:3", "--sf-target", "600")
         _assert_each_test_reported_once(result, report)
-        scales = [e for e in report["events"] if e.get("kind") == "scale"]
+        scales = [e for e in report["events"] if e.get("event") == "scale"]
         assert scales, report["events"]
         assert (scales[0]["from"], scales[0]["to"]) == (1, 2)
         assert scales[0]["reason"] == "below the minimum of 2"

@@ -91,7 +91,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
 
 
 def _home(args: argparse.Namespace, ctx: Context) -> Any:
-    from farm_server.home import FarmHome
+    from shadowfarm_wire.home import FarmHome
 
     return FarmHome.resolve(ctx.path(args.home) if args.home else None, ctx.env)
 

@@ -12,10 +12,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from farm_server.home import FarmHome
 from pytest_shadowfarm.errors import FarmError
 from pytest_shadowfarm.farm.handoff import WarmSlot
-from pytest_shadowfarm.farm.profile import Profile
+from shadowfarm_wire.home import FarmHome
+from shadowfarm_wire.profile import Profile
 
 __all__ = ["PLUGIN_TIMEOUT_S", "Claim", "FarmClient", "FarmEndpoint", "discover"]
 

@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from pytest_shadowfarm.farm.wire import ACK, HandoffError, UnixIO, send_hello, unix_address
+from shadowfarm_wire.protocol import ACK, HandoffError, UnixIO, send_hello, unix_address
 
 __all__ = [
     "HANDOFF_TIMEOUT_S",
@@ -94,7 +94,7 @@ def make_gateway(group: Any, spec: Any, sock: socket.socket) -> Any:
     gateway = Gateway(io, spec)
     gateway.spec = spec
     group._register(gateway)
-    # read by ShadowFarmPlugin.pytest_testnodeready (the run report's workers[].warm)
+    # read by SessionWriter.pytest_testnodeready (the run report's workers[].warm)
     gateway.shadowfarm_warm = True  # type: ignore[attr-defined]
     return gateway
 

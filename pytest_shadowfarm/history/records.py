@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["FAILING", "OUTCOMES", "HistorySummary", "PastResult", "ResultRecord", "RunRecord"]
+__all__ = [
+    "FAILING",
+    "OUTCOMES",
+    "HistorySummary",
+    "PastResult",
+    "RecentHistory",
+    "ResultRecord",
+    "RunRecord",
+]
 
 #: every outcome a result may have; "error" is a failure outside the call phase
 OUTCOMES = ("passed", "failed", "error", "skipped", "xfailed", "xpassed")
@@ -68,3 +76,32 @@ class PastResult:
     outcome: str
     duration_s: float | None
     git_commit: str | None
+
+
+@dataclass(frozen=True)
+class RecentHistory:
+    """The slice of the history a run reads at its start: bounded by the suite's size.
+
+    A history keeps up to ``history_keep`` (50) results per test; reading all of them at
+    every start would cost a 5,000-test suite most of a second. The estimator reads only
+    the newest few durations and the failure signal's weights halve every few runs, so
+    this holds the newest ``per_test`` durations of every test, and whole results (the
+    newest ``per_failing_test``) only of the tests that failed at least once in the kept
+    history: for every other test the failure signal is zero.
+
+    The per-test sequences are tuples of numbers, which CPython's garbage collector
+    stops tracking: a large suite's history then does not lengthen every full
+    collection for the rest of the run (as lists, 5,000 tests' cost measurable time).
+    """
+
+    #: nodeid -> setup + call + teardown seconds of its newest results, oldest first
+    durations: dict[str, tuple[float, ...]]
+    #: nodeid -> call-phase seconds of its newest results, oldest first
+    call_durations: dict[str, tuple[float, ...]]
+    #: nodeid -> the runs of its newest results, oldest first (every test the history knows)
+    runs: dict[str, tuple[int, ...]]
+    #: nodeid -> its newest results, oldest first: only tests that failed at least once
+    failures: dict[str, list[PastResult]]
+    #: tests whose durations come only from runs with this run's number of workers
+    #: (see :meth:`HistoryStore.recent`); 0 when nothing was filtered
+    like_this_run: int = 0

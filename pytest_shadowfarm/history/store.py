@@ -9,32 +9,35 @@ because of its history.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import sqlite3
 import threading
-import time
 import warnings
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Literal
 
 from pytest_shadowfarm.errors import HistoryError, ShadowFarmWarning
-from pytest_shadowfarm.history.records import HistorySummary, PastResult, ResultRecord, RunRecord
+from pytest_shadowfarm.history.opening import (
+    BUSY_TIMEOUT_S,
+    NotOurs,
+    connect_checked,
+    move_aside,
+    opening,
+)
+from pytest_shadowfarm.history.records import (
+    HistorySummary,
+    PastResult,
+    RecentHistory,
+    ResultRecord,
+    RunRecord,
+)
 from pytest_shadowfarm.history.schema import (
-    APPLICATION_ID,
     FAILED_RESULT,
-    SCHEMA_VERSION,
-    migrate,
 )
 
 __all__ = ["BUSY_TIMEOUT_S", "HistoryStore", "PastResult", "RecentHistory"]
-
-#: how long a writer waits for another run's transaction before giving up
-BUSY_TIMEOUT_S = 30.0
 
 #: the write-ahead log's bound, in pages, for a connection that defers checkpoints to
 #: its close (larger than any one run's write: 5,000 tests write about 1,400 since schema 4)
@@ -49,35 +52,6 @@ _PRUNE = (
 
 def _warn(message: str) -> None:
     warnings.warn(message, ShadowFarmWarning, stacklevel=3)
-
-
-@dataclass(frozen=True)
-class RecentHistory:
-    """The slice of the history a run reads at its start: bounded by the suite's size.
-
-    A history keeps up to ``history_keep`` (50) results per test; reading all of them at
-    every start would cost a 5,000-test suite most of a second. The estimator reads only
-    the newest few durations and the failure signal's weights halve every few runs, so
-    this holds the newest ``per_test`` durations of every test, and whole results (the
-    newest ``per_failing_test``) only of the tests that failed at least once in the kept
-    history: for every other test the failure signal is zero.
-
-    The per-test sequences are tuples of numbers, which CPython's garbage collector
-    stops tracking: a large suite's history then does not lengthen every full
-    collection for the rest of the run (as lists, 5,000 tests' cost measurable time).
-    """
-
-    #: nodeid -> setup + call + teardown seconds of its newest results, oldest first
-    durations: dict[str, tuple[float, ...]]
-    #: nodeid -> call-phase seconds of its newest results, oldest first
-    call_durations: dict[str, tuple[float, ...]]
-    #: nodeid -> the runs of its newest results, oldest first (every test the history knows)
-    runs: dict[str, tuple[int, ...]]
-    #: nodeid -> its newest results, oldest first: only tests that failed at least once
-    failures: dict[str, list[PastResult]]
-    #: tests whose durations come only from runs with this run's number of workers
-    #: (see :meth:`HistoryStore.recent`); 0 when nothing was filtered
-    like_this_run: int = 0
 
 
 #: the newest ``:per_test`` results of each test whose nodeid the subquery ``tests``
@@ -96,76 +70,6 @@ _NEWEST_OF_FAILED = _NEWEST_OF.format(
     tests=f"SELECT nodeid FROM results WHERE {FAILED_RESULT}",
     join="JOIN runs ON runs.id = r.run_id",
 )
-
-
-@contextlib.contextmanager
-def _opening(path: Path) -> Iterator[None]:
-    """Hold a lock on the history's directory while a history is opened and migrated.
-
-    Two runs opening one new file at once could otherwise see each other's half-created
-    file (no application id yet, or not yet a database) and move it aside as foreign,
-    each then writing to a different file: one run's results lost. The directory is
-    locked (flock(2) on its descriptor) so that no lock file is left behind; where
-    ``fcntl`` is missing (Windows) the open is not serialised.
-    """
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - Windows
-        yield
-        return
-    fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        deadline = time.monotonic() + BUSY_TIMEOUT_S
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    msg = f"{path}: its directory stayed locked for {BUSY_TIMEOUT_S:g} s"
-                    raise HistoryError(msg) from None
-                time.sleep(0.01)
-        yield
-    finally:
-        os.close(fd)  # releases the lock
-
-
-#: SQLITE_BUSY: another connection holds a lock
-_BUSY = 5
-
-
-def _set_up(db: sqlite3.Connection) -> None:
-    """WAL mode, pragmas and migrations, retried while another process holds a lock.
-
-    Switching a new file to WAL while another process creates it can fail with "database
-    is locked" at once, without SQLite's busy handler ever waiting (two runs opening a
-    new history together hit it); so it is retried here, within BUSY_TIMEOUT_S.
-    """
-    deadline = time.monotonic() + BUSY_TIMEOUT_S
-    while True:
-        try:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA foreign_keys=ON")
-            db.execute("PRAGMA synchronous=NORMAL")
-            migrate(db)
-            return
-        except sqlite3.OperationalError as exc:
-            if _error_code(exc) != _BUSY or time.monotonic() > deadline:
-                raise
-            time.sleep(0.02)
-
-
-#: primary SQLite result codes that mean "this file is damaged or not a database"
-_DAMAGED = frozenset({11, 26})  # SQLITE_CORRUPT, SQLITE_NOTADB
-
-
-def _error_code(exc: sqlite3.DatabaseError) -> int | None:
-    code = getattr(exc, "sqlite_errorcode", None)
-    return None if code is None else code & 0xFF  # extended codes keep the primary in the low byte
-
-
-class _NotOurs(Exception):
-    """The file is SQLite but not a pytest-shadowfarm history, or not SQLite at all."""
 
 
 class HistoryStore:
@@ -197,71 +101,19 @@ class HistoryStore:
         left alone: a newer pytest-shadowfarm or another run owns it).
         """
         path.parent.mkdir(parents=True, exist_ok=True)
-        with _opening(path):
+        with opening(path):
             try:
-                return cls(path, cls._connect_checked(path), keep)
-            except _NotOurs as exc:
+                return cls(path, connect_checked(path), keep)
+            except NotOurs as exc:
                 if not repair:
                     msg = f"{path}: {exc}; expected a pytest-shadowfarm history file"
                     raise HistoryError(msg) from None
-                aside = cls._move_aside(path)
+                aside = move_aside(path)
                 warn(
                     f"{path}: {exc}; moved it to {aside.name} and started a new history "
                     "(delete the moved file if you do not need it)"
                 )
-                return cls(path, cls._connect_checked(path), keep)
-
-    @staticmethod
-    def _connect_checked(path: Path) -> sqlite3.Connection:
-        # check_same_thread=False: close_in_background() hands the connection to a
-        # thread of its own, which is then its only user.
-        db = sqlite3.connect(
-            path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
-        )
-        try:
-            app_id = db.execute("PRAGMA application_id").fetchone()[0]
-            version = db.execute("PRAGMA user_version").fetchone()[0]
-            tables = db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
-            if app_id not in (0, APPLICATION_ID) or (app_id == 0 and tables):
-                raise _NotOurs("not a pytest-shadowfarm history (a foreign SQLite file)")
-            if version > SCHEMA_VERSION:
-                db.close()
-                msg = (
-                    f"{path}: history schema {version} is newer than this pytest-shadowfarm "
-                    f"understands ({SCHEMA_VERSION}); upgrade pytest-shadowfarm or pass "
-                    "--sf-history with another file"
-                )
-                raise HistoryError(msg)
-            _set_up(db)
-        except sqlite3.DatabaseError as exc:
-            db.close()
-            # Only a damaged or non-SQLite file is moved aside. "database is locked"
-            # (another run held the lock past the busy timeout), a read-only file or
-            # a missing directory are DatabaseErrors too, but the file is fine:
-            # moving it aside would throw away a good history.
-            if _error_code(exc) in _DAMAGED:
-                raise _NotOurs(f"not a readable SQLite database ({exc})") from exc
-            msg = f"{path}: cannot use the history database ({exc})"
-            raise HistoryError(msg) from exc
-        except _NotOurs:
-            db.close()
-            raise
-        return db
-
-    @staticmethod
-    def _move_aside(path: Path) -> Path:
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        aside = path.with_name(f"{path.name}.corrupt-{stamp}")
-        # Two bad files within one second must not overwrite each other's copy.
-        n = 1
-        while aside.exists():
-            aside = path.with_name(f"{path.name}.corrupt-{stamp}-{n}")
-            n += 1
-        for suffix in ("", "-wal", "-shm"):
-            src = Path(f"{path}{suffix}")
-            if src.exists():
-                src.replace(Path(f"{aside}{suffix}"))
-        return aside
+                return cls(path, connect_checked(path), keep)
 
     def close(self) -> None:
         self._db.close()

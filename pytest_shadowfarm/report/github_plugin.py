@@ -13,7 +13,7 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pytest
 
@@ -23,7 +23,8 @@ from pytest_shadowfarm.report.timeline import render_svg
 if TYPE_CHECKING:
     from _pytest.terminal import TerminalReporter
 
-    from pytest_shadowfarm.controller import ShadowFarmPlugin
+    from pytest_shadowfarm.report.terminal import Anomaly
+    from pytest_shadowfarm.run import Run
     from pytest_shadowfarm.settings import Settings
 
 __all__ = ["GitHubPlugin", "github_enabled", "relative_to", "timeline_path"]
@@ -117,19 +118,27 @@ def failure_message(report: pytest.TestReport | pytest.CollectReport) -> str:
     return "\n".join(explained or lines[-20:])
 
 
+class RunReports(Protocol):
+    """Where the GitHub output reads the run's report and anomalies (the session writer)."""
+
+    def final_report(self) -> dict[str, Any]: ...
+    def anomalies(self) -> list[Anomaly]: ...
+
+
 class GitHubPlugin:
     """Collects failure locations; writes the summary and annotations at the end."""
 
     def __init__(
         self,
-        controller: ShadowFarmPlugin,
-        settings: Settings,
+        run: Run,
+        reports: RunReports,
         *,
         env: Mapping[str, str],
         invocation_dir: Path,
     ) -> None:
-        self.controller = controller
-        self.settings = settings
+        self.run = run
+        self.reports = reports
+        settings = self.settings = run.settings
         self.env = env
         self.base = invocation_dir
         workspace = env.get("GITHUB_WORKSPACE")
@@ -153,7 +162,7 @@ class GitHubPlugin:
                 outcome=outcome,
                 when=when,
                 message=failure_message(report),
-                at_s=self.controller.now(),
+                at_s=self.run.now(),
                 file=file,
                 line=line,
             )
@@ -175,19 +184,19 @@ class GitHubPlugin:
     def pytest_unconfigure(self) -> None:
         # Without a terminal reporter (-p no:terminal) there is no terminal summary:
         # the job summary is still written; annotations go to stdout directly.
-        if not self.done and self.controller.wall_s is not None:  # the session did finish
+        if not self.done and self.run.wall_s is not None:  # the session did finish
             self.done = True
             for line in self.publish():
                 print(line)
 
     def publish(self) -> list[str]:
         """Write the summary and the SVG; return the annotation lines to print."""
-        report = self.controller.final_report()
+        report = self.reports.final_report()
         svg = timeline_path(self.settings)
         svg_written = self._write(
             svg, render_svg(report.get("tests", []), wall_s=report.get("wall_s"))
         )
-        anomalies = self.controller.anomalies()  # the same list the terminal shows
+        anomalies = self.reports.anomalies()  # the same list the terminal shows
         summary_file = self.env.get("GITHUB_STEP_SUMMARY")
         shown_svg = relative_to(str(svg), self.base, self.workspace) or str(svg)
         text = build_summary(
@@ -196,7 +205,7 @@ class GitHubPlugin:
         if summary_file:
             self._write(Path(summary_file), text, append=True)
         else:
-            self.controller.warn(
+            self.run.warn(
                 "--sf-github is on but GITHUB_STEP_SUMMARY is not set: no job summary written"
             )
         return annotation_lines(self.failures)
@@ -207,17 +216,15 @@ class GitHubPlugin:
             with path.open("a" if append else "w", encoding="utf-8") as fh:
                 fh.write(text)
         except OSError as exc:
-            self.controller.warn(f"cannot write {path}: {exc}")
+            self.run.warn(f"cannot write {path}: {exc}")
             return False
         return True
 
 
-def register(config: pytest.Config, settings: Settings, controller: ShadowFarmPlugin) -> Any:
-    """Register the plugin when GitHub output is on for this run; return it (or None)."""
-    if not github_enabled(settings.github, os.environ):
+def make(config: pytest.Config, run: Run, reports: RunReports) -> GitHubPlugin | None:
+    """The GitHub output, when it is on for this run (None otherwise)."""
+    if not github_enabled(run.settings.github, os.environ):
         return None
-    plugin = GitHubPlugin(
-        controller, settings, env=dict(os.environ), invocation_dir=config.invocation_params.dir
+    return GitHubPlugin(
+        run, reports, env=dict(os.environ), invocation_dir=config.invocation_params.dir
     )
-    config.pluginmanager.register(plugin, "shadowfarm-github")
-    return plugin

@@ -10,25 +10,16 @@ import json
 import os
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pytest_shadowfarm.report.recorder import RunRecorder
+from pytest_shadowfarm.recorder import RunRecorder
+from pytest_shadowfarm.workers.registry import WorkerRecord
 
-__all__ = ["REPORT_VERSION", "RunSummary", "WorkerSpan", "build_report", "write_report"]
+__all__ = ["REPORT_VERSION", "RunSummary", "build_report", "write_report"]
 
 REPORT_VERSION = 1
-
-
-@dataclass
-class WorkerSpan:
-    """One worker's life in the run: asked for at ``joined_s``, released at ``left_s``."""
-
-    id: str
-    warm: bool = False
-    joined_s: float = 0.0
-    left_s: float | None = None
 
 
 @dataclass
@@ -38,7 +29,7 @@ class RunSummary:
     wall_s: float
     predicted_total_s: float | None
     etc: Mapping[str, float] = field(default_factory=dict)
-    workers: Sequence[WorkerSpan] = ()
+    workers: Sequence[WorkerRecord] = ()
     events: Sequence[Mapping[str, Any]] = ()
     #: nodeid -> extra fields for that test's entry (priority components, reruns…)
     test_extras: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
@@ -76,10 +67,7 @@ def build_report(recorder: RunRecorder, summary: RunSummary) -> dict[str, Any]:
         "first_failure_s": _round(recorder.first_failure_s),
         "counts": recorder.counts(),
         "tests": tests,
-        "workers": [
-            {**asdict(w), "joined_s": _round(w.joined_s), "left_s": _round(w.left_s)}
-            for w in summary.workers
-        ],
+        "workers": [w.report() for w in summary.workers],
         "events": list(summary.events),
     }
 

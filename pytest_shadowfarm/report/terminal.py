@@ -6,7 +6,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from pytest_shadowfarm.history.records import HistorySummary
-from pytest_shadowfarm.report.recorder import TestTrace
+from pytest_shadowfarm.recorder import TestTrace
 
 __all__ = [
     "ANOMALY_FACTOR",

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_shadowfarm.compat import check_internals, distributing, starting_workers
+from pytest_shadowfarm.compat import check_internals, distributing, dsession, starting_workers
 from pytest_shadowfarm.sched.inputs import from_ranked
 from pytest_shadowfarm.sched.policy import TestInputs
 from pytest_shadowfarm.sched.scheduler import SCOPES, ShadowFarmScheduling
@@ -25,15 +25,15 @@ from pytest_shadowfarm.sched.scheduler import SCOPES, ShadowFarmScheduling
 if TYPE_CHECKING:
     from _pytest.terminal import TerminalReporter
 
-    from pytest_shadowfarm.controller import ShadowFarmPlugin
-    from pytest_shadowfarm.settings import Settings
+    from pytest_shadowfarm.priority.plan import Planner
+    from pytest_shadowfarm.run import Run
 
 __all__ = [
     "MARKERS_KEY",
     "MarkerSender",
     "SchedulerPlugin",
-    "configure_controller",
     "configure_worker",
+    "make_controller",
     "marker_value",
 ]
 
@@ -99,19 +99,14 @@ class MarkerSender:
 class SchedulerPlugin:
     """Controller side: our scheduler for load/worksteal/loadscope/loadfile/loadgroup."""
 
-    def __init__(
-        self, config: pytest.Config, settings: Settings, controller: ShadowFarmPlugin
-    ) -> None:
+    def __init__(self, config: pytest.Config, run: Run, planner: Planner) -> None:
         self.config = config
-        self.settings = settings
-        self.controller = controller
-        #: lines for the terminal summary (e.g. why the change signal is off)
-        self.notes: list[str] = []
+        self.run = run
+        self.planner = planner
         self.scheduler: ShadowFarmScheduling | None = None
-        #: nodeid -> importance, filled by the first worker's MarkerSender
-        self.markers: dict[str, float] = {}
-        #: nodeid -> xdist_group name (under --dist loadgroup), from the same worker
-        self.groups: dict[str, str] = {}
+        #: the run's markers and groups, filled by the first worker's MarkerSender
+        self.markers = run.plan.markers
+        self.groups = run.plan.groups
         self._markers_from: str | None = None
         self.crashed: set[str] = set()
         self.crash_failed: list[str] = []
@@ -160,47 +155,18 @@ class SchedulerPlugin:
 
     def inputs(self, nodeids: Sequence[str]) -> Mapping[str, TestInputs]:
         """ETC, urgency and front flag per test: the priority engine's ranks of this run."""
-        from pytest_shadowfarm.ordering import weights_of
-        from pytest_shadowfarm.priority import rank
-
-        controller = self.controller
-        if any(nodeid not in controller.etc for nodeid in nodeids):
-            controller.predict(nodeids)
-        # The ordering plugin (single-process runs) knows how to read the history and
-        # the change impact; under xdist it never sees items, so we ask it with node ids.
-        ordering = self.config.pluginmanager.get_plugin("shadowfarm-ordering")
-        recent = controller.recent
-        changed = None
-        if ordering is not None:
-            changed, note = ordering.change_impact(nodeids)
-            if note:
-                self.notes.append(note)
-        ranked = rank(
-            nodeids,
-            etc=controller.etc,
-            marker_priority=self.markers,
-            history=recent.failures,
-            known=recent.runs,
-            changed=changed,
-            weights=weights_of(self.settings),
-            half_life=self.settings.half_life,
-        )
-        for nodeid, r in ranked.items():
-            extras = controller.test_extras.setdefault(nodeid, {})
-            extras["priority"] = round(r.priority, 6)
-            extras["urgency"] = round(r.urgency, 6)
-            extras["priority_reasons"] = list(r.reasons)
-            extras["likely_failure"] = r.likely_failure
-        return from_ranked(ranked, self.markers)
+        run = self.run
+        ranked = self.planner.rank(nodeids, run.estimator, run.recent)
+        return from_ranked(ranked, run.plan.markers)
 
     def _rejected(self, worker: str, diff: str) -> None:
         first = "\n".join(diff.splitlines()[:12])
-        self.controller.warn(
+        self.run.warn(
             f"worker {worker} collected different tests than the first worker, so it was "
             "shut down and ran nothing (make collection deterministic: same environment, "
             f"no random parametrization):\n{first}"
         )
-        self._event("worker_rejected", worker=worker)
+        self.run.events.emit("worker_rejected", worker=worker)
 
     # --- crashes ----------------------------------------------------------------------------
 
@@ -213,7 +179,7 @@ class SchedulerPlugin:
         if crashitem in self.crashed:
             report.longrepr = f"{report.longrepr} (crashed again on its rerun: not rerun)"
             self.crash_failed.append(crashitem)
-            self._event("crash_failed", nodeid=crashitem, worker=worker_id)
+            self.run.events.emit("crash_failed", nodeid=crashitem, worker=worker_id)
             return
         if not self._rerun_possible():
             return
@@ -221,15 +187,15 @@ class SchedulerPlugin:
         self.scheduler.mark_test_pending(crashitem)
         report.outcome = "rerun"
         report.longrepr = f"{RERUN_REASON}: {report.longrepr}"
-        self._event("crash_rerun", nodeid=crashitem, worker=worker_id, reason=RERUN_REASON)
+        self.run.events.emit("crash_rerun", nodeid=crashitem, worker=worker_id, reason=RERUN_REASON)
 
     def _rerun_possible(self) -> bool:
         """Will a worker be left to run a rerun (xdist replaces the crashed one)?"""
-        dsession = self.config.pluginmanager.getplugin("dsession")
-        if dsession is None or getattr(dsession, "shouldstop", False):
+        session = dsession(self.config)
+        if session is None or getattr(session, "shouldstop", False):
             return False  # -x / --maxfail stopped the run: nothing new starts
-        maximum = getattr(dsession, "_max_worker_restart", None)
-        failed = getattr(dsession, "_failed_nodes_count", 0)
+        maximum = getattr(session, "_max_worker_restart", None)
+        failed = getattr(session, "_failed_nodes_count", 0)
         # DSession counts this crash after the hook: one more must still be allowed,
         # or it shuts everything down (--max-worker-restart) and the rerun never runs.
         return maximum is None or failed + 1 <= maximum
@@ -242,16 +208,11 @@ class SchedulerPlugin:
 
     # --- the end ----------------------------------------------------------------------------
 
-    def _event(self, kind: str, **fields: Any) -> None:
-        self.controller.events.append(
-            {"event": kind, "t": round(self.controller.now(), 6), **fields}
-        )
-
     def pytest_sessionfinish(self) -> None:
         sched = self.scheduler
         if sched is None or sched.collection is None:
             return
-        self._event(
+        self.run.events.emit(
             "scheduler",
             tests=len(sched.collection),
             units=sched.dispatched,
@@ -268,8 +229,8 @@ class SchedulerPlugin:
         if sched is None or sched.collection is None:
             return
         write = terminalreporter.write_line
-        for note in self.notes:
-            write(note)
+        if self.run.plan.change_note:
+            write(self.run.plan.change_note)
         if self.config.option.verbose > 0:
             per_test = sched.cpu_s / max(len(sched.collection), 1) * 1e6
             write(
@@ -292,17 +253,13 @@ def configure_worker(config: pytest.Config) -> None:
         config.pluginmanager.register(sender, "shadowfarm-markers")
 
 
-def configure_controller(
-    config: pytest.Config, settings: Settings, controller: ShadowFarmPlugin
-) -> SchedulerPlugin | None:
-    """Register our scheduler when xdist distributes this run and ``--sf-dist`` is on."""
+def make_controller(config: pytest.Config, run: Run, planner: Planner) -> SchedulerPlugin | None:
+    """Our scheduler, when xdist distributes this run and ``--sf-dist`` is on."""
     balancing = distributing(config) and config.getoption("dist", "no") not in ("no", "each")
-    if settings.dist != "on" or not balancing:
+    if run.settings.dist != "on" or not balancing:
         return None
     internals = check_internals()
     if not internals.ok:
-        controller.warn(internals.reason)
+        run.warn(internals.reason)
         return None
-    plugin = SchedulerPlugin(config, settings, controller)
-    config.pluginmanager.register(plugin, "shadowfarm-scheduler")
-    return plugin
+    return SchedulerPlugin(config, run, planner)

@@ -17,37 +17,35 @@ from __future__ import annotations
 import math
 import os
 import threading
-from collections import deque
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_shadowfarm.compat import check_internals
-from pytest_shadowfarm.report.runreport import WorkerSpan
+from pytest_shadowfarm.compat import check_internals, dsession
 from pytest_shadowfarm.swarm.channel import CHANNEL_KEY, INTERVAL_KEY, TelemetryHub
 from pytest_shadowfarm.swarm.farmlink import (
     POST_EVERY_S,
+    FarmSession,
     FarmTelemetry,
     client_poster,
     run_snapshot,
 )
 from pytest_shadowfarm.swarm.policy import Limits
+from pytest_shadowfarm.swarm.progress import Progress
 from pytest_shadowfarm.swarm.scaler import TICK_EVENT, Scaler
-from pytest_shadowfarm.swarm.source import PopenSource, WorkerSource, popen_template
 from pytest_shadowfarm.swarm.summary import summary_lines, worker_seconds
 from pytest_shadowfarm.swarm.usage import USAGE_ATTR
+from pytest_shadowfarm.workers.source import PopenSource, WorkerSource
 
 if TYPE_CHECKING:
     from _pytest.terminal import TerminalReporter
 
-    from pytest_shadowfarm.controller import ShadowFarmPlugin
+    from pytest_shadowfarm.run import Run
     from pytest_shadowfarm.settings import Settings
 
 __all__ = ["TICK_S", "SwarmPlugin", "apply_worker_range"]
 
 TICK_S = 0.25
-#: finished tests whose CPU demand / wall make the I/O-boundness estimate
-RECENT_TESTS = 50
 
 
 def apply_worker_range(config: pytest.Config, settings: Settings) -> None:
@@ -81,36 +79,31 @@ class _Ticker(threading.Thread):
 class SwarmPlugin:
     """Controller-side swarm: telemetry always (under xdist), scaling with ``--sf-workers``."""
 
-    def __init__(self, config: pytest.Config, settings: Settings, core: ShadowFarmPlugin) -> None:
+    def __init__(
+        self,
+        config: pytest.Config,
+        run: Run,
+        *,
+        source: WorkerSource | None = None,
+        farm: FarmSession | None = None,
+    ) -> None:
         self.config = config
-        self.settings = settings
-        self.core = core
-        self.hub = TelemetryHub(core.now)
-        self.limits = self.limits_of(settings)
-        #: where new workers come from; None: like the run's first popen worker
-        self.source: WorkerSource | None = None
+        self.run = run
+        self.settings = run.settings
+        self.hub = TelemetryHub(run.now)
+        self.limits = self.limits_of(self.settings)
+        #: where new workers come from (the farm's when it runs, else local popen)
+        self.source: WorkerSource = source if source is not None else PopenSource()
+        #: the farm session of this run, if it claimed workers (gets the run's telemetry)
+        self.farm_session = farm
         self.scaler: Scaler | None = None
         self.ticker: _Ticker | None = None
         self.farm: FarmTelemetry | None = None
         self._farm_looked = False
         self._posted_at = -math.inf
         self._events_posted = 0
-        # workers, by gateway id
-        self.live: dict[str, Any] = {}
-        self.asked_at: dict[str, float] = {}
-        self.ready: set[str] = set()
-        self.collected: set[str] = set()
-        self.late: set[str] = set()
-        self.draining: set[str] = set()
-        self.startups: list[float] = []
-        self.peak_workers = 0
-        # tests
+        self.progress = Progress()
         self.reference: list[str] | None = None
-        self.started: dict[str, float] = {}
-        self.finished: set[str] = set()
-        self.recent: deque[tuple[float, float]] = deque(maxlen=RECENT_TESTS)
-        self.unknown_durations: list[float] = []
-        self._cpu_wait: dict[str, float] = {}
 
     @staticmethod
     def limits_of(settings: Settings) -> Limits | None:
@@ -129,58 +122,40 @@ class SwarmPlugin:
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_configure_node(self, node: Any) -> None:
-        worker = str(node.gateway.id)
-        asking = self.scaler.asking_at if self.scaler is not None else None
-        asked = asking if asking is not None else self.core.now()
-        self.core.workers.setdefault(worker, WorkerSpan(worker, joined_s=asked))
-        self.asked_at.setdefault(worker, asked)
-        self.live[worker] = node
-        self.peak_workers = max(self.peak_workers, len(self.live))
         if self.settings.telemetry_interval > 0:
             node.workerinput[CHANNEL_KEY] = self.hub.open(node.gateway)
             node.workerinput[INTERVAL_KEY] = self.settings.telemetry_interval
 
     @pytest.hookimpl(optionalhook=True)
-    def pytest_testnodeready(self, node: Any) -> None:
-        self.ready.add(str(node.gateway.id))
-
-    @pytest.hookimpl(optionalhook=True)
     def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
-        worker = str(node.gateway.id)
-        self.collected.add(worker)
-        if worker in self.asked_at:
-            self.startups.append(self.core.now() - self.asked_at[worker])
+        worker = self.run.workers.get(str(node.gateway.id))
         if self.reference is None:
             self.reference = list(ids)
         elif (
-            worker in self.late
+            worker is not None
+            and worker.late
             and list(ids) != self.reference
             and not (self.scaler is not None and self.scaler.our_scheduler())
         ):
-            # xdist's load would feed it indices into the wrong collection (research/exp2:
-            # tests ran twice and never); our scheduler rejects such a worker itself.
+            # xdist's load would feed it indices into the wrong collection (tests would
+            # run twice and never); our scheduler rejects such a worker itself.
             node.shutdown()
-            self.draining.add(worker)
-            self.core.warn(f"swarm: {worker} collected different tests; drained, never fed")
-
-    @pytest.hookimpl(optionalhook=True)
-    def pytest_testnodedown(self, node: Any, error: object) -> None:
-        worker = str(node.gateway.id)
-        self.live.pop(worker, None)
-        self.draining.discard(worker)
+            self.run.workers.drain(worker.id, reason="collected different tests")
+            self.run.warn(f"swarm: {worker.id} collected different tests; drained, never fed")
 
     def spent_ws(self, now: float) -> float:
         """Worker-seconds so far: every worker from being asked for to release (or now)."""
-        return worker_seconds(list(self.core.workers.values()), now)
+        return worker_seconds(list(self.run.workers), now)
 
     # --- tests --------------------------------------------------------------------------
 
     def pytest_runtest_logstart(self, nodeid: str) -> None:
-        self.started.setdefault(nodeid, self.core.now())
+        self.progress.start(nodeid, self.run.now())
 
-    @pytest.hookimpl(trylast=True)  # after ShadowFarmPlugin put the usage on the trace
+    @pytest.hookimpl(trylast=True)  # after the session writer put the usage on the trace
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        if not self.core.xdist:
+        run = self.run
+        if not run.xdist:
             return  # one process (-n 0, --collect-only): no workers, no telemetry
         self.hub.drain()
         if self.scaler is None:  # no ticks: the reports pace the farm posts
@@ -188,30 +163,20 @@ class SwarmPlugin:
         usage = getattr(report, USAGE_ATTR, None)
         wait = usage.get("cpu_wait_s") if isinstance(usage, dict) else None
         if isinstance(wait, float) and wait >= 0:
-            self._cpu_wait[report.nodeid] = self._cpu_wait.get(report.nodeid, 0.0) + wait
+            self.progress.waited(report.nodeid, wait)
         if report.when in ("setup", "call"):
             return
-        self.finished.add(report.nodeid)
-        waited = self._cpu_wait.pop(report.nodeid, 0.0)
-        trace = self.core.recorder.traces.get(report.nodeid)
-        if trace is None:
-            return
-        wall = trace.duration_s
-        if trace.cpu_s is not None and wall > 0:
-            # CPU demand: the CPU it got plus the time it waited for one (a CPU-bound test
-            # on a busy host gets little CPU, but it is not waiting on the network)
-            self.recent.append((trace.cpu_s + waited, wall))
-        if report.nodeid not in self.core.known_etc:
-            self.unknown_durations.append(wall)
+        self.progress.finish(
+            run.recorder.traces.get(report.nodeid),
+            report.nodeid,
+            known=report.nodeid in run.plan.known_etc,
+        )
 
     def cpu_fraction(self) -> float | None:
         """CPU demand / wall of the recently finished tests; before three have reported,
         the workers' CPU demand in the samples taken while tests ran (None: neither yet)."""
-        cpu = math.fsum(c for c, _ in self.recent)
-        wall = math.fsum(w for _, w in self.recent)
-        if len(self.recent) >= 3 and wall > 0.05:
-            return min(1.0, cpu / wall)
-        return self.hub.test_cpu_fraction()
+        fraction = self.progress.cpu_fraction()
+        return fraction if fraction is not None else self.hub.test_cpu_fraction()
 
     # --- scaling: start and stop --------------------------------------------------------
 
@@ -220,13 +185,23 @@ class SwarmPlugin:
         limits = self.limits
         if limits is None:
             return
-        ds = self.config.pluginmanager.getplugin("dsession")
+        ds = dsession(self.config)
         problem = self._why_not_scaling(ds)
         if problem:
-            self.core.warn(f"--sf-workers {limits.workers}: {problem}; the swarm stays fixed")
+            self.run.warn(f"--sf-workers {limits.workers}: {problem}; the swarm stays fixed")
             return
-        source = self.source or PopenSource(popen_template(ds.nodemanager.specs) or "popen")
-        self.scaler = Scaler(self, ds, limits, source)
+        self.scaler = Scaler(
+            self.run,
+            ds,
+            limits,
+            self.source,
+            hub=self.hub,
+            progress=self.progress,
+            dist=str(self.config.getoption("dist", "load")),
+            argv=tuple(self.config.invocation_params.args),
+            post=self.post_to_farm,
+            node_down=self.config.hook.pytest_testnodedown,
+        )
         self.scaler.load_prior()
         self.scaler.install()
         self.ticker = _Ticker(ds.queue.put, TICK_S)
@@ -238,7 +213,8 @@ class SwarmPlugin:
         check = check_internals()
         if not check.ok:
             return check.reason
-        if self.source is None and popen_template(ds.nodemanager.specs) is None:
+        can_start = getattr(self.source, "can_start", None)
+        if can_start is not None and not can_start(ds.nodemanager.specs):
             return "only local popen workers can be added (the run has --tx specs only)"
         return None
 
@@ -248,8 +224,8 @@ class SwarmPlugin:
             self.ticker.stopped.set()
             self.ticker.join(timeout=1.0)
         self.hub.drain()
-        now = self.core.now()
-        self.core.report_extras["swarm"] = self._report(now)
+        now = self.run.now()
+        self.run.report_extras["swarm"] = self._report(now)
         self.post_to_farm(final=True)
         if self.farm is not None:
             self.farm.close(timeout=3.0)
@@ -262,7 +238,7 @@ class SwarmPlugin:
             "budget_ws": limits.budget_ws if limits else None,
             "target_s": limits.target_s if limits else None,
             "worker_seconds": round(self.spent_ws(now), 6),
-            "peak_workers": self.peak_workers,
+            "peak_workers": self.run.workers.peak,
             "cpu_fraction": self.cpu_fraction(),
             "telemetry": {
                 state.worker: {
@@ -279,7 +255,7 @@ class SwarmPlugin:
 
     def post_to_farm(self, *, final: bool = False) -> None:
         """Hand the farm a snapshot, at most every POST_EVERY_S (main thread; never blocks)."""
-        now = self.core.now()
+        now = self.run.now()
         if not final and now - self._posted_at < POST_EVERY_S:
             return
         self._posted_at = now
@@ -287,13 +263,13 @@ class SwarmPlugin:
         if link is None:
             return
         limits = self.limits
-        events = self.core.events[self._events_posted :]
-        self._events_posted = len(self.core.events)
+        events = self.run.events.since(self._events_posted)
+        self._events_posted = len(self.run.events)
         run = {
             "pid": os.getpid(),
             "rootdir": str(self.config.rootpath),
-            "workers": len([w for w in self.live if w not in self.draining]),
-            "peak_workers": self.peak_workers,
+            "workers": len(self.run.workers.working()),
+            "peak_workers": self.run.workers.peak,
             "worker_seconds": round(self.spent_ws(now), 3),
             "range": str(limits.workers) if limits else None,
             "budget_ws": limits.budget_ws if limits else None,
@@ -303,7 +279,7 @@ class SwarmPlugin:
         workers = [
             {
                 "worker": s.worker,
-                "warm": bool(span.warm) if (span := self.core.workers.get(s.worker)) else False,
+                "warm": bool(w.warm) if (w := self.run.workers.get(s.worker)) else False,
                 "cpu_pct": s.cpu_pct,
                 "rss_kb": s.rss_kb,
                 "peak_rss_kb": s.peak_rss_kb,
@@ -318,14 +294,13 @@ class SwarmPlugin:
     def _farm_link(self) -> FarmTelemetry | None:
         if not self._farm_looked:
             self._farm_looked = True
-            farm = self.config.pluginmanager.getplugin("shadowfarm-farm")
-            client = getattr(farm, "client", None)
-            if client is not None:
-                claim = getattr(farm, "claim", None)
+            farm = self.farm_session
+            client = farm.client if farm is not None else None
+            if farm is not None and client is not None:
                 self.farm = FarmTelemetry(
                     client_poster(client),
-                    claim_id=getattr(claim, "claim_id", None),
-                    warn=self.core.warn,
+                    claim_id=getattr(farm.claim, "claim_id", None),
+                    warn=self.run.warn,
                 )
         return self.farm
 
@@ -333,13 +308,14 @@ class SwarmPlugin:
 
     @pytest.hookimpl(trylast=True)  # inside the "shadowfarm" section the core opened
     def pytest_terminal_summary(self, terminalreporter: TerminalReporter) -> None:
-        if not self.core.workers:
+        run = self.run
+        if not len(run.workers):
             return
-        wall = self.core.wall_s if self.core.wall_s is not None else self.core.now()
+        wall = run.elapsed()
         scaled = self.scaler is not None and self.limits is not None
         lines = summary_lines(
-            events=self.core.events,
-            workers=list(self.core.workers.values()),
+            events=run.events.entries,
+            workers=list(run.workers),
             wall_s=wall,
             max_workers=self.limits.workers.high if scaled and self.limits else None,
             telemetry=list(self.hub.workers.values()),

@@ -14,12 +14,21 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
-__all__ = ["POST_EVERY_S", "FarmTelemetry", "client_poster", "run_snapshot"]
+__all__ = ["POST_EVERY_S", "FarmSession", "FarmTelemetry", "client_poster", "run_snapshot"]
 
 #: seconds between two snapshots of a running run
 POST_EVERY_S = 2.0
+
+
+class FarmSession(Protocol):
+    """What the swarm needs of the run's farm session: its client and claim (None: none)."""
+
+    @property
+    def client(self) -> Any: ...
+    @property
+    def claim(self) -> Any: ...
 
 
 def client_poster(client: Any) -> Callable[[dict[str, Any]], None]:

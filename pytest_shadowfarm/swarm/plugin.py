@@ -7,13 +7,13 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
-    from pytest_shadowfarm.controller import ShadowFarmPlugin
+    from pytest_shadowfarm.run import Run
     from pytest_shadowfarm.settings import Settings
     from pytest_shadowfarm.swarm.controller import SwarmPlugin
+    from pytest_shadowfarm.swarm.farmlink import FarmSession
+    from pytest_shadowfarm.workers.source import WorkerSource
 
-__all__ = ["cmdline_main", "configure_controller", "configure_worker", "swarm_key"]
-
-swarm_key: pytest.StashKey[SwarmPlugin] = pytest.StashKey()
+__all__ = ["cmdline_main", "configure_worker", "make_controller"]
 
 # The controller's modules are imported where they are used: an xdist worker only
 # samples its telemetry (telemetry.py) and must not pay for the scaler at its start.
@@ -26,10 +26,17 @@ def cmdline_main(config: pytest.Config, settings: Settings) -> None:
     apply_worker_range(config, settings)
 
 
-def configure_controller(config: pytest.Config, settings: Settings, core: ShadowFarmPlugin) -> None:
+def make_controller(
+    config: pytest.Config,
+    run: Run,
+    *,
+    source: WorkerSource | None,
+    farm: FarmSession | None,
+) -> SwarmPlugin | None:
     """Telemetry (and scaling with ``--sf-workers``) whenever xdist is there to use."""
     from pytest_shadowfarm.swarm.controller import SwarmPlugin
 
+    settings = run.settings
     try:
         SwarmPlugin.limits_of(settings)
     except ValueError as exc:
@@ -37,13 +44,9 @@ def configure_controller(config: pytest.Config, settings: Settings, core: Shadow
         raise pytest.UsageError(f"pytest-shadowfarm: {where}: {exc}") from None
     if not config.pluginmanager.hasplugin("xdist"):
         if settings.workers is not None:
-            core.warn(
-                f"--sf-workers {settings.workers} needs pytest-xdist; running without workers"
-            )
-        return
-    swarm = SwarmPlugin(config, settings, core)
-    config.stash[swarm_key] = swarm
-    config.pluginmanager.register(swarm, "shadowfarm-swarm")
+            run.warn(f"--sf-workers {settings.workers} needs pytest-xdist; running without workers")
+        return None
+    return SwarmPlugin(config, run, source=source, farm=farm)
 
 
 def configure_worker(config: pytest.Config) -> None:

@@ -70,6 +70,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from pytest_shadowfarm.options import WorkerRange
+
 __all__ = [
     "DEFAULT_STARTUP_S",
     "Decision",
@@ -91,33 +93,6 @@ MIN_CPU_FRACTION = 0.02
 MIN_GAIN = 0.05
 #: no horizon is shorter than this (a controller tick is 0.25 s)
 MIN_HORIZON_S = 0.25
-
-
-@dataclass(frozen=True)
-class WorkerRange:
-    """``--sf-workers MIN:MAX``: the swarm starts with ``low`` and stays in ``[low, high]``."""
-
-    low: int
-    high: int
-
-    def __post_init__(self) -> None:
-        if not 1 <= self.low <= self.high:
-            msg = f"expected 1 <= MIN <= MAX, got {self.low}:{self.high}"
-            raise ValueError(msg)
-
-    @classmethod
-    def parse(cls, text: str) -> WorkerRange:
-        """``"2:6"`` -> 2..6; a single number ``"6"`` means ``1:6``."""
-        low_text, sep, high_text = text.strip().partition(":")
-        try:
-            low, high = (int(low_text), int(high_text)) if sep else (1, int(low_text))
-        except ValueError:
-            msg = "expected MIN:MAX worker counts (e.g. 1:6) or MAX alone"
-            raise ValueError(msg) from None
-        return cls(low, high)
-
-    def __str__(self) -> str:
-        return f"{self.low}:{self.high}"
 
 
 @dataclass(frozen=True)

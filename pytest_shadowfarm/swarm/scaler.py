@@ -26,10 +26,16 @@ from typing import TYPE_CHECKING, Any
 from pytest_shadowfarm.estimate import DEFAULT_ETC_S
 from pytest_shadowfarm.swarm.policy import DEFAULT_STARTUP_S, Decision, Limits, SwarmState, decide
 from pytest_shadowfarm.swarm.prior import Newest, PastRun, Prior, find_prior
+from pytest_shadowfarm.swarm.summary import worker_seconds
+from pytest_shadowfarm.workers.registry import WorkerRecord
 
 if TYPE_CHECKING:
-    from pytest_shadowfarm.swarm.controller import SwarmPlugin
-    from pytest_shadowfarm.swarm.source import WorkerSource
+    from collections.abc import Callable, Sequence
+
+    from pytest_shadowfarm.run import Run
+    from pytest_shadowfarm.swarm.channel import TelemetryHub
+    from pytest_shadowfarm.swarm.progress import Progress
+    from pytest_shadowfarm.workers.source import WorkerSource
 
 __all__ = ["MAX_START_FAILURES", "SCALABLE_DISTS", "TICK_EVENT", "Scaler", "held_by"]
 
@@ -58,20 +64,36 @@ class Scaler:
     """Applies the policy's decisions to one DSession."""
 
     def __init__(
-        self, swarm: SwarmPlugin, dsession: Any, limits: Limits, source: WorkerSource
+        self,
+        run: Run,
+        dsession: Any,
+        limits: Limits,
+        source: WorkerSource,
+        *,
+        hub: TelemetryHub,
+        progress: Progress,
+        dist: str,
+        argv: Sequence[str],
+        post: Callable[[], None],
+        node_down: Callable[..., Any],
     ) -> None:
-        self.swarm = swarm
-        self.core = swarm.core
+        self.run = run
         self.ds = dsession
         self.limits = limits
         self.source = source
+        self.hub = hub
+        self.progress = progress
+        self.dist = dist
+        self.argv = tuple(argv)
+        #: hands the farm a snapshot of the run (at most every couple of seconds)
+        self.post = post
+        #: pytest's ``pytest_testnodedown`` hook, for a late worker that never got ready
+        self.node_down = node_down
         self.active = True
         self.ticks = 0
         self.last_change_s: float | None = None
         self.start_failures = 0
         self.prior: Prior | None = None
-        #: when the worker being started was asked for (read by pytest_configure_node)
-        self.asking_at: float | None = None
 
     def install(self) -> None:
         """Hook into the dsession: the tick handler and the late-worker crash path."""
@@ -90,10 +112,9 @@ class Scaler:
         """Whether the run's scheduler takes workers added mid-run (known once it exists)."""
         if self.our_scheduler():
             return None  # pytest_shadowfarm.sched: add_node works at any time
-        dist = self.swarm.config.getoption("dist", "load")
-        if dist in SCALABLE_DISTS:
+        if self.dist in SCALABLE_DISTS:
             return None
-        return f"--dist {dist} with {type(self.ds.sched).__name__} does not take late workers"
+        return f"--dist {self.dist} with {type(self.ds.sched).__name__} does not take late workers"
 
     # --- one tick -----------------------------------------------------------------------
 
@@ -105,10 +126,10 @@ class Scaler:
             problem = self._scheduler_problem()
             if problem:
                 self.active = False
-                self.core.warn(f"--sf-workers: {problem}; the swarm stays fixed")
+                self.run.warn(f"--sf-workers: {problem}; the swarm stays fixed")
                 return
-        self.swarm.hub.drain()
-        self.swarm.post_to_farm()
+        self.hub.drain()
+        self.post()
         state = self.state()
         if state is None:
             return
@@ -120,52 +141,53 @@ class Scaler:
             self._shrink(decision, state.now_s)
 
     def _grow(self, decision: Decision, now: float) -> None:
+        workers = self.run.workers
         added: list[str] = []
         for _ in range(decision.change):
-            self.asking_at = self.core.now()
-            before = set(self.swarm.live)
+            workers.expect(self.run.now(), late=True)
+            before = {w.id for w in workers.live()}
             try:
                 node = self.source.start(self.ds.nodemanager, self.ds.queue.put)
             except Exception as exc:
                 # setup_node may have got as far as pytest_configure_node: that worker
                 # will never be ready nor go down through xdist; its cost ends now.
-                for worker in set(self.swarm.live) - before:
-                    self.swarm.live.pop(worker)
-                    span = self.core.workers.get(worker)
-                    if span is not None:
-                        span.left_s = self.core.now()
+                for record in workers.live():
+                    if record.id not in before:
+                        workers.down(record.id, crashed=True, reason="could not start")
                 self._start_failed(None, exc)
                 break
             finally:
-                self.asking_at = None
+                workers.expect(None)
             worker = str(node.gateway.id)
             self.ds._active_nodes.add(node)
             expect = getattr(self.ds.sched, "expect_worker", None)
             if expect is not None:  # our scheduler keeps tail work for it (xdist's cannot)
                 expect()
-            self.swarm.late.add(worker)
             added.append(worker)
         if added:
             self._record(decision, now, len(added), added)
 
     def _shrink(self, decision: Decision, now: float) -> None:
-        swarm = self.swarm
+        workers = self.run.workers
 
         # Idle workers first (pure cost), then those still starting (no work yet), then
         # the ones holding the least; among equals the newest (LIFO).
-        def rank(worker: str) -> tuple[int, int, float]:
-            held = self.held(worker) if worker in swarm.collected else 0
-            tier = 0 if worker in swarm.collected and held == 0 else 1 if held == 0 else 2
-            return (tier, held, -swarm.asked_at.get(worker, 0.0))
+        def rank(worker: WorkerRecord) -> tuple[int, int, float]:
+            collected = worker.collected_s is not None
+            held = self.held(worker.id) if collected else 0
+            tier = 0 if collected and held == 0 else 1 if held == 0 else 2
+            return (tier, held, -worker.joined_s)
 
-        candidates = sorted((w for w in swarm.live if w not in swarm.draining), key=rank)
+        candidates = [w.id for w in sorted(workers.working(), key=rank)]
         chosen = candidates[: -decision.change]
         # What each still holds: all it will run from now on (the scheduler sends a
         # shutting-down worker nothing more).
         held = {worker: self.held(worker) for worker in chosen}
         for worker in chosen:
-            swarm.live[worker].shutdown()
-            swarm.draining.add(worker)
+            record = workers.get(worker)
+            assert record is not None
+            record.node.shutdown()
+            workers.drain(worker, ended="drained", reason=decision.reason)
         if chosen:
             self._record(decision, now, -len(chosen), chosen, held=held)
 
@@ -178,34 +200,31 @@ class Scaler:
         *,
         held: dict[str, int] | None = None,
     ) -> None:
-        self.last_change_s = self.core.now()  # the cool-down runs from the change done
-        event: dict[str, Any] = {
-            "t": round(now, 3),
-            "kind": "scale",
+        self.last_change_s = self.run.now()  # the cool-down runs from the change done
+        fields: dict[str, Any] = {
             "from": decision.current,
             "to": decision.current + change,
             "reason": decision.reason,
             "workers": workers,
+            "decided_s": round(now, 6),
         }
         if held is not None:
-            event["held"] = held
-        self.core.events.append(event)
+            fields["held"] = held
+        self.run.events.emit("scale", **fields)
 
     def _start_failed(self, worker: str | None, error: object) -> None:
         self.start_failures += 1
-        now = self.core.now()
-        self.last_change_s = now
+        self.last_change_s = self.run.now()
         text = (str(error).strip().splitlines() or [type(error).__name__])[-1]
-        self.core.events.append(
-            {"t": round(now, 3), "kind": "scale_failed", "worker": worker, "error": text}
-        )
+        self.run.events.emit("scale_failed", worker=worker, error=text)
         stop = " (no more growth in this run)" if self.start_failures >= MAX_START_FAILURES else ""
-        self.core.warn(f"swarm: a new worker failed to start: {text}{stop}")
+        self.run.warn(f"swarm: a new worker failed to start: {text}{stop}")
 
     def _on_errordown(self, node: Any, error: object, previous: Any) -> None:
         worker = str(node.gateway.id)
-        if worker in self.swarm.late and worker not in self.swarm.ready:
-            self.swarm.config.hook.pytest_testnodedown(node=node, error=error)
+        record = self.run.workers.get(worker)
+        if record is not None and record.late and record.ready_s is None:
+            self.node_down(node=node, error=error)
             self.ds._active_nodes.discard(node)
             self._start_failed(worker, error)
             return
@@ -215,43 +234,46 @@ class Scaler:
 
     def held(self, worker: str) -> int:
         """Tests ``worker`` holds: from the scheduler, else what telemetry says it runs."""
-        count = held_by(getattr(self.ds, "sched", None), self.swarm.live.get(worker))
+        record = self.run.workers.get(worker)
+        node = record.node if record is not None and record.live else None
+        count = held_by(getattr(self.ds, "sched", None), node)
         if count is not None:
             return count
-        telemetry = self.swarm.hub.workers.get(worker)
+        telemetry = self.hub.workers.get(worker)
         return int(telemetry is not None and telemetry.nodeid is not None)
 
     def _etc(self, nodeid: str) -> float:
-        unknown = self.swarm.unknown_durations
-        if nodeid in self.core.known_etc or len(unknown) < 3:
-            return self.core.etc.get(nodeid, DEFAULT_ETC_S)
+        unknown = self.progress.unknown_durations
+        plan = self.run.plan
+        if nodeid in plan.known_etc or len(unknown) < 3:
+            return plan.etc.get(nodeid, DEFAULT_ETC_S)
         return statistics.fmean(unknown[-50:])  # a first run: what its tests took so far
 
     def _remaining(self, nodeid: str, elapsed: float) -> float:
-        if nodeid in self.core.known_etc:
-            return self.core.estimator.remaining(nodeid, elapsed)
+        if nodeid in self.run.plan.known_etc:
+            return self.run.estimator.remaining(nodeid, elapsed)
         return max(self._etc(nodeid) - elapsed, 1e-3)
 
     def state(self) -> SwarmState | None:
-        swarm, now = self.swarm, self.core.now()
-        if self.core.etc:
-            pending = [n for n in self.core.etc if n not in swarm.started]
+        run, progress, now = self.run, self.progress, self.run.now()
+        if run.plan.etc:
+            pending = [n for n in run.plan.etc if n not in progress.started]
             etcs = [self._etc(n) for n in pending]
-            running = [
-                self._remaining(nodeid, now - start)
-                for nodeid, start in swarm.started.items()
-                if nodeid not in swarm.finished
-            ]
+            running = [self._remaining(nodeid, now - start) for nodeid, start in progress.running()]
         elif self.prior is not None and self.ticks == 1:
             pending = list(self.prior.nodeids)
-            etcs = [self.core.estimator.etc(n) for n in pending]
+            etcs = [run.estimator.etc(n) for n in pending]
             running = []
         else:
             return None  # nothing known until the first worker has collected
-        workers = [w for w in swarm.live if w not in swarm.draining]
-        starting = sum(1 for w in workers if w not in swarm.collected)
-        busy = starting + sum(1 for w in workers if w in swarm.collected and self.held(w) > 0)
-        cpu_fraction = swarm.cpu_fraction()
+        workers = run.workers.working()
+        starting = sum(1 for w in workers if w.collected_s is None)
+        busy = starting + sum(
+            1 for w in workers if w.collected_s is not None and self.held(w.id) > 0
+        )
+        cpu_fraction = progress.cpu_fraction()
+        if cpu_fraction is None:
+            cpu_fraction = self.hub.test_cpu_fraction()
         if cpu_fraction is None and self.prior is not None:
             cpu_fraction = self.prior.io_bound_fraction
         return SwarmState(
@@ -261,7 +283,7 @@ class Scaler:
             pending_count=len(pending),
             pending_s=math.fsum(etcs),
             running_s=tuple(running),
-            spent_ws=swarm.spent_ws(now),
+            spent_ws=worker_seconds(list(run.workers), now),
             startup_s=self._startup_s(),
             test_s=statistics.fmean(etcs) if etcs else 0.0,
             longest_pending_s=max(etcs, default=0.0),
@@ -273,8 +295,9 @@ class Scaler:
 
     def _startup_s(self) -> float:
         """A new worker's start-up: as measured in this run, else as the prior run's was."""
-        if self.swarm.startups:
-            return statistics.median(self.swarm.startups)
+        startups = self.run.workers.startups()
+        if startups:
+            return statistics.median(startups)
         if self.prior is not None and self.prior.startup_s is not None:
             return self.prior.startup_s
         return DEFAULT_STARTUP_S
@@ -285,26 +308,24 @@ class Scaler:
 
         cores = float(psutil.cpu_count() or 1)
         host_busy = psutil.cpu_percent(interval=None) / 100.0 * cores
-        others = max(0.0, host_busy - self.swarm.hub.busy_cores())
+        others = max(0.0, host_busy - self.hub.busy_cores())
         return max(0.0, cores - others)
 
     def load_prior(self) -> None:
         """The last run of the same command, from the history (see :mod:`.prior`)."""
-        store = self.core.store
+        store = self.run.store
         if store is None:
             return
         try:
             runs = [PastRun(run_id, run.argv, run.workers) for run_id, run in store.runs()]
-            run_of_results = self.core.recent.runs  # the newest ones, read at the start
+            run_of_results = self.run.recent.runs  # the newest ones, read at the start
             last = store.last_results()
         except Exception as exc:  # a history that cannot be read only costs the prior
-            self.core.warn(f"swarm: no prior from the history: {exc}")
+            self.run.warn(f"swarm: no prior from the history: {exc}")
             return
         newest = {
             nodeid: Newest(run_ids[-1], last[nodeid].cpu_s, r.duration_s, r.start_s)
             for nodeid, run_ids in run_of_results.items()
             if run_ids and (r := last.get(nodeid)) is not None
         }
-        self.prior = find_prior(
-            self.swarm.config.invocation_params.args, runs, run_of_results, newest
-        )
+        self.prior = find_prior(self.argv, runs, run_of_results, newest)

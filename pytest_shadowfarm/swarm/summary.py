@@ -6,13 +6,13 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from pytest_shadowfarm.report.runreport import WorkerSpan
 from pytest_shadowfarm.swarm.channel import WorkerTelemetryState
+from pytest_shadowfarm.workers.registry import WorkerRecord
 
 __all__ = ["summary_lines", "worker_seconds"]
 
 
-def worker_seconds(workers: Sequence[WorkerSpan], wall_s: float) -> float:
+def worker_seconds(workers: Sequence[WorkerRecord], wall_s: float) -> float:
     """What the workers cost: from being asked for to release (or the end of the run)."""
     return math.fsum(
         max(0.0, (w.left_s if w.left_s is not None else wall_s) - w.joined_s) for w in workers
@@ -21,9 +21,9 @@ def worker_seconds(workers: Sequence[WorkerSpan], wall_s: float) -> float:
 
 def _event_line(event: Mapping[str, Any]) -> str | None:
     t = f"{event.get('t', 0.0):7.1f}s"
-    if event.get("kind") == "scale":
+    if event.get("event") == "scale":
         return f"swarm {t}  {event['from']} -> {event['to']}: {event.get('reason', '')}"
-    if event.get("kind") == "scale_failed":
+    if event.get("event") == "scale_failed":
         who = event.get("worker") or "a new worker"
         return f"swarm {t}  {who} failed to start: {event.get('error', '')}"
     return None
@@ -32,7 +32,7 @@ def _event_line(event: Mapping[str, Any]) -> str | None:
 def summary_lines(
     *,
     events: Sequence[Mapping[str, Any]],
-    workers: Sequence[WorkerSpan],
+    workers: Sequence[WorkerRecord],
     wall_s: float,
     max_workers: int | None,
     telemetry: Sequence[WorkerTelemetryState] = (),

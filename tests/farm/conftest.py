@@ -108,7 +108,7 @@ def open_gateway() -> Iterator[Callable[..., Any]]:
 def start_farm(tmp_path: Path) -> Iterator[Callable[..., RunningFarm]]:
     """Start real farm daemons on a temporary home; each is stopped, and checked, at teardown."""
     from farm_server import daemon
-    from farm_server.home import FarmHome
+    from shadowfarm_wire.home import FarmHome
 
     started: list[RunningFarm] = []
 

@@ -21,7 +21,7 @@ import requests
 
 from farm_server.worker import WorkerSpec
 from pytest_shadowfarm.farm.handoff import WarmSlot
-from pytest_shadowfarm.farm.profile import current_profile
+from shadowfarm_wire.profile import current_profile
 
 #: every wait on a farm process is bounded by this (a loaded CI box warms slowly)
 WAIT_S = 90.0

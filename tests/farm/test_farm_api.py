@@ -11,8 +11,8 @@ import requests
 from farmtools import RunningFarm, gone, wait_until
 
 from farm_server import daemon
-from farm_server.home import FarmHome
-from pytest_shadowfarm.farm.profile import current_profile
+from shadowfarm_wire.home import FarmHome
+from shadowfarm_wire.profile import current_profile
 
 pytestmark = pytest.mark.slow
 

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from farmtools import WAIT_S, gone, wait_until
 
-from farm_server.home import FarmHome
 from pytest_shadowfarm.cli.main import main
 from pytest_shadowfarm.farm.client import FarmClient, FarmEndpoint
-from pytest_shadowfarm.farm.profile import current_profile
+from shadowfarm_wire.home import FarmHome
+from shadowfarm_wire.profile import current_profile
 
 
 def run(*args: str, home: Path, env: dict[str, str] | None = None) -> tuple[int, str, str]:

@@ -14,7 +14,7 @@ import pytest
 from farmtools import WAIT_S, counts, gone, slot_of, wait_until
 
 from farm_server import daemon
-from pytest_shadowfarm.farm.profile import Profile, current_profile
+from shadowfarm_wire.profile import Profile, current_profile
 
 pytestmark = pytest.mark.slow
 
@@ -155,7 +155,7 @@ class TestClaimCycle:
 def _profile_in(env: dict[str, str], rootdir: Path) -> Profile:
     """The profile a worker started with ``env`` computes (a child interpreter)."""
     code = (
-        "import json, sys; from pytest_shadowfarm.farm.profile import current_profile; "
+        "import json, sys; from shadowfarm_wire.profile import current_profile; "
         "print(json.dumps(current_profile(sys.argv[1], ['idna']).to_dict()))"
     )
     out = subprocess.run(

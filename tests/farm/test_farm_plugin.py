@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from farmtools import counts
 
-from pytest_shadowfarm.farm.profile import current_profile
+from shadowfarm_wire.profile import current_profile
 
 pytestmark = pytest.mark.slow
 

@@ -11,7 +11,7 @@ import pytest
 from farm_server.config import FarmConfig
 from farm_server.pool import CLAIM_SETTLE_S, FAILURES_BEFORE_BACKOFF, Pool
 from farm_server.worker import WorkerSpec
-from pytest_shadowfarm.farm.profile import current_profile
+from shadowfarm_wire.profile import current_profile
 
 PROFILE = current_profile("/src/proj", distributions=[("numpy", "1")], executable="/py")
 UPGRADED = current_profile("/src/proj", distributions=[("numpy", "2")], executable="/py")

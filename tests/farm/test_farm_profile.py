@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from pytest_shadowfarm.farm.profile import (
+from shadowfarm_wire.profile import (
     Profile,
     cached_distributions_hash,
     current_profile,

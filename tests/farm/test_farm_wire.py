@@ -11,7 +11,7 @@ import pytest
 from farmtools import private_dir
 
 from farm_server.gate import accept_client, listen, peer_uid
-from pytest_shadowfarm.farm.wire import (
+from shadowfarm_wire.protocol import (
     MAX_HELLO_BYTES,
     HandoffError,
     recv_hello,

@@ -16,7 +16,7 @@ import pytest
 from farmtools import REPO, WAIT_S, gone, make_spec, private_dir, wait_until
 
 from pytest_shadowfarm.farm.handoff import connect_worker
-from pytest_shadowfarm.farm.wire import send_hello, unix_address
+from shadowfarm_wire.protocol import send_hello, unix_address
 
 pytestmark = pytest.mark.slow
 
@@ -153,7 +153,7 @@ class TestRejection:
         """execnet's own bootstrap (a repr'd source line) is not a hello: rejected, not run."""
         from execnet.gateway_bootstrap import sendexec
 
-        from pytest_shadowfarm.farm.wire import UnixIO
+        from shadowfarm_wire.protocol import UnixIO
 
         marker = tmp_path / "ran-bootstrap"
         worker = spawn_worker(farm_project)

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from farmtools import counts
 
-from pytest_shadowfarm.farm.profile import current_profile
+from shadowfarm_wire.profile import current_profile
 
 pytestmark = pytest.mark.slow
 
@@ -67,7 +67,7 @@ class TestSwarmWithAFarm:
         result = _run(project, "--sf-workers", "1:3", "--sf-report-json", "report.json")
         result.assert_outcomes(passed=40)
         report = json.loads((project.path / "report.json").read_text())
-        grown = [e for e in report["events"] if e.get("kind") == "scale" and e["to"] > e["from"]]
+        grown = [e for e in report["events"] if e.get("event") == "scale" and e["to"] > e["from"]]
         assert grown, report["events"]
         late = [w for w in report["workers"] if w["id"] != "gw0"]
         assert late

@@ -1,0 +1,209 @@
+"""The farm as a :class:`~pytest_shadowfarm.workers.source.WorkerSource`: claim, hand-off, release.
+
+``reserve`` claims one warm worker per eligible popen spec the run starts with (the
+hand-off installed on xdist's group connects them as its workers start); ``start``
+adds one worker mid-run through xdist's ``setup_node``, which the hand-off serves with a
+freshly claimed warm worker when the farm has one and a cold popen worker otherwise;
+``release`` and ``lost`` give claimed workers back (each serves one session and exits;
+the farm warms replacements).
+
+A farm that is down, slower than its timeout or answers garbage costs at most that and
+one warning; the run goes on with cold workers. Nothing here imports pytest.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import threading
+import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from pytest_shadowfarm.errors import FarmError
+from pytest_shadowfarm.farm.shadow import choose_shadow_tests
+from pytest_shadowfarm.workers.source import PopenSource, PutEvent
+
+if TYPE_CHECKING:
+    from pytest_shadowfarm.farm.client import Claim, FarmClient, FarmEndpoint
+    from pytest_shadowfarm.farm.handoff import WarmSlot
+    from pytest_shadowfarm.run import Run
+    from shadowfarm_wire.home import FarmHome
+    from shadowfarm_wire.profile import Profile
+
+__all__ = ["FarmSource"]
+
+
+def _import_requests() -> None:
+    with contextlib.suppress(Exception):
+        import requests  # noqa: F401
+
+
+class FarmSource:
+    """Warm workers from the farm for one run, cold local ones for what it cannot give."""
+
+    name = "farm"
+
+    def __init__(self, run: Run, rootdir: str, env: Mapping[str, str] = os.environ) -> None:
+        self.run = run
+        self.settings = run.settings
+        self.rootdir = rootdir
+        self.env = env
+        self.local = PopenSource()
+        self.home: FarmHome | None = None
+        self.endpoint: FarmEndpoint | None = None
+        self.client: FarmClient | None = None
+        self.profile: Profile | None = None
+        self.claim: Claim | None = None
+        #: claimed and not yet given back
+        self.claimed: list[WarmSlot] = []
+        #: xdist gateway id -> farm worker id of the workers handed over
+        self.warm: dict[str, str] = {}
+        self.more_allowed = True
+        #: the header's line about the farm (None: nothing to say)
+        self.header: str | None = None
+
+    # --- finding the farm ---------------------------------------------------------------
+
+    def discover(self) -> FarmEndpoint | None:
+        """Find the farm (cheap: a file and a pid); remember it for the claim."""
+        from pytest_shadowfarm.farm.client import discover
+        from shadowfarm_wire.home import FarmHome
+
+        self.home = FarmHome.resolve(self.settings.farm_home, self.env)
+        self.endpoint = discover(self.settings.farm, self.home)
+        return self.endpoint
+
+    def prefetch(self) -> None:
+        """With a farm in sight, import the HTTP client while pytest configures itself.
+
+        ``requests`` takes 50-150 ms to import; in a thread most of that overlaps the
+        rest of start-up instead of delaying the claim.
+        """
+        if self.discover() is not None:
+            threading.Thread(
+                target=_import_requests, name="shadowfarm-prefetch", daemon=True
+            ).start()
+
+    # --- the WorkerSource seam ------------------------------------------------------------
+
+    def reserve(self, count: int) -> int:
+        """Claim up to ``count`` warm workers for the run's start; return how many came."""
+        from pytest_shadowfarm.farm.client import FarmClient
+
+        if count == 0:
+            return 0
+        endpoint = self.endpoint if self.endpoint is not None else self.discover()
+        if endpoint is None:
+            self.header = "shadowfarm: no farm running; cold workers"
+            return 0
+        self.client = FarmClient(endpoint)
+        started = time.perf_counter()
+        try:
+            self.profile = self._profile()
+            self.claim = self.client.claim(
+                self.profile,
+                count,
+                modules=self.settings.warm_imports,
+                shadow_tests=self._shadow_tests(),
+                client={"pid": os.getpid(), "argv": " ".join(sys.argv)[:500]},
+            )
+        except FarmError as exc:
+            self.client = None
+            self.run.warn(f"farm not used, workers start cold: {exc}")
+            self.header = f"shadowfarm: farm unavailable; {count} cold workers"
+            return 0
+        self.claimed = list(self.claim.workers)
+        warm = len(self.claimed)
+        self.header = f"shadowfarm: {warm} warm workers (farm), {count - warm} cold"
+        if self.claim.registered:
+            self.header += f"; new profile {self.claim.profile_key}, the farm warms it now"
+        self.run.events.emit(
+            "farm_claim",
+            claim=self.claim.claim_id,
+            profile=self.claim.profile_key,
+            requested=count,
+            granted=warm,
+            seconds=round(time.perf_counter() - started, 6),
+        )
+        return warm
+
+    def start(self, nodemanager: Any, putevent: PutEvent) -> Any:
+        # The hand-off installed on the group serves this start with claim_one().
+        return self.local.start(nodemanager, putevent)
+
+    def can_start(self, specs: Any) -> bool:
+        return self.local.can_start(specs)
+
+    def release(self, worker_id: str) -> None:
+        farm_id = self.warm.get(worker_id)
+        slots = [s for s in self.claimed if s.id == farm_id]
+        self._give_back(slots)
+
+    def lost(self, worker_id: str, error: object) -> None:
+        self.release(worker_id)
+
+    def release_all(self) -> None:
+        self._give_back(list(self.claimed))
+
+    # --- the hand-off's callbacks ---------------------------------------------------------
+
+    def claim_one(self) -> WarmSlot | None:
+        """One more warm worker for a worker added mid-run (None: start it cold)."""
+        if self.client is None or self.profile is None or not self.more_allowed:
+            return None
+        try:
+            claim = self.client.claim(self.profile, 1, modules=self.settings.warm_imports)
+        except FarmError as exc:
+            self.more_allowed = False  # one slow answer per run is enough
+            self.run.warn(f"farm not asked again in this run: {exc}")
+            return None
+        self.claimed.extend(claim.workers)
+        return claim.workers[0] if claim.workers else None
+
+    def handed_over(self, gateway: Any, slot: WarmSlot) -> None:
+        self.warm[str(gateway.id)] = slot.id
+
+    def handoff_failed(self, slot: WarmSlot, exc: BaseException) -> None:
+        self.run.warn(
+            f"farm worker {slot.id} could not be handed over ({exc}); a cold worker replaces it"
+        )
+        self.run.events.emit("farm_handoff_failed", worker=slot.id, error=str(exc))
+        self._give_back([slot])
+
+    # --- inside ---------------------------------------------------------------------------
+
+    def _give_back(self, slots: list[WarmSlot]) -> None:
+        for slot in slots:
+            with contextlib.suppress(ValueError):
+                self.claimed.remove(slot)
+        if self.client is None:
+            return
+        for slot in slots:
+            try:
+                self.client.release(slot.id)
+            except FarmError:
+                # A farm that went away has ended its workers itself; one that is slow
+                # ends them on its own too (claim_timeout_s): do not wait for it N times.
+                return
+
+    def _profile(self) -> Profile:
+        from shadowfarm_wire.profile import current_profile
+
+        cache = self.home.profile_cache if self.home is not None else None
+        return current_profile(self.rootdir, self.settings.warm_imports, cache=cache)
+
+    def _shadow_tests(self) -> list[str]:
+        store = self.run.store
+        if store is None or self.settings.shadow_budget <= 0:
+            return []
+        try:
+            last = store.last_results()
+        except Exception:  # a damaged history only costs the shadow subset
+            return []
+        durations = {
+            nodeid: (r.outcome, sum(s or 0.0 for s in (r.setup_s, r.call_s, r.teardown_s)))
+            for nodeid, r in last.items()
+        }
+        return choose_shadow_tests(durations, self.settings.shadow_budget)

@@ -1,0 +1,11 @@
+"""What the plugin and the farm daemon both speak: standard library only.
+
+``pytest_shadowfarm`` (the plugin) and ``farm_server`` (the daemon) each import this
+package and neither imports the other, so either side can change without dragging the
+other's dependencies in (the plugin never imports fastapi; the daemon never imports the plugin).
+
+- :mod:`.profile`: the profile key that decides which warm worker a run may use;
+- :mod:`.protocol`: the hand-off messages and the unix-socket framing;
+- :mod:`.home`: the farm's state directory (token, daemon.json, sockets, logs);
+- :mod:`.errors`: the errors both sides raise.
+"""
