@@ -10,21 +10,7 @@ Per profile the pool keeps ``min_warm`` workers warm or warming (never more than
 warm-ups (CPU spent warming). One supervisor thread makes every change that starts or
 ends a process; claims and events only update state and wake it.
 
-Replacements start at once, except while a run holds claimed workers and the host has
-fewer than ``warm_spare_cores`` idle cores: then they wait for spare CPU (or
-the run's end). Warming runs at idle CPU priority (warmup.lowered_priority), yet
-bench_farm.py measured that two replacements warming beside a ``-n 2`` run on two cores
-still stretched its tests' wall time by 30 % at equal CPU time (importing scipy is
-page faults and memory traffic, which no CPU priority orders); waiting cost that run
-nothing and the next claim a few seconds.
-
-When the claimed workers and their controller could fill the host's cores on their own,
-idle cores are measured over the run, never over the quiet time before it: a claim
-restarts the measure, and warm-ups wait for :data:`CLAIM_SETTLE_S` of it. Judged by the
-idle seconds before the claim, replacements started exactly as the run's workers did,
-and cost a warm ``-n 2`` run of example_project on two cores 0.33 s of its time to first
-result and 0.8 s of wall (interleaved A/B, 5 runs each). On a host with cores to spare
-for the run, replacements still start at once.
+Replacements wait for spare CPU while a run is testing: see :mod:`.warming_gate`.
 """
 
 from __future__ import annotations
@@ -36,14 +22,13 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import psutil
-
 from farm_server.config import FarmConfig
-from farm_server.procs import Handle, Launcher, stop_processes, sweep_orphans
+from farm_server.entries import STATES, ClaimResult, ProfileEntry, Worker
+from farm_server.procs import Launcher, stop_processes, sweep_orphans
+from farm_server.warming_gate import defer_reason, idle_cores
 from farm_server.worker import WorkerSpec
 from shadowfarm_wire.profile import Profile
 
@@ -51,73 +36,9 @@ __all__ = ["STATES", "ClaimResult", "Pool", "ProfileEntry", "Worker"]
 
 log = logging.getLogger("shadowfarm.pool")
 
-STATES = ("warming", "warm", "claimed", "gone")
 #: after this many workers of a profile die before getting warm, spawning backs off
 FAILURES_BEFORE_BACKOFF = 3
 MAX_BACKOFF_S = 300.0
-
-
-#: after a claim, seconds of the run's CPU use measured before a replacement may start
-CLAIM_SETTLE_S = 1.0
-
-
-def idle_cores() -> float:
-    """Cores idle since the previous call (psutil; the first call primes the measure)."""
-    return (os.cpu_count() or 1) * (100.0 - psutil.cpu_percent(interval=None)) / 100.0
-
-
-@dataclass
-class Worker:
-    id: str
-    profile_key: str
-    token: str
-    socket: str
-    spawned: float
-    state: str = "warming"
-    handle: Handle | None = None
-    ready: float | None = None
-    claimed: float | None = None
-    connected: float | None = None
-    released: float | None = None
-    claim_id: str | None = None
-    modules: frozenset[str] = frozenset()
-    report: dict[str, Any] | None = None
-    ended: float | None = None
-    end_reason: str = ""
-    returncode: int | None = None
-
-    @property
-    def pid(self) -> int | None:
-        return self.handle.pid if self.handle is not None else None
-
-
-@dataclass
-class ProfileEntry:
-    profile: Profile
-    registered: float
-    shadow_tests: list[str] = field(default_factory=list)
-    min_warm: int | None = None  # None: the config's default
-    max_warm: int | None = None
-    last_claim: float | None = None
-    retired: float | None = None
-    drained: bool = False
-    health: str = "unknown"  # unknown | healthy | failing | broken
-    failures: int = 0
-    backoff_until: float = 0.0
-    warmup_times: list[float] = field(default_factory=list)
-
-    @property
-    def key(self) -> str:
-        return self.profile.key
-
-
-@dataclass(frozen=True)
-class ClaimResult:
-    claim_id: str
-    profile_key: str
-    registered: bool
-    workers: list[Worker]
-    warming: int
 
 
 class Pool:
@@ -451,23 +372,13 @@ class Pool:
 
     def _defer_warming(self) -> str:
         """Why no warm-up may start now ("": they may): a run is testing, no core spare."""
-        spare = self.config.warm_spare_cores
-        # From the claim on (the run connects a moment later: waiting for that would
-        # let the replacements start exactly as the run does).
         testing = [w for w in self.live("claimed") if w.released is None and not w.end_reason]
-        if not testing or spare <= 0:
-            return ""
-        # The run's workers and its controller may fill every core on their own: then the
-        # idle time before the claim says nothing, the run's own use decides.
-        could_fill = len(testing) + 1 > self.cores - spare
-        if could_fill and self.clock() - self.measured_since < CLAIM_SETTLE_S:
-            return f"{len(testing)} workers claimed by runs, measuring the CPU they leave idle"
-        idle = self.idle()
-        if idle >= spare:
-            return ""
-        return (
-            f"{len(testing)} workers claimed by runs, {idle:.1f} idle cores "
-            f"(< warm_spare_cores {spare:g})"
+        return defer_reason(
+            testing=len(testing),
+            cores=self.cores,
+            spare=self.config.warm_spare_cores,
+            measured_s=self.clock() - self.measured_since,
+            idle=self.idle,
         )
 
     def start(self) -> None:

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from farm_server.config import FarmConfig
-from farm_server.pool import CLAIM_SETTLE_S, FAILURES_BEFORE_BACKOFF, Pool
+from farm_server.pool import FAILURES_BEFORE_BACKOFF, Pool
+from farm_server.warming_gate import CLAIM_SETTLE_S
 from farm_server.worker import WorkerSpec
 from shadowfarm_wire.profile import current_profile
 
