@@ -7,9 +7,13 @@ extension (``hypothesis._native``, PyO3) loses a reference to ``None`` at each s
 re-import. On Python 3.11, where ``None`` is reference-counted, enough of them made the
 interpreter abort at exit ("Fatal Python error: none_dealloc", exit code 134) after the
 tests had passed, whenever the selected tests did not import hypothesis themselves (e.g.
-``pytest tests/test_plugin.py tests/test_ordering_plugin.py``). Imported once, it stays.
+``pytest tests/core/test_plugin.py tests/core/test_ordering.py``). Imported once, it stays.
 """
 
 from __future__ import annotations
 
 import hypothesis  # noqa: F401 - see the module docstring
+
+#: the farm's fixtures (a tiny project, real worker processes, running farms) for every
+#: folder whose tests need them: e2e, farm_server, shadowfarm_wire
+pytest_plugins = ["tests.farm_fixtures"]

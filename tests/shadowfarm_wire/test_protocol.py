@@ -8,7 +8,6 @@ import struct
 from pathlib import Path
 
 import pytest
-from farmtools import private_dir
 
 from farm_server.gate import accept_client, listen, peer_uid
 from shadowfarm_wire.protocol import (
@@ -18,6 +17,7 @@ from shadowfarm_wire.protocol import (
     send_hello,
     unix_address,
 )
+from tests.farmtools import private_dir
 
 TOKEN = "s3cret-token"
 

@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from farmtools import counts
 
 from shadowfarm_wire.profile import current_profile
+from tests.farmtools import counts
 
 pytestmark = pytest.mark.slow
 

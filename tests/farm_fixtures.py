@@ -1,4 +1,7 @@
-"""Fixtures of the farm tests: a tiny project, real worker processes, bounded waits."""
+"""Fixtures of the farm tests: a tiny project, real worker processes, bounded waits.
+
+Loaded by tests/conftest.py (``pytest_plugins``) for every folder of the suite.
+"""
 
 from __future__ import annotations
 
@@ -11,9 +14,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from farmtools import REPO, RunningFarm, SpawnedWorker, gone, make_spec, private_dir, wait_until
 
 from pytest_shadowfarm.farm.handoff import WarmSlot
+from tests.farmtools import (
+    REPO,
+    RunningFarm,
+    SpawnedWorker,
+    gone,
+    make_spec,
+    private_dir,
+    wait_until,
+)
 
 PYPROJECT = """
 [tool.pytest.ini_options]

@@ -6,7 +6,8 @@ import json
 import subprocess
 
 import pytest
-from gittools import GIT_ENV
+
+from tests.gittools import GIT_ENV
 
 #: Three modules of trivial tests; a test fails when its name is in $FAILING. Every test
 #: takes far less than the ETC floor, so tests with equal signals tie and keep their

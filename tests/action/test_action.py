@@ -14,7 +14,7 @@ import pytest
 
 from pytest_shadowfarm.history import HistoryStore, ResultRecord, RunRecord
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 ACTIONS = [ROOT / "action.yml", ROOT / "merge" / "action.yml"]
 SCRIPTS = ROOT / "action"
 

@@ -11,10 +11,10 @@ import threading
 from pathlib import Path
 
 import pytest
-from farmtools import WAIT_S, counts, gone, slot_of, wait_until
 
 from farm_server import daemon
 from shadowfarm_wire.profile import Profile, current_profile
+from tests.farmtools import WAIT_S, counts, gone, slot_of, wait_until
 
 pytestmark = pytest.mark.slow
 

@@ -25,7 +25,7 @@ from shadowfarm_wire.profile import current_profile
 
 #: every wait on a farm process is bounded by this (a loaded CI box warms slowly)
 WAIT_S = 90.0
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 
 
 def private_dir(path: Path) -> Path:

@@ -13,10 +13,10 @@ from pathlib import Path
 from unittest.mock import ANY
 
 import pytest
-from farmtools import REPO, WAIT_S, gone, make_spec, private_dir, wait_until
 
 from pytest_shadowfarm.farm.handoff import connect_worker
 from shadowfarm_wire.protocol import send_hello, unix_address
+from tests.farmtools import REPO, WAIT_S, gone, make_spec, private_dir, wait_until
 
 pytestmark = pytest.mark.slow
 

@@ -19,6 +19,7 @@ import pytest
 import pytest_shadowfarm
 from pytest_shadowfarm.errors import HistoryError, ShadowFarmWarning
 from pytest_shadowfarm.history import HistoryStore, PastResult, ResultRecord, RunRecord
+from pytest_shadowfarm.history import opening as opening_module
 from pytest_shadowfarm.history import store as store_module
 from pytest_shadowfarm.history.schema import APPLICATION_ID, SCHEMA_VERSION, migrate
 from pytest_shadowfarm.history.store import RecentHistory
@@ -502,7 +503,7 @@ class TestDamagedFiles:
     def test_a_locked_history_raises_instead_of_being_moved_aside(self, path, monkeypatch):
         """ "database is locked" is not damage: the file stays and HistoryError says why."""
         HistoryStore.open(path).close()
-        monkeypatch.setattr(store_module, "BUSY_TIMEOUT_S", 0.05)
+        monkeypatch.setattr(opening_module, "BUSY_TIMEOUT_S", 0.05)
         holder = sqlite3.connect(path, isolation_level=None)
         holder.execute("BEGIN EXCLUSIVE")
         try:

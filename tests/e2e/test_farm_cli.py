@@ -8,12 +8,12 @@ import os
 from pathlib import Path
 
 import pytest
-from farmtools import WAIT_S, gone, wait_until
 
 from pytest_shadowfarm.cli.main import main
 from pytest_shadowfarm.farm.client import FarmClient, FarmEndpoint
 from shadowfarm_wire.home import FarmHome
 from shadowfarm_wire.profile import current_profile
+from tests.farmtools import WAIT_S, gone, wait_until
 
 
 def run(*args: str, home: Path, env: dict[str, str] | None = None) -> tuple[int, str, str]:

@@ -6,7 +6,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from gittools import GIT_ENV
 
 from pytest_shadowfarm.errors import ChangeDetectionError
 from pytest_shadowfarm.priority.changes import changed_files, default_branch
@@ -18,6 +17,7 @@ from pytest_shadowfarm.priority.impact import (
     conftest_chain,
     impact_value,
 )
+from tests.gittools import GIT_ENV
 
 
 @pytest.fixture(autouse=True)

@@ -6,6 +6,7 @@ Each check runs in a fresh interpreter, so modules imported by other tests do no
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -26,12 +27,16 @@ CONTROLLER_ONLY = frozenset(
 
 
 def _imported_after(code: str) -> set[str]:
+    # Without coverage's subprocess measurement (the fast tier runs under it): coverage
+    # imports modules of its own (sqlite3) into the interpreter being looked at.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COVERAGE_")}
     done = subprocess.run(
         [sys.executable, "-c", f"import sys, json\n{code}\nprint(json.dumps(sorted(sys.modules)))"],
         capture_output=True,
         text=True,
         timeout=120,
         check=True,
+        env=env,
     )
     return set(json.loads(done.stdout.splitlines()[-1]))
 

@@ -8,11 +8,11 @@ from collections.abc import Iterator
 
 import pytest
 import requests
-from farmtools import RunningFarm, gone, wait_until
 
 from farm_server import daemon
 from shadowfarm_wire.home import FarmHome
 from shadowfarm_wire.profile import current_profile
+from tests.farmtools import RunningFarm, gone, wait_until
 
 pytestmark = pytest.mark.slow
 
