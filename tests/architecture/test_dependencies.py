@@ -18,8 +18,6 @@ import ast
 from collections.abc import Iterable
 from pathlib import Path
 
-import pytest
-
 REPO = Path(__file__).resolve().parents[2]
 PACKAGES = ("shadowfarm_wire", "pytest_shadowfarm", "farm_server")
 MAX_LINES = 450
