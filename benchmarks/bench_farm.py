@@ -1,4 +1,4 @@
-"""Cold xdist workers against warm farm workers on ``example_project`` (issue 5).
+"""Cold xdist workers against warm farm workers on ``example_project``.
 
 On a copy of ``example_project``, the suite runs at ``-n 2`` in two ways, interleaved
 (cold, warm, cold, warm, ...) so that both see the same machine load:

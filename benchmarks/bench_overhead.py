@@ -1,4 +1,4 @@
-"""Overhead of ``-p shadowfarm`` on a suite of trivial tests (issue 2 target: <= 10%).
+"""Overhead of ``-p shadowfarm`` on a suite of trivial tests (target: <= 10%).
 
 Generates N trivial tests in a temporary directory, teaches the history once, then runs
 the suite alternately with ``-p no:shadowfarm`` and ``-p shadowfarm`` (median of R

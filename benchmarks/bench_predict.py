@@ -1,4 +1,4 @@
-"""How close the second run's predicted total comes to its actual total (issue 2 target).
+"""How close the second run's predicted total comes to its actual total.
 
 Each trial starts from an empty history: ``example_project`` runs once to learn, then
 once more, and the second run's report (``--sf-report-json``) gives the predicted total

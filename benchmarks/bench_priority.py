@@ -1,4 +1,4 @@
-"""Time to first failure and APFD of shadowfarm's order against other orders (issue 3).
+"""Time to first failure and APFD of shadowfarm's order against other orders.
 
 On a copy of ``example_project`` made into a temporary git repository, with faults
 planted through ``EXAMPLE_FAULTS`` (see example_project/README.md), each scenario runs

@@ -1,4 +1,4 @@
-"""Shard balance: ``--sf-shard K/N`` against pytest-split's ``least_duration`` (issue 7).
+"""Shard balance: ``--sf-shard K/N`` against pytest-split's ``least_duration``.
 
 On example_project: teach a history (--learn full runs), export it as pytest-split's
 ``.test_durations`` with ``shadowfarm history export``, then run every shard of both

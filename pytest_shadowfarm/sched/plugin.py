@@ -6,7 +6,7 @@ installed xdist/execnet are the tested ones). :class:`MarkerSender` lives in eac
 worker: the controller never sees items, only node ids, so the first worker sends the
 ``shadowfarm`` marker of each marked test over a channel of its own before it reports
 its collection. (A custom event on xdist's own channel kills the worker with
-``ValueError('unknown event')``; research notes, "Telemetry".)
+``ValueError('unknown event')``.)
 """
 
 from __future__ import annotations

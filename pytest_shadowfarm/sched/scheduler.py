@@ -1,7 +1,7 @@
 """xdist 3.8's scheduling protocol (``xdist/scheduler/protocol.py``) over :class:`DispatchQueue`.
 
 What the protocol leaves to the scheduler, and what this one does (the facts were
-measured on xdist 3.8.0, see the research notes):
+measured on xdist 3.8.0):
 
 * A worker runs item *i* only once it holds item *i + 1* or a shutdown
   (``xdist/remote.py`` ``run_one_test``): holding one item deadlocks. So every

@@ -85,7 +85,7 @@ __all__ = [
 ]
 
 #: start-up of a cold popen worker until its first test, before any was measured
-#: (2.1 s measured in research/exp2 on a 2-core box, importing pytest and collecting)
+#: (2.1 s measured on a 2-core box, importing pytest and collecting)
 DEFAULT_STARTUP_S = 2.0
 #: below this cpu_s/wall a suite counts as fully I/O-bound (keeps the CPU cap finite)
 MIN_CPU_FRACTION = 0.02

@@ -3,8 +3,8 @@
 Everything here runs on the main thread, inside DSession's event loop: the
 :class:`~pytest_shadowfarm.swarm.controller.SwarmPlugin` timer only puts a tick event
 on ``dsession.queue``, and DSession dispatches queue events to ``worker_<name>``
-attributes, so :meth:`Scaler.install` sets such an attribute on the dsession instance
-(research/exp2). Never call xdist from another thread.
+attributes, so :meth:`Scaler.install` sets such an attribute on the dsession instance.
+Never call xdist from another thread.
 
 * growing: the :class:`~.source.WorkerSource` starts the worker (xdist's ``setup_node``);
   the node must join ``dsession._active_nodes``, or DSession raises KeyError when it

@@ -6,8 +6,8 @@ Runs in each xdist worker whose controller opened a telemetry channel (see
 * **samples**, every ``interval`` seconds from a daemon thread, over the dedicated
   execnet channel: the worker's CPU %, RSS, I/O counters and threads, and which test
   and phase it is in. Not over xdist's own event channel: an event name xdist does
-  not know makes it raise ``ValueError('unknown event')`` and tear the worker down
-  (research/README.md, "Telemetry"). ``channel.send`` from a thread is allowed under
+  not know makes it raise ``ValueError('unknown event')`` and tear the worker down.
+  ``channel.send`` from a thread is allowed under
   the ``main_thread_only`` execmodel; only ``remote_exec`` is not.
 * **per-test usage**, as the report attribute :data:`USAGE_ATTR` on the test's teardown
   report: its CPU seconds from ``logstart`` on (and, on Linux, its seconds waiting for
