@@ -3,8 +3,9 @@
 One execnet channel per worker, opened on the worker's gateway before xdist starts the
 worker (``pytest_configure_node``) and handed over in ``node.workerinput``. execnet calls
 :meth:`TelemetryHub._receive` from its receiver thread: it only stamps the arrival time
-and enqueues (anything heavier there delays every other message of that gateway). :meth:`TelemetryHub.drain` moves the inbox into :attr:`TelemetryHub.workers`
-on the controller's main thread.
+and enqueues (anything heavier there delays every other message of that gateway).
+:meth:`TelemetryHub.drain` moves the inbox into :attr:`TelemetryHub.workers` on the
+controller's main thread.
 """
 
 from __future__ import annotations

@@ -105,13 +105,22 @@ class PeakRss:
         return self._hwm_kb() is not None
 
     @staticmethod
-    def _hwm_kb() -> int | None:
+    def _status_kb(*fields: bytes) -> list[int] | None:
+        """The named ``/proc/self/status`` lines' values in kB, from one read."""
         try:
             status = _STATUS.read()
-            start = status.index(b"VmHWM:") + 6
-            return int(status[start : status.index(b"kB", start)])
+            values = []
+            for field in fields:
+                start = status.index(field) + len(field)
+                values.append(int(status[start : status.index(b"kB", start)]))
         except (OSError, ValueError):
             return None
+        return values
+
+    @classmethod
+    def _hwm_kb(cls) -> int | None:
+        values = cls._status_kb(b"VmHWM:")
+        return None if values is None else values[0]
 
     def reset(self) -> None:
         self.seen_kb = 0
@@ -126,12 +135,18 @@ class PeakRss:
         self.seen_kb = max(self.seen_kb, rss_kb)
 
     def peak_kb(self) -> int:
+        return self.peak_and_now_kb()[0]
+
+    def peak_and_now_kb(self) -> tuple[int, int]:
+        """The peak RSS since :meth:`reset` and the RSS now (what the worker keeps after a
+        test: the health monitor's input), in kB."""
         if self.kernel:
-            hwm = self._hwm_kb()
-            if hwm is not None:
-                return hwm
-        self.observe(self.process.memory_info().rss // 1024)
-        return self.seen_kb
+            values = self._status_kb(b"VmHWM:", b"VmRSS:")
+            if values is not None:
+                return values[0], values[1]
+        now = self.process.memory_info().rss // 1024
+        self.observe(now)
+        return self.seen_kb, now
 
 
 class Sampler:
@@ -258,10 +273,12 @@ class WorkerTelemetry:
         if report.when != "teardown" or report.nodeid != self.nodeid:
             return
         cpu = time.process_time() - self._cpu_start
+        peak_kb, rss_kb = self.peak.peak_and_now_kb()
         usage: dict[str, Any] = {
             "phase": "test",
             "cpu_s": round(cpu, 6),
-            "peak_rss_kb": self.peak.peak_kb(),
+            "peak_rss_kb": peak_kb,
+            "rss_kb": rss_kb,
         }
         end = schedstat()
         if self._stat_start is not None and end is not None:

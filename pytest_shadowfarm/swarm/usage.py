@@ -12,7 +12,8 @@ from typing import Any
 
 __all__ = ["USAGE_ATTR", "add_usage"]
 
-#: the report attribute with a test's usage: {"phase", "cpu_s", "peak_rss_kb", "cpu_wait_s"}
+#: the report attribute with a test's usage:
+#: {"phase", "cpu_s", "peak_rss_kb", "rss_kb" (after the test), "cpu_wait_s"}
 USAGE_ATTR = "shadowfarm_usage"
 
 
