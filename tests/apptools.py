@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 # Imported at collection, as in tests/farmtools.py (pytester's sys.modules snapshot).
+import pytest
 import requests
 
 from farm_server.config import FarmConfig
@@ -124,6 +125,36 @@ def serve(app: Any) -> Iterator[str]:
         server.should_exit = True
         thread.join(SERVER_WAIT_S)
         sock.close()
+
+
+class Mount:
+    """One server for the session (uvicorn takes 0.2 s to stop); each test mounts its app."""
+
+    def __init__(self) -> None:
+        self.app: Any = None
+        self.url = ""
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        assert self.app is not None, "no app mounted"
+        await self.app(scope, receive, send)
+
+    @contextlib.contextmanager
+    def mount(self, app: Any) -> Iterator[str]:
+        """Serve ``app`` at :attr:`url` for the ``with`` block; yield the URL."""
+        self.app = app
+        try:
+            yield self.url
+        finally:
+            self.app = None
+
+
+@pytest.fixture(scope="session")
+def api_server() -> Iterator[Mount]:
+    """An in-process HTTP server for the session; ``api_server.mount(app)`` per test."""
+    mount = Mount()
+    with serve(mount) as url:
+        mount.url = url
+        yield mount
 
 
 @dataclass

@@ -16,7 +16,7 @@ from farm_server.farm import Farm
 from pytest_shadowfarm.cli.main import main
 from shadowfarm_wire.home import FarmHome
 from shadowfarm_wire.profile import current_profile
-from tests.apptools import Clock, make_farm, pretend_running, serve, warm_all
+from tests.apptools import Clock, make_farm, pretend_running, warm_all
 
 PROFILE = current_profile("/src/proj", distributions=[("numpy", "1")], executable="/py")
 
@@ -53,10 +53,10 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def farm(home: FarmHome, clock: Clock) -> Iterator[Farm]:
+def farm(home: FarmHome, clock: Clock, api_server) -> Iterator[Farm]:
     """A farm served in this process, that daemon.json says is running."""
     farm = make_farm(home, clock)
-    with serve(create_app(farm)) as url:
+    with api_server.mount(create_app(farm)) as url:
         farm.url = url
         pretend_running(home, url)
         yield farm

@@ -17,7 +17,7 @@ from pytest_shadowfarm.farm.source import FarmSource
 from pytest_shadowfarm.run import Run
 from pytest_shadowfarm.settings import Settings
 from shadowfarm_wire.home import FarmHome
-from tests.apptools import Clock, make_farm, serve, warm_all
+from tests.apptools import Clock, make_farm, warm_all
 
 
 def closed_port_url() -> str:
@@ -39,9 +39,9 @@ def home(tmp_path: Path) -> FarmHome:
 
 
 @pytest.fixture
-def farm(home: FarmHome) -> Iterator[Farm]:
+def farm(home: FarmHome, api_server) -> Iterator[Farm]:
     farm = make_farm(home, Clock())
-    with serve(create_app(farm)) as url:
+    with api_server.mount(create_app(farm)) as url:
         farm.url = url
         yield farm
     farm.store.close()

@@ -11,7 +11,7 @@ from farm_server.api import create_app
 from farm_server.farm import Farm
 from shadowfarm_wire.home import FarmHome
 from shadowfarm_wire.profile import current_profile
-from tests.apptools import ApiClient, Clock, make_farm, serve, warm_all
+from tests.apptools import ApiClient, Clock, make_farm, warm_all
 
 PROFILE = current_profile("/src/proj", distributions=[("numpy", "1")], executable="/py")
 CLAIM = {"profile": PROFILE.to_dict(), "count": 2}
@@ -35,8 +35,8 @@ def app(farm: Farm):
 
 
 @pytest.fixture
-def client(app, farm: Farm) -> Iterator[ApiClient]:
-    with serve(app) as url:
+def client(app, farm: Farm, api_server) -> Iterator[ApiClient]:
+    with api_server.mount(app) as url:
         yield ApiClient(url, farm.token)
 
 
