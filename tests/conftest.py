@@ -15,5 +15,6 @@ from __future__ import annotations
 import hypothesis  # noqa: F401 - see the module docstring
 
 #: the farm's fixtures (a tiny project, real worker processes, running farms) for every
-#: folder whose tests need them: e2e, farm_server, shadowfarm_wire
-pytest_plugins = ["tests.farm_fixtures"]
+#: folder whose tests need them: e2e, farm_server, shadowfarm_wire; and the in-process
+#: API server of the fast tier (farm_server, farm, cli)
+pytest_plugins = ["tests.farm_fixtures", "tests.apptools"]
