@@ -104,7 +104,9 @@ class FarmHome:
     def create(self) -> FarmHome:
         """Create the directories 0700; HomeError if one belongs to another user."""
         for directory in (self.root, self.sockets, self.logs):
-            directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            # a file in the way: _make_private says so with the fix, not a bare "File exists"
+            with contextlib.suppress(FileExistsError):
+                directory.mkdir(mode=0o700, parents=True, exist_ok=True)
             _make_private(directory, 0o700)
         return self
 

@@ -126,3 +126,15 @@ class TestDaemonFile:
         assert json.loads(home.daemon_file.read_text())["pid"] == 7
         home.clear_daemon(7)
         assert not home.daemon_file.exists()
+
+
+class TestAFileInTheWay:
+    def test_a_regular_file_at_the_home_path_is_a_home_error_with_the_fix(self, tmp_path):
+        """A file where the home directory should be: HomeError naming it and the fix."""
+        from shadowfarm_wire.home import FarmHome, HomeError
+
+        path = tmp_path / "home"
+        path.write_text("not a directory")
+        with pytest.raises(HomeError, match="not a directory; remove it or choose another --home"):
+            FarmHome(path).create()
+        assert path.read_text() == "not a directory"
