@@ -3,212 +3,39 @@
 An :class:`Option`'s help text is shared by ``--sf-*`` and the ``shadowfarm_*`` ini key,
 as pytest-timeout does. Each parser takes the raw value from any source and raises
 ``ValueError("what is allowed")``; :mod:`pytest_shadowfarm.settings` adds where the value
-came from. Nothing here imports pytest.
+came from. The parsers are in :mod:`pytest_shadowfarm.values`. Nothing here imports pytest.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pytest_shadowfarm.priority.weights import DEFAULT_HALF_LIFE, DEFAULT_WEIGHTS
-
-if TYPE_CHECKING:
-    from pytest_shadowfarm.shard import ShardSpec
+from pytest_shadowfarm.values import (
+    WorkerRange,
+    choice,
+    farm_target,
+    fraction,
+    memory_size_or_none,
+    module_names,
+    non_negative_float,
+    non_negative_int,
+    path,
+    path_or_none,
+    positive_float,
+    positive_float_or_none,
+    positive_int,
+    shard_spec,
+    text_or_none,
+    worker_range,
+)
 
 __all__ = ["ENV_PREFIX", "INI_PREFIX", "OPTIONS", "Option", "WorkerRange"]
 
 ENV_PREFIX = "SHADOWFARM_"
 INI_PREFIX = "shadowfarm_"
-
-
-@dataclass(frozen=True)
-class WorkerRange:
-    """``--sf-workers MIN:MAX``: the swarm starts with ``low`` and stays in ``[low, high]``."""
-
-    low: int
-    high: int
-
-    def __post_init__(self) -> None:
-        if not 1 <= self.low <= self.high:
-            msg = f"expected 1 <= MIN <= MAX, got {self.low}:{self.high}"
-            raise ValueError(msg)
-
-    @classmethod
-    def parse(cls, text: str) -> WorkerRange:
-        """``"2:6"`` -> 2..6; a single number ``"6"`` means ``1:6``."""
-        low_text, sep, high_text = text.strip().partition(":")
-        try:
-            low, high = (int(low_text), int(high_text)) if sep else (1, int(low_text))
-        except ValueError:
-            msg = "expected MIN:MAX worker counts (e.g. 1:6) or MAX alone"
-            raise ValueError(msg) from None
-        return cls(low, high)
-
-    def __str__(self) -> str:
-        return f"{self.low}:{self.high}"
-
-
-# --- value parsers: each takes the raw value and raises ValueError("what is allowed") ---------
-
-
-def _text(raw: Any) -> str:
-    if not isinstance(raw, str | int | float) or isinstance(raw, bool):
-        msg = "expected a string"
-        raise ValueError(msg)
-    return str(raw).strip()
-
-
-def positive_int(raw: Any) -> int:
-    try:
-        value = int(_text(raw)) if not isinstance(raw, int) or isinstance(raw, bool) else raw
-    except ValueError:
-        value = 0
-    if isinstance(value, bool) or value < 1:
-        msg = "expected a whole number >= 1"
-        raise ValueError(msg)
-    return value
-
-
-def non_negative_float(raw: Any) -> float:
-    try:
-        value = float(_text(raw))
-    except ValueError:
-        value = -1.0
-    if value < 0 or value != value:  # NaN
-        msg = "expected a number >= 0"
-        raise ValueError(msg)
-    return value
-
-
-def path(raw: Any) -> Path:
-    text = _text(raw)
-    if not text:
-        msg = "expected a file path"
-        raise ValueError(msg)
-    return Path(text).expanduser()
-
-
-def path_or_none(raw: Any) -> Path | None:
-    text = _text(raw)
-    if text.lower() in {"", "none", "off"}:
-        return None
-    return Path(text).expanduser()
-
-
-def choice(*allowed: str) -> Callable[[Any], str]:
-    def parse(raw: Any) -> str:
-        text = _text(raw).lower()
-        if text not in allowed:
-            msg = "expected one of " + ", ".join(allowed)
-            raise ValueError(msg)
-        return text
-
-    return parse
-
-
-def non_negative_int(raw: Any) -> int:
-    try:
-        value = int(_text(raw)) if not isinstance(raw, int) or isinstance(raw, bool) else raw
-    except ValueError:
-        value = -1
-    if isinstance(value, bool) or value < 0:
-        msg = "expected a whole number >= 0"
-        raise ValueError(msg)
-    return value
-
-
-def positive_float(raw: Any) -> float:
-    try:
-        value = non_negative_float(raw) if not isinstance(raw, bool) else 0.0
-    except ValueError:
-        value = 0.0
-    if not 0 < value < float("inf"):
-        msg = "expected a number > 0"
-        raise ValueError(msg)
-    return value
-
-
-def text_or_none(raw: Any) -> str | None:
-    text = _text(raw)
-    return text or None
-
-
-def _weight_options() -> tuple[Option, ...]:
-    helps = {
-        "base": "prior of every test, so short tests go first when nothing else is known",
-        "marker": "importance from @pytest.mark.shadowfarm(priority=critical|high|normal|low)",
-        "failure": "recency-weighted failure rate (1 when the last result failed)",
-        "change": "change impact (1 for a changed test file, 0.6 for a direct import of a "
-        "changed module, halved per further import)",
-        "new": "tests the history has never seen",
-    }
-    return tuple(
-        Option(
-            f"weight_{name}",
-            f"Priority weight of the {help} (default: {getattr(DEFAULT_WEIGHTS, name):g}).",
-            non_negative_float,
-            default=getattr(DEFAULT_WEIGHTS, name),
-            metavar="W",
-            toml_key=f"weights.{name}",
-        )
-        for name, help in helps.items()
-    )
-
-
-def shard_spec(raw: Any) -> ShardSpec | None:
-    text = _text(raw)
-    if text.lower() in {"", "none", "off"}:
-        return None
-    from pytest_shadowfarm.shard import ShardSpec
-
-    return ShardSpec.parse(text)  # ValueError says what is allowed
-
-
-def worker_range(raw: Any) -> WorkerRange | None:
-    text = _text(raw)
-    if text.lower() in {"", "none", "off"}:
-        return None
-
-    return WorkerRange.parse(text)  # ValueError says what is allowed
-
-
-def positive_float_or_none(raw: Any) -> float | None:
-    if isinstance(raw, str) and raw.strip().lower() in {"", "none", "off"}:
-        return None
-    return positive_float(raw)
-
-
-def fraction(raw: Any) -> float:
-    value = positive_float(raw)
-    if value > 1.0:
-        msg = "expected a number in (0, 1]"
-        raise ValueError(msg)
-    return value
-
-
-def farm_target(raw: Any) -> str:
-    text = _text(raw)
-    if text.lower() in {"auto", "off"}:
-        return text.lower()
-    if text.startswith(("http://", "https://")) and len(text) > len("http://"):
-        return text.rstrip("/")
-    msg = "expected auto, off or the farm's URL (e.g. http://127.0.0.1:8765)"
-    raise ValueError(msg)
-
-
-def module_names(raw: Any) -> tuple[str, ...]:
-    items = raw if isinstance(raw, list | tuple) else _text(raw).replace(",", " ").split()
-    names = []
-    for item in items:
-        name = _text(item)
-        if not all(part.isidentifier() for part in name.split(".")):
-            msg = f"expected importable module names (a TOML list or comma-separated), got {name!r}"
-            raise ValueError(msg)
-        names.append(name)
-    return tuple(sorted(set(names)))
 
 
 @dataclass(frozen=True)
@@ -244,6 +71,28 @@ class Option:
     @property
     def toml(self) -> str:
         return self.toml_key or self.name
+
+
+def _weight_options() -> tuple[Option, ...]:
+    helps = {
+        "base": "prior of every test, so short tests go first when nothing else is known",
+        "marker": "importance from @pytest.mark.shadowfarm(priority=critical|high|normal|low)",
+        "failure": "recency-weighted failure rate (1 when the last result failed)",
+        "change": "change impact (1 for a changed test file, 0.6 for a direct import of a "
+        "changed module, halved per further import)",
+        "new": "tests the history has never seen",
+    }
+    return tuple(
+        Option(
+            f"weight_{name}",
+            f"Priority weight of the {help} (default: {getattr(DEFAULT_WEIGHTS, name):g}).",
+            non_negative_float,
+            default=getattr(DEFAULT_WEIGHTS, name),
+            metavar="W",
+            toml_key=f"weights.{name}",
+        )
+        for name, help in helps.items()
+    )
 
 
 OPTIONS: tuple[Option, ...] = (
@@ -399,5 +248,37 @@ OPTIONS: tuple[Option, ...] = (
         non_negative_float,
         default=3.0,
         metavar="SECONDS",
+    ),
+    Option(
+        "health",
+        "Watch each xdist worker's memory and replace a worker before it would run out "
+        "(needs worker telemetry: a telemetry interval above 0) (default: on).",
+        choice("on", "off"),
+        default="on",
+        metavar="on|off",
+    ),
+    Option(
+        "memory_limit",
+        "The memory the run's processes may use in all, which the health monitor plans "
+        "against, e.g. 600M or 1.5GiB (default: the run's memory cgroup limit, else the "
+        "available RAM).",
+        memory_size_or_none,
+        metavar="SIZE",
+    ),
+    Option(
+        "health_prepare",
+        "Health score from which a replacement starts for a worker (0 healthy, 1 failing "
+        "now; default: 0.5).",
+        fraction,
+        default=0.5,
+        metavar="SCORE",
+    ),
+    Option(
+        "health_swap",
+        "Health score from which a worker gets no new tests and its replacement takes "
+        "over; must be above health_prepare (default: 0.8).",
+        fraction,
+        default=0.8,
+        metavar="SCORE",
     ),
 )

@@ -124,6 +124,7 @@ def compose(config: pytest.Config, settings: Settings) -> list[tuple[str, object
     from pytest_shadowfarm.report import github_plugin
     from pytest_shadowfarm.run import Run
     from pytest_shadowfarm.session import SessionWriter, emit_warning
+    from pytest_shadowfarm.workers.source import PopenSource, WorkerSource
 
     run = Run(settings, warn=lambda message: emit_warning(config, message))
     planner = Planner(
@@ -144,7 +145,7 @@ def compose(config: pytest.Config, settings: Settings) -> list[tuple[str, object
         from pytest_shadowfarm.farm import plugin as farm_plugin
 
         farm = farm_plugin.make_controller(config, run)
-    source = farm.source if farm is not None else None
+    source: WorkerSource = farm.source if farm is not None else PopenSource()
     writer = SessionWriter(config, run, planner, source=source)
     features: list[tuple[str, object]] = [
         ("shadowfarm-session", writer),

@@ -56,6 +56,10 @@ class Settings:
     farm_home: Path | None = None
     warm_imports: tuple[str, ...] = ()
     shadow_budget: float = 3.0
+    health: str = "on"
+    memory_limit: int | None = None
+    health_prepare: float = 0.5
+    health_swap: float = 0.8
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     def describe(self, name: str) -> str:

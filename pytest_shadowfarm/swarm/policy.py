@@ -70,7 +70,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from pytest_shadowfarm.options import WorkerRange
+from pytest_shadowfarm.values import WorkerRange
 
 __all__ = [
     "DEFAULT_STARTUP_S",

@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 
-from pytest_shadowfarm.options import WorkerRange
 from pytest_shadowfarm.run import Run
 from pytest_shadowfarm.settings import Settings
 from pytest_shadowfarm.swarm.channel import TelemetryHub
@@ -17,6 +16,7 @@ from pytest_shadowfarm.swarm.policy import DEFAULT_STARTUP_S, Limits
 from pytest_shadowfarm.swarm.prior import Prior
 from pytest_shadowfarm.swarm.progress import Progress
 from pytest_shadowfarm.swarm.scaler import MAX_START_FAILURES, TICK_EVENT, Scaler, held_by
+from pytest_shadowfarm.values import WorkerRange
 from tests.apptools import Clock
 
 
