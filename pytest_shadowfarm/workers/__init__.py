@@ -1,0 +1,1 @@
+"""Where workers come from and how long they stay healthy (memory ceiling, health monitor)."""
