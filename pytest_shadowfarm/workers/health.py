@@ -29,6 +29,7 @@ import itertools
 import math
 import statistics
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
@@ -159,7 +160,7 @@ class HealthMonitor:
         now: float,
         *,
         outside_bytes: int = 0,
-        remaining_tests: dict[str, float] | None = None,
+        remaining_tests: Mapping[str, float] | None = None,
         pressure_pct: float | None = None,
     ) -> list[Assessment]:
         """Every watched worker's assessment at ``now`` (the clock the samples' ``t`` use);

@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 import math
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,12 +72,12 @@ class Replay:
 
 
 def replay(
-    workers: dict[str, Sequence[Sample]],
+    workers: Mapping[str, Sequence[Sample]],
     *,
     limit: int = LIMIT,
     outside: int = CONTROLLER,
     thresholds: Thresholds | None = None,
-    remaining: dict[str, float] | None = None,
+    remaining: Mapping[str, float] | None = None,
 ) -> Replay:
     """Feed the workers' samples test by test, as the controller would, until the limit."""
     monitor = HealthMonitor(limit, startup_s=STARTUP_S, thresholds=thresholds)
@@ -183,6 +183,12 @@ class TestSyntheticSeries:
     def test_a_gc_sawtooth_without_a_leak_is_no_leak(self) -> None:
         run = replay({"gw0": series(lambda i: 300 + 20 * (i % 5), 200)})
         assert (run.prepare, run.swap) == ({}, {})
+
+    def test_a_leak_per_module_a_staircase_is_caught(self) -> None:
+        """+30 MiB kept at each module's first test (every 5 tests): a leak, not a step."""
+        run = replay({"gw0": series(lambda i: 60 + 30 * ((i + 4) // 5), 200)})
+        assert run.crossed_at is not None
+        assert run.crossed_at - run.swap["gw0"] >= 3
 
     def test_a_short_series_says_so(self) -> None:
         monitor = HealthMonitor(LIMIT)
@@ -313,6 +319,15 @@ class TestTrend:
         line = theil_sen(xs, ys)
         assert line is not None
         assert line[0] == pytest.approx(5.0)
+
+    def test_one_step_has_no_slope_wherever_it_is(self) -> None:
+        """Half the pairs straddling a step (an even count) still give no growth."""
+        for at in range(1, 12):
+            ys = [40.0 if x < at else 67.0 for x in range(12)]
+            trend = fit_trend([float(x) for x in range(12)], ys)
+            assert trend is not None
+            assert trend.slope == 0.0, at
+            assert trend.level + trend.spread >= 67.0
 
     def test_one_point_has_no_trend(self) -> None:
         assert fit_trend([1.0], [2.0]) is None
