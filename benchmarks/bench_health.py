@@ -1,0 +1,326 @@
+"""Worker health under a memory limit: plain xdist vs shadowfarm with the health monitor.
+
+    python benchmarks/bench_health.py            # the grid (a few minutes)
+    python benchmarks/bench_health.py --quick    # a CI smoke run (small suites, one cell)
+    python benchmarks/bench_health.py --record DIR   # per-worker RSS series, no cgroup
+
+Two generated suites run at ``-n N`` inside a memory cgroup (``_cgroup.py``; needs root):
+
+* **leaking**: ``--tests`` tests (150) that each append 6-18 MiB to a module-level list
+  (about 1.8 GB in all at 150): a worker grows until the kernel OOM-kills it. xdist
+  reports the test it was running as crashed and starts a new worker
+  (pytest-xdist#363 asks for recycling before that; #658: an OOM can hang the run).
+* **healthy**: 6 modules that each keep 25 MiB from import (each worker imports all of
+  them when it collects), tests that allocate and free 6 MiB: large but stable, about
+  72% of a 600 MiB limit at peak on 2 workers. Nothing should be replaced here.
+
+For each cell it prints OOM kills (the cgroup's counter), tests lost (collected minus
+passed, from the JUnit XML), replacements, lead time and wall. The shadowfarm column
+(``-p shadowfarm --sf-health on``) says "not integrated yet" while the plugin has no
+``--sf-health`` option. Figures only: nothing here asserts a wall clock.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from pathlib import Path
+
+from _cgroup import CgroupError, memory_cgroup
+
+__all__ = ["Outcome", "has_health_option", "run_cell", "write_suite"]
+
+MIB = 1 << 20
+#: a test's sleep: long enough that a replacement (about 1-2 s to start) can be ready
+#: before a leaking worker dies, as with real tests that do some work
+TEST_SLEEP_S = 0.1
+
+_RECORDER = '''
+"""Appends "tests_done,seconds,rss_bytes,peak_bytes" after each test (bench_health --record)."""
+import os
+import time
+
+import psutil
+
+_PROC = psutil.Process()
+_T0 = time.monotonic()
+_DONE = [0]
+
+
+def _peak():
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def pytest_runtest_logstart(nodeid, location):
+    try:
+        with open("/proc/self/clear_refs", "w") as refs:
+            refs.write("5")  # reset VmHWM: the peak is this test's
+    except OSError:
+        pass
+
+
+def pytest_runtest_logfinish(nodeid, location):
+    out = os.environ.get("SF_RSS_DIR")
+    if not out:
+        return
+    _DONE[0] += 1
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    rss = _PROC.memory_info().rss
+    line = f"{_DONE[0]},{time.monotonic() - _T0:.3f},{rss},{_peak()}\\n"
+    with open(os.path.join(out, f"{worker}.csv"), "a") as f:
+        f.write(line)
+'''
+
+
+def write_suite(
+    root: Path, kind: str, *, tests: int, leak_mib: tuple[int, int] = (6, 18), seed: int = 17
+) -> int:
+    """Write the ``leaking`` or ``healthy`` suite under ``root``; return how many tests."""
+    rng = random.Random(seed)
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "conftest.py").write_text(_RECORDER)
+    (root / "pytest.ini").write_text("[pytest]\naddopts = -p no:cacheprovider -p no:randomly\n")
+    if kind == "leaking":
+        per_module = 10
+        modules = (tests + per_module - 1) // per_module
+        header = "import time\n\n_KEPT = []\n"
+    elif kind == "healthy":
+        modules = 6
+        per_module = (tests + modules - 1) // modules
+        header = "import time\n\n_KEPT = [b'k' * (25 << 20)]  # 25 MiB kept from import on\n"
+    else:
+        msg = f"unknown suite kind {kind!r} (leaking or healthy)"
+        raise ValueError(msg)
+    written = 0
+    for m in range(modules):
+        body = [header]
+        for t in range(min(per_module, tests - written)):
+            if kind == "leaking":
+                mib = rng.randint(*leak_mib)
+                line = f"    _KEPT.append(b'x' * ({mib} << 20))"
+            else:
+                line = "    buf = b'x' * (6 << 20)  # freed at return\n    assert buf[-1] == 120"
+            body.append(f"\ndef test_{t:03d}():\n{line}\n    time.sleep({TEST_SLEEP_S})\n")
+            written += 1
+        (root / f"test_{kind}_{m:02d}.py").write_text("".join(body))
+    return written
+
+
+@dataclass
+class Outcome:
+    """One run of one suite under one limit."""
+
+    label: str
+    collected: int
+    passed: int
+    crashed: int
+    oom_kills: int | None
+    wall_s: float
+    peak_mib: float | None
+    replacements: int | None = None
+    lead_tests: list[float] | None = None
+    note: str = ""
+
+    @property
+    def lost(self) -> int:
+        return self.collected - self.passed
+
+
+def has_health_option(python: str = sys.executable) -> bool:
+    """Whether this checkout's plugin has ``--sf-health`` (it is wired in after this harness)."""
+    done = subprocess.run(
+        [python, "-m", "pytest", "-p", "shadowfarm", "--help"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    return "--sf-health" in done.stdout
+
+
+def _junit_counts(path: Path) -> tuple[int, int]:
+    """(passed, crashed) testcases in a JUnit XML file; (0, 0) when there is none."""
+    try:
+        tree = ET.parse(path)
+    except (OSError, ET.ParseError):
+        return 0, 0
+    passed = crashed = 0
+    for case in tree.iter("testcase"):
+        bad = [c for c in case if c.tag in ("failure", "error", "skipped")]
+        if not bad:
+            passed += 1
+        elif any("crashed" in (c.get("message") or "") for c in bad):
+            crashed += 1
+    return passed, crashed
+
+
+def _health_report(path: Path) -> tuple[int | None, list[float] | None]:
+    """replacements and lead times from the run report's ``health`` object, if any."""
+    try:
+        health = json.loads(path.read_text()).get("health") or {}
+    except (OSError, ValueError, AttributeError):
+        return None, None
+    leads = [p.get("lead_tests") for p in health.get("predictions", []) if "lead_tests" in p]
+    return health.get("replacements"), [float(x) for x in leads if isinstance(x, int | float)]
+
+
+def run_cell(
+    suite: Path,
+    collected: int,
+    *,
+    workers: int,
+    limit_bytes: int | None,
+    shadowfarm: bool,
+    timeout_s: float,
+    python: str = sys.executable,
+) -> Outcome:
+    """Run ``suite`` once at ``-n workers`` in a fresh cgroup of ``limit_bytes`` (None: none)."""
+    out = Path(tempfile.mkdtemp(prefix="bench-health-"))
+    junit = out / "junit.xml"
+    cmd = [python, "-m", "pytest", "-q", "-n", str(workers), "-p", "xdist", f"--junitxml={junit}"]
+    if shadowfarm:
+        cmd += ["-p", "shadowfarm", "--sf-health", "on", f"--sf-report-json={out / 'run.json'}"]
+    else:
+        cmd += ["-p", "no:shadowfarm"]
+    note = ""
+    kills: int | None = None
+    peak: int | None = None
+    start = time.perf_counter()
+    try:
+        if limit_bytes is None:
+            subprocess.run(cmd, cwd=suite, capture_output=True, check=False, timeout=timeout_s)
+        else:
+            with memory_cgroup(limit_bytes) as group:
+                try:
+                    group.run(cmd, cwd=suite, timeout=timeout_s)
+                finally:
+                    kills, peak = group.oom_kills(), group.peak_bytes()
+    except subprocess.TimeoutExpired:
+        note = f"timed out after {timeout_s:.0f} s (an OOM can hang xdist: pytest-xdist#658)"
+    wall = time.perf_counter() - start
+    passed, crashed = _junit_counts(junit)
+    label = "shadowfarm --sf-health on" if shadowfarm else "plain xdist"
+    peak_mib = peak / MIB if peak else None
+    outcome = Outcome(label, collected, passed, crashed, kills, wall, peak_mib, note=note)
+    if shadowfarm:
+        outcome.replacements, outcome.lead_tests = _health_report(out / "run.json")
+    return outcome
+
+
+def _print(suite: str, limit_mib: int, workers: int, leak: str, outcome: Outcome | str) -> None:
+    cell = f"{suite:8} {limit_mib:5} MiB  -n {workers}  leak {leak:6}"
+    if isinstance(outcome, str):
+        print(f"{cell}  shadowfarm --sf-health on: {outcome}")
+        return
+    o = outcome
+    replaced = "-" if o.replacements is None else str(o.replacements)
+    lead = "-" if not o.lead_tests else f"{min(o.lead_tests):.0f}-{max(o.lead_tests):.0f} tests"
+    print(
+        f"{cell}  {o.label:26} oom_kills={o.oom_kills} lost={o.lost}/{o.collected}"
+        f" (crashed {o.crashed}) replacements={replaced}"
+        f" lead={lead} wall={o.wall_s:.1f}s"
+        + (f" peak={o.peak_mib:.0f}MiB" if o.peak_mib else "")
+        + (f"  [{o.note}]" if o.note else ""),
+        flush=True,
+    )
+
+
+def _record(out: Path, tests: int, workers: int) -> None:
+    """Per-worker RSS series of both suites, no cgroup (unit-test fixtures)."""
+    for kind in ("leaking", "healthy"):
+        suite = Path(tempfile.mkdtemp(prefix=f"suite-{kind}-"))
+        write_suite(suite, kind, tests=tests)
+        target = out / kind
+        target.mkdir(parents=True, exist_ok=True)
+        cmd = [sys.executable, "-m", "pytest", "-q", "-n", str(workers), "-p", "xdist"]
+        subprocess.run(
+            [*cmd, "-p", "no:shadowfarm"],
+            cwd=suite,
+            env={**_env(), "SF_RSS_DIR": str(target)},
+            capture_output=True,
+            check=False,
+            timeout=600,
+        )
+        print(f"{kind}: {sorted(p.name for p in target.iterdir())}")
+
+
+def _env() -> dict[str, str]:
+    return dict(os.environ)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="one small cell (CI smoke)")
+    parser.add_argument("--tests", type=int, default=150)
+    parser.add_argument("--limits", default="600", help="MiB, comma-separated (default 600)")
+    parser.add_argument("--workers", default="2", help="-n values, comma-separated")
+    parser.add_argument("--leaks", default="6-18", help="MiB per test LO-HI, comma-separated")
+    parser.add_argument("--suites", default="leaking,healthy")
+    parser.add_argument("--timeout", type=float, default=300.0, help="per run, seconds")
+    parser.add_argument("--record", type=Path, help="record RSS series into DIR and stop")
+    args = parser.parse_args(argv)
+    if args.record:
+        _record(args.record, args.tests, 2)
+        return 0
+    if args.quick:
+        args.tests, args.limits, args.workers, args.leaks = 60, "600", "2", "6-18"
+    limits = [int(x) for x in args.limits.split(",")]
+    counts = [int(x) for x in args.workers.split(",")]
+    leaks = [tuple(int(v) for v in x.split("-")) for x in args.leaks.split(",")]
+    integrated = has_health_option()
+    print(f"bench_health: {args.tests} tests per suite; shadowfarm health integrated: {integrated}")
+    for kind in args.suites.split(","):
+        for leak in leaks if kind == "leaking" else [(0, 0)]:
+            suite = Path(tempfile.mkdtemp(prefix=f"suite-{kind}-"))
+            lo, hi = leak
+            collected = write_suite(
+                suite, kind, tests=args.tests, leak_mib=(lo, hi) if hi else (6, 18)
+            )
+            leak_label = f"{lo}-{hi}" if hi else "-"
+            for limit in limits:
+                for n in counts:
+                    try:
+                        plain = run_cell(
+                            suite,
+                            collected,
+                            workers=n,
+                            limit_bytes=limit * MIB,
+                            shadowfarm=False,
+                            timeout_s=args.timeout,
+                        )
+                        _print(kind, limit, n, leak_label, plain)
+                        if not integrated:
+                            _print(kind, limit, n, leak_label, "not integrated yet")
+                            continue
+                        health = run_cell(
+                            suite,
+                            collected,
+                            workers=n,
+                            limit_bytes=limit * MIB,
+                            shadowfarm=True,
+                            timeout_s=args.timeout,
+                        )
+                        _print(kind, limit, n, leak_label, health)
+                    except CgroupError as exc:
+                        print(f"bench_health: {exc}", file=sys.stderr)
+                        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
