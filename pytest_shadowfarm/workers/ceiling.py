@@ -58,6 +58,16 @@ class CgroupMemory:
     limit_from: Path | None
     #: what the cgroup holds now (page cache included), if readable
     usage_bytes: int | None
+    #: inactive file cache in it: reclaimed before the OOM killer runs, if readable
+    inactive_file_bytes: int | None = None
+
+    @property
+    def working_set_bytes(self) -> int | None:
+        """Usage less the inactive file cache (what cAdvisor and kubelet compare to the
+        limit): the memory of the cgroup that the kernel cannot just drop."""
+        if self.usage_bytes is None:
+            return None
+        return max(0, self.usage_bytes - (self.inactive_file_bytes or 0))
 
 
 @dataclass(frozen=True)
@@ -213,7 +223,8 @@ def find_memory_cgroup(pid: int | str = "self", *, root: Path = Path("/")) -> Cg
             ]
             limit, source = _tightest(candidates)
             usage = _int_file(directory / "memory.usage_in_bytes")
-            return CgroupMemory(1, directory, limit, source, usage)
+            inactive = _stat_value(directory / "memory.stat", "total_inactive_file")
+            return CgroupMemory(1, directory, limit, source, usage, inactive)
     if 2 in own:
         found = _locate(_cgroup_mounts(root, 2), own[2])
         if found is not None:
@@ -227,7 +238,8 @@ def find_memory_cgroup(pid: int | str = "self", *, root: Path = Path("/")) -> Cg
                 [(_int_file(d / "memory.max"), d / "memory.max") for d in chain]
             )
             usage = _int_file(directory / "memory.current")
-            return CgroupMemory(2, directory, limit, source, usage)
+            inactive = _stat_value(directory / "memory.stat", "inactive_file")
+            return CgroupMemory(2, directory, limit, source, usage, inactive)
     return None
 
 

@@ -35,7 +35,10 @@ def v1_group(root: Path, rel: str, *, limit: str = V1_UNLIMITED, hier: str | Non
     directory = root / "sys/fs/cgroup/memory" / rel.strip("/")
     write(directory / "memory.limit_in_bytes", limit + "\n")
     if hier is not None:
-        write(directory / "memory.stat", f"cache 0\nrss 0\nhierarchical_memory_limit {hier}\n")
+        write(
+            directory / "memory.stat",
+            f"cache 0\nrss 0\nhierarchical_memory_limit {hier}\ntotal_inactive_file {MIB}\n",
+        )
     write(directory / "memory.usage_in_bytes", str(100 * MIB))
     return directory
 
@@ -69,7 +72,8 @@ class TestCgroupV1:
         v1_group(tmp_path, "/ci", limit=str(600 * MIB))
         leaf = v1_group(tmp_path, "/ci/job", hier=str(600 * MIB))
         found = find_memory_cgroup(root=tmp_path)
-        assert found == CgroupMemory(1, leaf, 600 * MIB, leaf / "memory.stat", 100 * MIB)
+        assert found == CgroupMemory(1, leaf, 600 * MIB, leaf / "memory.stat", 100 * MIB, MIB)
+        assert found.working_set_bytes == 99 * MIB
 
     def test_an_ancestor_limit_is_found_without_memory_stat(self, tmp_path: Path) -> None:
         """Without memory.stat each level's limit_in_bytes up to the mount point is read."""
@@ -141,6 +145,14 @@ class TestCgroupV2:
         assert found.limit_bytes == 1024 * MIB
         assert found.limit_from == tmp_path / "sys/fs/cgroup/ci/job/memory.max"
         assert found.usage_bytes == 50 * MIB
+        assert found.working_set_bytes == 50 * MIB  # no memory.stat: no cache known
+
+    def test_the_working_set_leaves_out_inactive_file_cache(self, tmp_path: Path) -> None:
+        v2_host(tmp_path, "/a", {"/a": str(900 * MIB)})
+        write(tmp_path / "sys/fs/cgroup/a/memory.stat", f"anon 1\ninactive_file {20 * MIB}\n")
+        found = find_memory_cgroup(root=tmp_path)
+        assert found is not None
+        assert found.working_set_bytes == 30 * MIB
 
     def test_nested_limits_take_the_minimum(self, tmp_path: Path) -> None:
         """A tighter leaf under a looser parent: the leaf's."""
