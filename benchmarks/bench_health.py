@@ -10,9 +10,13 @@ Two generated suites run at ``-n N`` inside a memory cgroup (``_cgroup.py``; nee
   (about 1.8 GB in all at 150): a worker grows until the kernel OOM-kills it. xdist
   reports the test it was running as crashed and starts a new worker
   (pytest-xdist#363 asks for recycling before that; #658: an OOM can hang the run).
-* **healthy**: 6 modules that each keep 25 MiB from import (each worker imports all of
-  them when it collects), tests that allocate and free 6 MiB: large but stable, about
-  72% of a 600 MiB limit at peak on 2 workers. Nothing should be replaced here.
+* **healthy**: modules that each keep 25 MiB from import (each worker imports all of
+  them when it collects), tests that allocate and free 6 MiB: large but stable. As many
+  modules as make about 72% of the limit at peak (:func:`healthy_modules`: 6 for 600 MiB
+  on 2 workers). Nothing should be replaced here.
+
+The default grid: leaks of 6-18 and 2-6 MiB per test x limits of 600 and 1000 MiB x
+``-n`` 2 and 3 (the issue's cell is 6-18 MiB, 600 MiB, ``-n 2``).
 
 For each cell it prints OOM kills (the cgroup's counter), tests lost (collected minus
 passed, from the JUnit XML), replacements, lead time and wall. The shadowfarm column
@@ -26,6 +30,8 @@ import argparse
 import json
 import os
 import random
+import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -33,15 +39,21 @@ import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from _cgroup import CgroupError, memory_cgroup
 
-__all__ = ["Outcome", "has_health_option", "run_cell", "write_suite"]
+if TYPE_CHECKING:
+    from _health_replay import ReplayResult
+
+__all__ = ["Outcome", "has_health_option", "healthy_modules", "run_cell", "write_suite"]
 
 MIB = 1 << 20
 #: a test's sleep: long enough that a replacement (about 1-2 s to start) can be ready
 #: before a leaking worker dies, as with real tests that do some work
 TEST_SLEEP_S = 0.1
+#: a new worker's start-up the monitor is told in the replay (xdist popen, this host)
+STARTUP_S = 1.5
 
 _RECORDER = '''
 """Appends "tests_done,seconds,rss_bytes,peak_bytes" after each test (bench_health --record)."""
@@ -51,7 +63,6 @@ import time
 import psutil
 
 _PROC = psutil.Process()
-_T0 = time.monotonic()
 _DONE = [0]
 
 
@@ -81,16 +92,35 @@ def pytest_runtest_logfinish(nodeid, location):
     _DONE[0] += 1
     worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
     rss = _PROC.memory_info().rss
-    line = f"{_DONE[0]},{time.monotonic() - _T0:.3f},{rss},{_peak()}\\n"
+    line = f"{_DONE[0]},{time.time():.3f},{rss},{_peak()}\\n"  # one clock for all processes
     with open(os.path.join(out, f"{worker}.csv"), "a") as f:
         f.write(line)
 '''
 
 
+#: what the healthy suite's arithmetic assumes: a worker before it keeps anything (with
+#: the 6 MiB a test holds), and the controller (measured: ~35 + 6 and ~43 MiB)
+WORKER_BASE_MIB = 41
+CONTROLLER_MIB = 45
+
+
+def healthy_modules(limit_mib: int, workers: int, *, peak_share: float = 0.72) -> int:
+    """Modules of 25 MiB each that bring ``workers`` workers to ``peak_share`` of the limit."""
+    room = peak_share * limit_mib - CONTROLLER_MIB - workers * WORKER_BASE_MIB
+    return max(1, round(room / (workers * 25)))
+
+
 def write_suite(
-    root: Path, kind: str, *, tests: int, leak_mib: tuple[int, int] = (6, 18), seed: int = 17
+    root: Path,
+    kind: str,
+    *,
+    tests: int,
+    leak_mib: tuple[int, int] = (6, 18),
+    modules: int = 6,
+    seed: int = 17,
 ) -> int:
-    """Write the ``leaking`` or ``healthy`` suite under ``root``; return how many tests."""
+    """Write the ``leaking`` or ``healthy`` suite (``modules`` of them) under ``root``;
+    return how many tests."""
     rng = random.Random(seed)
     root.mkdir(parents=True, exist_ok=True)
     (root / "conftest.py").write_text(_RECORDER)
@@ -100,7 +130,6 @@ def write_suite(
         modules = (tests + per_module - 1) // per_module
         header = "import time\n\n_KEPT = []\n"
     elif kind == "healthy":
-        modules = 6
         per_module = (tests + modules - 1) // modules
         header = "import time\n\n_KEPT = [b'k' * (25 << 20)]  # 25 MiB kept from import on\n"
     else:
@@ -135,6 +164,8 @@ class Outcome:
     replacements: int | None = None
     lead_tests: list[float] | None = None
     note: str = ""
+    #: plain runs: what the health monitor would have said, replayed on the recorded RSS
+    replay: ReplayResult | str | None = None
 
     @property
     def lost(self) -> int:
@@ -153,20 +184,25 @@ def has_health_option(python: str = sys.executable) -> bool:
     return "--sf-health" in done.stdout
 
 
-def _junit_counts(path: Path) -> tuple[int, int]:
-    """(passed, crashed) testcases in a JUnit XML file; (0, 0) when there is none."""
+def _junit_counts(path: Path) -> tuple[int, set[str], int]:
+    """(passed, crashed workers, crashed tests) in a JUnit XML file; nothing when absent."""
     try:
         tree = ET.parse(path)
     except (OSError, ET.ParseError):
-        return 0, 0
+        return 0, set(), 0
     passed = crashed = 0
+    workers: set[str] = set()
     for case in tree.iter("testcase"):
         bad = [c for c in case if c.tag in ("failure", "error", "skipped")]
         if not bad:
             passed += 1
-        elif any("crashed" in (c.get("message") or "") for c in bad):
+            continue
+        text = " ".join((c.get("message") or "") + (c.text or "") for c in bad)
+        match = re.search(r"worker '(gw\d+)' crashed", text)
+        if match:
             crashed += 1
-    return passed, crashed
+            workers.add(match.group(1))
+    return passed, workers, crashed
 
 
 def _health_report(path: Path) -> tuple[int | None, list[float] | None]:
@@ -197,29 +233,60 @@ def run_cell(
         cmd += ["-p", "shadowfarm", "--sf-health", "on", f"--sf-report-json={out / 'run.json'}"]
     else:
         cmd += ["-p", "no:shadowfarm"]
+    rss_dir = out / "rss"
+    rss_dir.mkdir()
+    env = {**os.environ, "SF_RSS_DIR": str(rss_dir)}
     note = ""
     kills: int | None = None
     peak: int | None = None
     start = time.perf_counter()
     try:
         if limit_bytes is None:
-            subprocess.run(cmd, cwd=suite, capture_output=True, check=False, timeout=timeout_s)
+            subprocess.run(
+                cmd, cwd=suite, env=env, capture_output=True, check=False, timeout=timeout_s
+            )
         else:
             with memory_cgroup(limit_bytes) as group:
                 try:
-                    group.run(cmd, cwd=suite, timeout=timeout_s)
+                    group.run(cmd, cwd=suite, env=env, timeout=timeout_s)
                 finally:
                     kills, peak = group.oom_kills(), group.peak_bytes()
     except subprocess.TimeoutExpired:
         note = f"timed out after {timeout_s:.0f} s (an OOM can hang xdist: pytest-xdist#658)"
     wall = time.perf_counter() - start
-    passed, crashed = _junit_counts(junit)
+    passed, crashed_workers, crashed = _junit_counts(junit)
     label = "shadowfarm --sf-health on" if shadowfarm else "plain xdist"
     peak_mib = peak / MIB if peak else None
     outcome = Outcome(label, collected, passed, crashed, kills, wall, peak_mib, note=note)
     if shadowfarm:
         outcome.replacements, outcome.lead_tests = _health_report(out / "run.json")
+    elif limit_bytes is not None:
+        outcome.replay = _replay(rss_dir, limit_bytes, crashed_workers)
+    shutil.rmtree(out, ignore_errors=True)
     return outcome
+
+
+def _replay(rss_dir: Path, limit_bytes: int, crashed: set[str]) -> ReplayResult | str:
+    """The monitor replayed over a plain run's RSS files (a string: why it could not be)."""
+    try:
+        from _health_replay import replay_run
+    except ImportError as exc:  # the plugin on sys.path predates pytest_shadowfarm.workers
+        return f"no replay ({exc})"
+    return replay_run(rss_dir, limit_bytes=limit_bytes, crashed=crashed, startup_s=STARTUP_S)
+
+
+def _replay_line(result: ReplayResult | str) -> str:
+    if isinstance(result, str):
+        return result
+    leads = [result.leads[w] for w in sorted(result.leads)]
+    missed = sum(1 for lead in leads if lead is None)
+    shown = ",".join("-" if lead is None else str(lead) for lead in leads) or "no OOM"
+    secs = ",".join(f"{s:.1f}" for s in result.lead_s.values() if s is not None)
+    alarms = len(result.false_alarms)
+    return (
+        f"monitor replay: warned {shown} tests ({secs or '-'} s) before each OOM kill,"
+        f" missed {missed}; swaps of workers that finished: {alarms}"
+    )
 
 
 def _print(suite: str, limit_mib: int, workers: int, leak: str, outcome: Outcome | str) -> None:
@@ -235,7 +302,8 @@ def _print(suite: str, limit_mib: int, workers: int, leak: str, outcome: Outcome
         f" (crashed {o.crashed}) replacements={replaced}"
         f" lead={lead} wall={o.wall_s:.1f}s"
         + (f" peak={o.peak_mib:.0f}MiB" if o.peak_mib else "")
-        + (f"  [{o.note}]" if o.note else ""),
+        + (f"  [{o.note}]" if o.note else "")
+        + (f"\n{'':44}{_replay_line(o.replay)}" if o.replay is not None else ""),
         flush=True,
     )
 
@@ -267,9 +335,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="one small cell (CI smoke)")
     parser.add_argument("--tests", type=int, default=150)
-    parser.add_argument("--limits", default="600", help="MiB, comma-separated (default 600)")
-    parser.add_argument("--workers", default="2", help="-n values, comma-separated")
-    parser.add_argument("--leaks", default="6-18", help="MiB per test LO-HI, comma-separated")
+    parser.add_argument("--limits", default="600,1000", help="MiB, comma-separated")
+    parser.add_argument("--workers", default="2,3", help="-n values, comma-separated")
+    parser.add_argument("--leaks", default="6-18,2-6", help="MiB per test LO-HI, comma-separated")
     parser.add_argument("--suites", default="leaking,healthy")
     parser.add_argument("--timeout", type=float, default=300.0, help="per run, seconds")
     parser.add_argument("--record", type=Path, help="record RSS series into DIR and stop")
@@ -284,41 +352,42 @@ def main(argv: list[str] | None = None) -> int:
     leaks = [tuple(int(v) for v in x.split("-")) for x in args.leaks.split(",")]
     integrated = has_health_option()
     print(f"bench_health: {args.tests} tests per suite; shadowfarm health integrated: {integrated}")
-    for kind in args.suites.split(","):
-        for leak in leaks if kind == "leaking" else [(0, 0)]:
-            suite = Path(tempfile.mkdtemp(prefix=f"suite-{kind}-"))
+    with tempfile.TemporaryDirectory(prefix="bench-health-") as tmp:
+        cells = [
+            (kind, leak, limit, n)
+            for kind in args.suites.split(",")
+            for leak in (leaks if kind == "leaking" else [(0, 0)])
+            for limit in limits
+            for n in counts
+        ]
+        for i, (kind, leak, limit, n) in enumerate(cells):
+            suite = Path(tmp) / f"suite{i}"
             lo, hi = leak
             collected = write_suite(
-                suite, kind, tests=args.tests, leak_mib=(lo, hi) if hi else (6, 18)
+                suite,
+                kind,
+                tests=args.tests,
+                leak_mib=(lo, hi) if hi else (6, 18),
+                modules=healthy_modules(limit, n),
             )
-            leak_label = f"{lo}-{hi}" if hi else "-"
-            for limit in limits:
-                for n in counts:
-                    try:
-                        plain = run_cell(
-                            suite,
-                            collected,
-                            workers=n,
-                            limit_bytes=limit * MIB,
-                            shadowfarm=False,
-                            timeout_s=args.timeout,
-                        )
-                        _print(kind, limit, n, leak_label, plain)
-                        if not integrated:
-                            _print(kind, limit, n, leak_label, "not integrated yet")
-                            continue
-                        health = run_cell(
-                            suite,
-                            collected,
-                            workers=n,
-                            limit_bytes=limit * MIB,
-                            shadowfarm=True,
-                            timeout_s=args.timeout,
-                        )
-                        _print(kind, limit, n, leak_label, health)
-                    except CgroupError as exc:
-                        print(f"bench_health: {exc}", file=sys.stderr)
-                        return 2
+            label = f"{lo}-{hi}" if hi else "-"
+            try:
+                for shadowfarm in (False, True):
+                    if shadowfarm and not integrated:
+                        _print(kind, limit, n, label, "not integrated yet")
+                        continue
+                    outcome = run_cell(
+                        suite,
+                        collected,
+                        workers=n,
+                        limit_bytes=limit * MIB,
+                        shadowfarm=shadowfarm,
+                        timeout_s=args.timeout,
+                    )
+                    _print(kind, limit, n, label, outcome)
+            except CgroupError as exc:
+                print(f"bench_health: {exc}", file=sys.stderr)
+                return 2
     return 0
 
 
