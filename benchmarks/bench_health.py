@@ -280,12 +280,14 @@ def _replay_line(result: ReplayResult | str) -> str:
         return result
     leads = [result.leads[w] for w in sorted(result.leads)]
     missed = sum(1 for lead in leads if lead is None)
-    shown = ",".join("-" if lead is None else str(lead) for lead in leads) or "no OOM"
-    secs = ",".join(f"{s:.1f}" for s in result.lead_s.values() if s is not None)
-    alarms = len(result.false_alarms)
+    shown = ",".join("-" if lead is None else str(lead) for lead in leads)
+    secs = ",".join(f"{s:.1f}" for s in result.lead_s.values() if s is not None) or "-"
+    alarms = f"swaps of workers that finished: {len(result.false_alarms)}"
+    if not leads:
+        return f"monitor replay: no OOM kill to warn of; {alarms}"
     return (
-        f"monitor replay: warned {shown} tests ({secs or '-'} s) before each OOM kill,"
-        f" missed {missed}; swaps of workers that finished: {alarms}"
+        f"monitor replay: warned {shown} tests ({secs} s) before each OOM kill,"
+        f" missed {missed}; {alarms}"
     )
 
 
