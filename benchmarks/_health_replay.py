@@ -15,15 +15,25 @@ process, which need not be the one that grew fastest. Draining the worker told t
 would have freed its memory before the kill. The lead is counted in tests the killed
 worker ran between that decision and its death (the one it died in included), and in
 seconds. A replay has no feedback: after the first swap a real run would differ.
+
+On a project's own suite (no cgroup: nothing is killed), it shows false alarms:
+
+    python benchmarks/_health_replay.py PROJECT_DIR [--workers 2] [--limit 600M] [-- ARGS]
 """
 
 from __future__ import annotations
 
+import argparse
 import csv
+import os
+import subprocess
+import sys
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from pytest_shadowfarm.workers.health import HealthMonitor, Sample
+from pytest_shadowfarm.workers.sizes import parse_size
 
 __all__ = ["ReplayResult", "replay_run"]
 
@@ -85,3 +95,36 @@ def replay_run(
             result.leads[worker] = result.lead_s[worker] = None
     result.false_alarms = sorted(w for w in swaps if w not in crashed)
     return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description="Replay a project's worker RSS through the monitor"
+    )
+    parser.add_argument("project", type=Path)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--limit", default="600M", help="the ceiling to judge against")
+    parser.add_argument("--startup", type=float, default=1.5, help="worker start-up, s")
+    argv = sys.argv[1:] if argv is None else argv
+    extra = argv[argv.index("--") + 1 :] if "--" in argv else []
+    args = parser.parse_args(argv[: argv.index("--")] if "--" in argv else argv)
+    here = str(Path(__file__).resolve().parent)
+    with tempfile.TemporaryDirectory(prefix="rss-") as rss:
+        path = os.pathsep.join(p for p in (here, os.environ.get("PYTHONPATH")) if p)
+        env = {**os.environ, "SF_RSS_DIR": rss, "PYTHONPATH": path}
+        cmd = [sys.executable, "-m", "pytest", "-q", "-n", str(args.workers), "-p", "xdist"]
+        cmd += ["-p", "_rss_recorder", "-p", "no:shadowfarm", *extra]
+        done = subprocess.run(
+            cmd, cwd=args.project, env=env, capture_output=True, text=True, timeout=1800
+        )
+        print((done.stdout.strip().splitlines() or ["(no output)"])[-1])
+        limit = parse_size(args.limit, source="--limit")
+        result = replay_run(Path(rss), limit_bytes=limit, crashed=set(), startup_s=args.startup)
+    print(f"swaps of workers that finished (false alarms): {result.false_alarms or 'none'}")
+    for worker, reason in result.reasons.items():
+        print(f"  {worker}: {reason}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

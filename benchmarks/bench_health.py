@@ -49,53 +49,13 @@ if TYPE_CHECKING:
 __all__ = ["Outcome", "has_health_option", "healthy_modules", "run_cell", "write_suite"]
 
 MIB = 1 << 20
+#: the pytest plugin that records each process's RSS after each test (the suites' conftest)
+RECORDER = Path(__file__).with_name("_rss_recorder.py")
 #: a test's sleep: long enough that a replacement (about 1-2 s to start) can be ready
 #: before a leaking worker dies, as with real tests that do some work
 TEST_SLEEP_S = 0.1
 #: a new worker's start-up the monitor is told in the replay (xdist popen, this host)
 STARTUP_S = 1.5
-
-_RECORDER = '''
-"""Appends "tests_done,seconds,rss_bytes,peak_bytes" after each test (bench_health --record)."""
-import os
-import time
-
-import psutil
-
-_PROC = psutil.Process()
-_DONE = [0]
-
-
-def _peak():
-    try:
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 0
-
-
-def pytest_runtest_logstart(nodeid, location):
-    try:
-        with open("/proc/self/clear_refs", "w") as refs:
-            refs.write("5")  # reset VmHWM: the peak is this test's
-    except OSError:
-        pass
-
-
-def pytest_runtest_logfinish(nodeid, location):
-    out = os.environ.get("SF_RSS_DIR")
-    if not out:
-        return
-    _DONE[0] += 1
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
-    rss = _PROC.memory_info().rss
-    line = f"{_DONE[0]},{time.time():.3f},{rss},{_peak()}\\n"  # one clock for all processes
-    with open(os.path.join(out, f"{worker}.csv"), "a") as f:
-        f.write(line)
-'''
 
 
 #: what the healthy suite's arithmetic assumes: a worker before it keeps anything (with
@@ -123,7 +83,7 @@ def write_suite(
     return how many tests."""
     rng = random.Random(seed)
     root.mkdir(parents=True, exist_ok=True)
-    (root / "conftest.py").write_text(_RECORDER)
+    shutil.copyfile(RECORDER, root / "conftest.py")
     (root / "pytest.ini").write_text("[pytest]\naddopts = -p no:cacheprovider -p no:randomly\n")
     if kind == "leaking":
         per_module = 10
