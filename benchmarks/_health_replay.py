@@ -32,8 +32,8 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pytest_shadowfarm.sizes import parse_size
 from pytest_shadowfarm.workers.health import HealthMonitor, Sample
-from pytest_shadowfarm.workers.sizes import parse_size
 
 __all__ = ["ReplayResult", "replay_run"]
 

@@ -163,6 +163,10 @@ def compose(config: pytest.Config, settings: Settings) -> list[tuple[str, object
 
         swarm = swarm_plugin.make_controller(config, run, source=source, farm=farm)
         features.append(("shadowfarm-swarm", swarm))
+    if distributed:
+        from pytest_shadowfarm.workers import watch
+
+        features.append(("shadowfarm-health", watch.make_controller(config, run, source)))
     if settings.shard is not None:
         from pytest_shadowfarm.shard_plugin import ShardPlugin
 

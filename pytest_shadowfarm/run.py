@@ -20,7 +20,7 @@ from pytest_shadowfarm.estimate import Estimator
 from pytest_shadowfarm.history.store import RecentHistory
 from pytest_shadowfarm.priority.plan import Plan
 from pytest_shadowfarm.recorder import RunRecorder
-from pytest_shadowfarm.workers.registry import WorkerRegistry
+from pytest_shadowfarm.registry import WorkerRegistry
 
 if TYPE_CHECKING:
     from pytest_shadowfarm.history import HistoryStore, HistorySummary

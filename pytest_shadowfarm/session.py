@@ -36,7 +36,7 @@ from pytest_shadowfarm.report.terminal import (
     prediction_line,
     summary_lines,
 )
-from pytest_shadowfarm.swarm.usage import USAGE_ATTR, add_usage
+from pytest_shadowfarm.usage import USAGE_ATTR, add_usage
 from pytest_shadowfarm.vcs import head_commit_and_branch
 
 if TYPE_CHECKING:

@@ -202,6 +202,6 @@ def memory_size_or_none(raw: Any) -> int | None:
     text = _text(raw)
     if not text or text.lower() in ("none", "auto"):
         return None
-    from pytest_shadowfarm.workers.sizes import size_bytes
+    from pytest_shadowfarm.sizes import size_bytes
 
     return size_bytes(text)

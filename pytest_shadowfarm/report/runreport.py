@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_shadowfarm.recorder import RunRecorder
-from pytest_shadowfarm.workers.registry import WorkerRecord
+from pytest_shadowfarm.registry import WorkerRecord
 
 __all__ = ["REPORT_VERSION", "RunSummary", "build_report", "write_report"]
 

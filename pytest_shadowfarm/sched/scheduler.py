@@ -54,6 +54,7 @@ from pytest_shadowfarm.sched.policy import (
     build_units,
     remaining_s,
 )
+from pytest_shadowfarm.sched.scopes import SCOPES, collection_diff, single
 
 __all__ = [
     "LOOKAHEAD_S",
@@ -86,45 +87,6 @@ class Node(Protocol):
     def send_runtest_some(self, indices: Sequence[int]) -> None: ...
 
     def shutdown(self) -> None: ...
-
-
-def _loadscope(nodeid: str) -> str | None:
-    return nodeid.rsplit("::", 1)[0]
-
-
-def _loadfile(nodeid: str) -> str | None:
-    return nodeid.split("::", 1)[0]
-
-
-def _loadgroup(nodeid: str) -> str | None:
-    # xdist's worker appends "@<group>" to the node ids of xdist_group tests; an "@"
-    # inside the parameter brackets is not a group (xdist/scheduler/loadgroup.py).
-    if nodeid.rfind("@") > nodeid.rfind("]"):
-        return "@" + nodeid.split("@")[-1]
-    return None
-
-
-def _single(nodeid: str) -> str | None:
-    return None
-
-
-#: ``--dist`` mode -> what makes tests one unit (None: each test alone)
-SCOPES: dict[str, Callable[[str], str | None]] = {
-    "load": _single,
-    "worksteal": _single,
-    "loadscope": _loadscope,
-    "loadfile": _loadfile,
-    "loadgroup": _loadgroup,
-}
-
-
-def collection_diff(reference: Sequence[str], other: Sequence[str], ref: str, node: str) -> str:
-    """A short unified diff between two collections (xdist's own formatting when present)."""
-    try:
-        from xdist.report import report_collection_diff
-    except ImportError:  # pragma: no cover - xdist is a dependency
-        return f"{node} collected {len(other)} items, {ref} collected {len(reference)}"
-    return str(report_collection_diff(reference, other, ref, node))
 
 
 @dataclass
@@ -175,7 +137,7 @@ class ShadowFarmScheduling:
         self,
         *,
         inputs: Callable[[Sequence[str]], Mapping[str, TestInputs]],
-        scope: Callable[[str], str | None] = _single,
+        scope: Callable[[str], str | None] = single,
         log: Callable[[str], None] = lambda message: None,
         on_reject: Callable[[str, str], None] = lambda worker, diff: None,
         clock: Callable[[], float] = time.perf_counter,
@@ -346,11 +308,51 @@ class ShadowFarmScheduling:
         self._queue.requeue_first(self._unit_of([index], None))
         self._fill_all()
 
+    def take_back(self, node: Any) -> int:
+        """Ask ``node`` for the items it holds and has not started (it is being replaced).
+
+        The running item and the one behind it (xdist's worker already took that one out
+        of its queue) stay; each later item is asked back on its own, since a worker
+        refuses a whole steal when any item of it has started meanwhile. Returns how many
+        were asked for; the worker's "unscheduled" answers queue them again
+        (:meth:`remove_pending_tests_from_node`).
+        """
+        state = self._state.get(node)
+        send = getattr(node, "send_steal", None)
+        if state is None or send is None:
+            return 0
+        held = [i for h in state.held for i in h.left][2:]
+        asked = 0
+        for index in reversed(held):  # the last first: the least likely to have started
+            try:
+                send([index])
+            except OSError:  # the worker died meanwhile: its down event requeues them all
+                break
+            asked += 1
+        return asked
+
+    @_timed
     def remove_pending_tests_from_node(self, node: Any, indices: Sequence[int]) -> None:
-        # Only a "steal" command makes a worker unschedule items, and we never steal:
-        # the lookahead a worker holds is already out of its queue (remote.py).
-        msg = "ShadowFarmScheduling never sends 'steal'"
-        raise NotImplementedError(msg)
+        """The worker gave back ``indices`` (a :meth:`take_back`): queue them again."""
+        state = self._state.get(node)
+        if state is None or not indices or self._queue is None:
+            return
+        back = set(indices)
+        for held in list(state.held):
+            stolen = [i for i in held.left if i in back]
+            if not stolen:
+                continue
+            whole = len(stolen) == len(held.unit.indices)
+            held.left = [i for i in held.left if i not in back]
+            state.count -= len(stolen)
+            state.etc_s -= sum(self._etc[i] for i in stolen)
+            if not held.left:
+                state.held.remove(held)
+            if whole:
+                self._queue.give_back(held.unit)
+            else:
+                self._queue.requeue_first(self._unit_of(stolen, held.unit))
+        self._fill_all()
 
     # --- dispatch ---------------------------------------------------------------------------
 

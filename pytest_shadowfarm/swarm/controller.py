@@ -34,7 +34,7 @@ from pytest_shadowfarm.swarm.policy import Limits
 from pytest_shadowfarm.swarm.progress import Progress
 from pytest_shadowfarm.swarm.scaler import TICK_EVENT, Scaler
 from pytest_shadowfarm.swarm.summary import summary_lines, worker_seconds
-from pytest_shadowfarm.swarm.usage import USAGE_ATTR
+from pytest_shadowfarm.usage import USAGE_ATTR
 from pytest_shadowfarm.workers.source import PopenSource, WorkerSource
 
 if TYPE_CHECKING:

@@ -24,10 +24,10 @@ import statistics
 from typing import TYPE_CHECKING, Any
 
 from pytest_shadowfarm.estimate import DEFAULT_ETC_S
+from pytest_shadowfarm.registry import WorkerRecord
 from pytest_shadowfarm.swarm.policy import DEFAULT_STARTUP_S, Decision, Limits, SwarmState, decide
 from pytest_shadowfarm.swarm.prior import Newest, PastRun, Prior, find_prior
 from pytest_shadowfarm.swarm.summary import worker_seconds
-from pytest_shadowfarm.workers.registry import WorkerRecord
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence

@@ -6,8 +6,8 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from pytest_shadowfarm.registry import WorkerRecord
 from pytest_shadowfarm.swarm.channel import WorkerTelemetryState
-from pytest_shadowfarm.workers.registry import WorkerRecord
 
 __all__ = ["summary_lines", "worker_seconds"]
 

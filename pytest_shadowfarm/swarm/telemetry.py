@@ -35,7 +35,7 @@ import pytest
 
 from pytest_shadowfarm.swarm.channel import CHANNEL_KEY, INTERVAL_KEY
 from pytest_shadowfarm.swarm.procfs import ProcFile
-from pytest_shadowfarm.swarm.usage import USAGE_ATTR, add_usage
+from pytest_shadowfarm.usage import USAGE_ATTR, add_usage
 
 __all__ = [
     "CHANNEL_KEY",

@@ -26,7 +26,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from pytest_shadowfarm.workers.sizes import format_size
+from pytest_shadowfarm.sizes import format_size
 
 __all__ = [
     "UNLIMITED",

@@ -33,7 +33,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
-from pytest_shadowfarm.workers.sizes import format_size
+from pytest_shadowfarm.sizes import format_size
 from pytest_shadowfarm.workers.thresholds import Thresholds, score_for_tests_left
 from pytest_shadowfarm.workers.trend import Trend, fit_trend
 
@@ -143,6 +143,14 @@ class HealthMonitor:
         """``worker`` has gone (finished, drained, replaced, crashed): its decisions so far."""
         state = self._workers.pop(worker, None)
         return state.predictions if state else []
+
+    def alarmed(self) -> bool:
+        """Whether any watched worker is at ``prepare`` or ``swap`` now."""
+        return any(state.decision != "ok" for state in self._workers.values())
+
+    def current_bytes(self) -> dict[str, int]:
+        """Each watched worker's RSS after its newest test."""
+        return {w: s.samples[-1].rss_bytes for w, s in self._workers.items() if s.samples}
 
     def predictions(self) -> list[Prediction]:
         """Every decision change of the workers still watched."""

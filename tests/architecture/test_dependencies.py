@@ -28,7 +28,11 @@ PYTEST_FREE = (
     "pytest_shadowfarm.estimate",
     "pytest_shadowfarm.history",
     "pytest_shadowfarm.priority",
-    "pytest_shadowfarm.workers.registry",
+    "pytest_shadowfarm.registry",
+    "pytest_shadowfarm.workers.health",
+    "pytest_shadowfarm.workers.ceiling",
+    "pytest_shadowfarm.workers.trend",
+    "pytest_shadowfarm.sizes",
     "pytest_shadowfarm.workers.source",
     "pytest_shadowfarm.farm.source",
     "pytest_shadowfarm.swarm.policy",
@@ -230,4 +234,4 @@ class TestTheChecksThemselves:
         mod = REPO / "pytest_shadowfarm" / "run.py"
         deps = imported(mod, {module_name(f) for f in source_files()})
         assert "pytest_shadowfarm.settings" in deps  # a TYPE_CHECKING import there
-        assert "pytest_shadowfarm.workers.registry" in deps
+        assert "pytest_shadowfarm.registry" in deps

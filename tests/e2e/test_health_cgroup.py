@@ -86,3 +86,70 @@ def test_the_monitor_replayed_on_that_run_warns_of_each_oom_kill(plain: Any) -> 
     assert not isinstance(replayed, str), replayed
     assert replayed.leads, plain
     assert all(lead is not None and lead >= 3 for lead in replayed.leads.values()), replayed
+
+
+def _shadowfarm_run(bench: ModuleType, suite: Path, limit: int) -> tuple[Any, dict[str, Any]]:
+    """-p shadowfarm at -n 2 in a fresh cgroup; (the cgroup's figures, the run report)."""
+    import json
+    import subprocess
+
+    from _cgroup import CgroupError, memory_cgroup
+
+    report = suite / "run.json"
+    cmd = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-q",
+        "-n",
+        "2",
+        "-p",
+        "xdist",
+        "-p",
+        "shadowfarm",
+        f"--sf-report-json={report}",
+        "--sf-history=.shadowfarm/history.sqlite",
+    ]
+    try:
+        with memory_cgroup(limit) as group:
+            try:
+                done = group.run(cmd, cwd=suite, timeout=RUN_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                pytest.fail(f"the run did not end within {RUN_TIMEOUT_S:.0f} s")
+            figures = {"oom_kills": group.oom_kills(), "output": done.stdout + done.stderr}
+    except CgroupError as exc:
+        pytest.skip(f"no memory cgroup here: {exc}")
+    return figures, json.loads(report.read_text())
+
+
+def test_shadowfarm_replaces_leaking_workers_before_the_oom_killer(
+    bench: ModuleType, leaking_suite: Path
+) -> None:
+    """The same suite and limit with -p shadowfarm: no OOM kill, every test passes once and
+    is never rerun, and each replaced worker says why."""
+    figures, report = _shadowfarm_run(bench, leaking_suite, LIMIT)
+    output = figures["output"]
+    assert figures["oom_kills"] == 0, output
+    assert report["counts"] == {"passed": TESTS}, output
+    assert not any(t.get("reruns") for t in report["tests"]), output
+    health = report["health"]
+    replaced = [w for w in report["workers"] if w["ended"] == "replaced"]
+    assert health["replacements"] >= 1
+    assert health["replacements"] == len(replaced)
+    assert all("memory would reach" in w["reason"] for w in replaced), replaced
+    assert health["crashes"] == 0
+    assert "replaced after" in output
+
+
+def test_a_healthy_suite_near_the_limit_has_no_replacement(
+    bench: ModuleType, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """25 MiB kept per module and per-test allocations freed (about 72% of the limit at the
+    peak): no worker is replaced, every one finishes."""
+    root = tmp_path_factory.mktemp("healthy")
+    tests = bench.write_suite(root, "healthy", tests=TESTS)
+    figures, report = _shadowfarm_run(bench, root, LIMIT)
+    assert figures["oom_kills"] == 0, figures["output"]
+    assert report["counts"] == {"passed": tests}, figures["output"]
+    assert report["health"]["replacements"] == 0, report["health"]
+    assert {w["ended"] for w in report["workers"]} == {"finished"}

@@ -38,6 +38,7 @@ class FakeNode:
         self.batches: list[int] = []  # the size of each send_runtest_some call
         self.queue: list[int] = []  # sent, not yet completed, in order
         self.shutdown_sent = False
+        self.steals: list[list[int]] = []
 
     @property
     def shutting_down(self) -> bool:
@@ -51,6 +52,21 @@ class FakeNode:
 
     def shutdown(self) -> None:
         self.shutdown_sent = True
+
+    def send_steal(self, indices: Sequence[int]) -> None:
+        self.steals.append(list(indices))
+
+    def answer_steals(self, started: int = 0) -> list[int]:
+        """What xdist's worker does with each steal: give the items back if none of them
+        is among the first ``started`` + 2 of its queue (running, or taken as lookahead)."""
+        given: list[int] = []
+        busy = set(self.queue[: 2 + started])
+        for request in self.steals:
+            if not busy & set(request) and all(i in self.queue for i in request):
+                self.queue = [i for i in self.queue if i not in request]
+                given.extend(request)
+        self.steals.clear()
+        return given
 
     @property
     def can_run(self) -> bool:
@@ -306,11 +322,54 @@ class TestCompletion:
         with pytest.raises(KeyError, match="did not hold"):
             sched.mark_test_complete(node, 99)
 
-    def test_stealing_is_not_supported(self):
-        """We never send 'steal', so an 'unscheduled' event is a bug."""
-        sched, (node,) = started("gw0")
-        with pytest.raises(NotImplementedError):
-            sched.remove_pending_tests_from_node(node, [0])
+    def test_a_worker_being_replaced_gives_back_what_it_has_not_started(self):
+        """take_back asks for every held item but the running one and its lookahead; the
+        items given back run on another worker, and no item runs twice or never."""
+        ids = [f"t.py::test_{i}" for i in range(40)]
+        tiny = LOOKAHEAD_S / 10
+        inputs = etc_inputs(dict.fromkeys(ids, tiny))
+        sched, (sick, other) = started("gw0", "gw1", ids=ids, inputs=inputs)
+        held = len(sick.queue)
+        assert held > 2
+        assert sched.take_back(sick) == held - 2
+        sick.shutdown()
+        given = sick.answer_steals()
+        sched.remove_pending_tests_from_node(sick, given)
+        assert len(sick.queue) == 2  # the running item and the lookahead stay
+        ran: list[int] = []
+        while sick.queue or other.queue:
+            for node in (sick, other):
+                if node.can_run:
+                    ran.append(run_one(sched, node))
+        assert sorted(ran) == list(range(len(ids)))
+        assert set(given) <= set(other.sent)
+        assert sched.tests_finished
+
+    def test_a_worker_that_died_meanwhile_is_left_to_its_down_event(self):
+        """take_back on a worker whose channel closed asks nothing and raises nothing."""
+        ids = [f"t.py::test_{i}" for i in range(40)]
+        tiny = LOOKAHEAD_S / 10
+        inputs = etc_inputs(dict.fromkeys(ids, tiny))
+        sched, (sick, _other) = started("gw0", "gw1", ids=ids, inputs=inputs)
+
+        def closed(indices: Sequence[int]) -> None:
+            raise OSError("cannot send (already closed?)")
+
+        sick.send_steal = closed  # type: ignore[method-assign]
+        assert sched.take_back(sick) == 0
+        lost = sched.remove_node(sick)
+        assert lost is not None  # the running item: xdist reports it crashed
+
+    def test_items_the_worker_already_started_are_not_queued_twice(self):
+        """A steal the worker refuses (the item started meanwhile) changes nothing."""
+        ids = [f"t.py::test_{i}" for i in range(40)]
+        tiny = LOOKAHEAD_S / 10
+        sched, (sick,) = started("gw0", ids=ids, inputs=etc_inputs(dict.fromkeys(ids, tiny)))
+        sched.take_back(sick)
+        sched.remove_pending_tests_from_node(sick, [])
+        while sick.queue:
+            run_one(sched, sick)
+        assert sorted(sick.sent) == list(range(len(ids)))
 
     def test_scheduling_cpu_time_is_counted(self):
         """Every protocol call adds its CPU time to cpu_s."""

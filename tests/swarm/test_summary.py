@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from pytest_shadowfarm.registry import WorkerRecord
 from pytest_shadowfarm.swarm.channel import WorkerTelemetryState
 from pytest_shadowfarm.swarm.summary import summary_lines, worker_seconds
-from pytest_shadowfarm.workers.registry import WorkerRecord
 
 WORKERS = [WorkerRecord("gw0", joined_s=0.0), WorkerRecord("gw1", joined_s=2.0, left_s=6.0)]
 

@@ -10,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pytest_shadowfarm.errors import ConfigError
+from pytest_shadowfarm.sizes import format_size, parse_size
 from pytest_shadowfarm.workers.ceiling import (
     UNLIMITED,
     CgroupMemory,
@@ -17,7 +18,6 @@ from pytest_shadowfarm.workers.ceiling import (
     memory_ceiling,
     read_pressure,
 )
-from pytest_shadowfarm.workers.sizes import format_size, parse_size
 
 MIB = 1 << 20
 V1_UNLIMITED = "9223372036854771712"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_shadowfarm.workers.registry import WorkerRecord, WorkerRegistry
+from pytest_shadowfarm.registry import WorkerRecord, WorkerRegistry
 from tests.apptools import Clock
 
 

@@ -11,31 +11,39 @@ import re
 
 from pytest_shadowfarm.errors import ConfigError
 
-__all__ = ["format_size", "parse_size"]
+__all__ = ["format_size", "parse_size", "size_bytes"]
 
 _UNITS = {"": 0, "K": 1, "M": 2, "G": 3, "T": 4}
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*([KMGT]?)(I?B?)\s*$", re.IGNORECASE)
 
 
-def parse_size(text: str, *, source: str = "--sf-memory-limit") -> int:
-    """Bytes in ``text``; :class:`ConfigError` naming ``source`` and the fix when it is not a size.
+def size_bytes(text: str) -> int:
+    """Bytes in ``text``; ValueError saying what a size looks like when it is not one.
 
-    >>> parse_size("600M"), parse_size("1.5GiB"), parse_size("4096")
+    >>> size_bytes("600M"), size_bytes("1.5GiB"), size_bytes("4096")
     (629145600, 1610612736, 4096)
     """
     match = _SIZE.match(text)
     if match is None or (match.group(3).upper() == "I" and not match.group(2)):
         msg = (
-            f"{source}: {text!r} is not a memory size; give bytes or a number with a unit"
+            f"{text!r} is not a memory size; give bytes or a number with a unit"
             " K, M, G or T (binary: 1K = 1024 bytes), e.g. 600M, 1.5GiB or 2G"
         )
-        raise ConfigError(msg)
+        raise ValueError(msg)
     number, unit = float(match.group(1)), match.group(2).upper()
     value = number * 1024 ** _UNITS[unit]
     if not math.isfinite(value) or value < 1:
-        msg = f"{source}: {text!r} is not a usable memory limit; give a positive size, e.g. 600M"
-        raise ConfigError(msg)
+        msg = f"{text!r} is not a usable memory limit; give a positive size, e.g. 600M"
+        raise ValueError(msg)
     return int(value)
+
+
+def parse_size(text: str, *, source: str = "--sf-memory-limit") -> int:
+    """:func:`size_bytes`, with a :class:`ConfigError` naming ``source`` and the fix."""
+    try:
+        return size_bytes(text)
+    except ValueError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
 
 
 def format_size(n: float) -> str:
