@@ -171,7 +171,7 @@ def _health_report(path: Path) -> tuple[int | None, list[float] | None]:
         health = json.loads(path.read_text()).get("health") or {}
     except (OSError, ValueError, AttributeError):
         return None, None
-    leads = [p.get("lead_tests") for p in health.get("predictions", []) if "lead_tests" in p]
+    leads = [p.get("lead_tests") for p in health.get("replaced", []) if "lead_tests" in p]
     return health.get("replacements"), [float(x) for x in leads if isinstance(x, int | float)]
 
 
