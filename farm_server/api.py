@@ -2,16 +2,17 @@
 
 FastAPI because request bodies are validated by pydantic models (a malformed body gets
 a 422 that names the field) and the OpenAPI document (``/docs``, ``/openapi.json``)
-comes from the same models; uvicorn serves it. Every request that changes state needs
-``Authorization: Bearer <token>`` (the token file in the farm's home), checked in
-constant time by a middleware before routing or body parsing. Reads are open, on a
-loopback bind by default.
+comes from the same models; uvicorn serves it. Every route except ``/api/health`` and
+the challenge needs credentials, checked by :class:`farm_server.auth.Guard` before
+routing or body parsing: ``Authorization: Bearer <token>`` (the token file in the farm's
+home), or a request signed with the session key a challenge opened (the plugin and the
+CLI: they never send the token).
 """
 
 from __future__ import annotations
 
-import hmac
 from typing import TYPE_CHECKING, Annotated, Any, Optional, cast
+from urllib.parse import urlsplit
 
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.encoders import jsonable_encoder
@@ -19,15 +20,15 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, create_model
 
+from farm_server.auth import Guard, Sessions
 from farm_server.config import FarmConfig, describe_errors
 from shadowfarm_wire.profile import Profile
+from shadowfarm_wire.trust import CHALLENGE_PATH
 
 if TYPE_CHECKING:
     from farm_server.farm import Farm
 
 __all__ = ["create_app"]
-
-SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 Name = Annotated[str, StringConstraints(min_length=1, max_length=512)]
 NodeId = Annotated[str, StringConstraints(min_length=1, max_length=4096)]
@@ -35,6 +36,10 @@ NodeId = Annotated[str, StringConstraints(min_length=1, max_length=4096)]
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+class ChallengeBody(Strict):
+    client_nonce: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{32,128}$")]
 
 
 class ProfileBody(Strict):
@@ -93,25 +98,17 @@ def create_app(farm: Farm) -> FastAPI:
     app = FastAPI(
         title="pytest-shadowfarm farm",
         version="1",
-        description="Warm pytest-xdist workers on demand. State-changing requests need "
-        "'Authorization: Bearer <token>' (the token file in the farm's home directory).",
+        description="Warm pytest-xdist workers on demand. Every route except /api/health and "
+        f"{CHALLENGE_PATH} needs 'Authorization: Bearer <token>' (the token file in the "
+        "farm's home directory) or a request signed with a challenge's session key.",
     )
-    token = farm.token.encode()
-
-    @app.middleware("http")
-    async def require_token(request: Request, call_next: Any) -> Any:
-        if request.method not in SAFE_METHODS:
-            scheme, _, given = request.headers.get("authorization", "").partition(" ")
-            if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token):
-                return JSONResponse(
-                    {
-                        "detail": "missing or wrong bearer token: send 'Authorization: "
-                        f"Bearer <token>' with the token in {farm.home.token_file}"
-                    },
-                    status_code=401,
-                    headers={"WWW-Authenticate": "Bearer"},
-                )
-        return await call_next(request)
+    sessions = Sessions(farm.token)
+    app.add_middleware(
+        Guard,
+        sessions=sessions,
+        port=lambda: urlsplit(farm.url).port or 0,
+        token_file=str(farm.home.token_file),
+    )
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -121,6 +118,11 @@ def create_app(farm: Farm) -> FastAPI:
     @app.get("/api/health")
     def health() -> dict[str, Any]:
         return {"ok": True, "pid": farm.pid}
+
+    @app.post(CHALLENGE_PATH)
+    def challenge(body: ChallengeBody) -> dict[str, str]:
+        """Prove this is the farm (HMAC with the token) and open a signed session."""
+        return sessions.challenge(body.client_nonce)
 
     @app.post("/api/workers/claim")
     def claim(body: ClaimBody) -> dict[str, Any]:

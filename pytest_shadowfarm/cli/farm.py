@@ -97,14 +97,16 @@ def _home(args: argparse.Namespace, ctx: Context) -> Any:
 
 
 def _client(args: argparse.Namespace, ctx: Context) -> Any:
-    from pytest_shadowfarm.farm.client import FarmClient, FarmEndpoint
+    from pytest_shadowfarm.farm.client import FarmClient, discover
 
     home = _home(args, ctx)
-    info = home.running_daemon()
-    if info is None or not info.url:
+    # The same checks as the plugin's: a home others can write to, or an endpoint that
+    # cannot prove it holds the token (TrustError, a FarmError), is never used.
+    endpoint = discover("auto", home)
+    if endpoint is None:
         msg = f"no farm is running from {home.root}; start one with 'shadowfarm farm start'"
         raise FarmError(msg)
-    return FarmClient(FarmEndpoint(info.url, home.read_token()), timeout=CLI_TIMEOUT_S)
+    return FarmClient(endpoint, timeout=CLI_TIMEOUT_S)
 
 
 def _need_farm_extra() -> None:
