@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 
 from farm_server.auth import Guard, Sessions
 from farm_server.config import FarmConfig, describe_errors
+from farm_server.errors import InterpreterRejected
 from shadowfarm_wire.profile import Profile
 from shadowfarm_wire.trust import CHALLENGE_PATH
 
@@ -130,7 +131,10 @@ def create_app(farm: Farm) -> FastAPI:
             profile = Profile.from_dict(body.profile.model_dump())
         except ValueError as exc:
             raise HTTPException(422, str(exc)) from None
-        result = farm.claim(profile, body.count, body.modules, body.shadow_tests, body.client)
+        try:
+            result = farm.claim(profile, body.count, body.modules, body.shadow_tests, body.client)
+        except InterpreterRejected as exc:
+            raise HTTPException(403, str(exc)) from None
         return {
             "claim_id": result.claim_id,
             "profile_key": result.profile_key,

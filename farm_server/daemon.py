@@ -22,11 +22,12 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from farm_server.config import FarmConfig, ValidationError
+from farm_server.errors import FarmDaemonError, InterpreterRejected
 from farm_server.farm import Farm
+from farm_server.interpreters import CheckedLauncher, Interpreters
 from farm_server.pool import Pool, ProfileEntry
 from farm_server.procs import ProcessLauncher, become_subreaper
 from farm_server.store import FarmStore
-from shadowfarm_wire.errors import FarmError
 from shadowfarm_wire.home import DaemonInfo, FarmHome
 from shadowfarm_wire.profile import Profile
 
@@ -38,10 +39,6 @@ START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 20.0
 
 
-class FarmDaemonError(FarmError):
-    """The daemon cannot start, or did not stop; the message says why and where to look."""
-
-
 def _load_config(store: FarmStore) -> FarmConfig:
     try:
         return FarmConfig().updated(store.load_config())
@@ -50,11 +47,14 @@ def _load_config(store: FarmStore) -> FarmConfig:
         return FarmConfig()
 
 
-def _restore_profiles(pool: Pool, store: FarmStore) -> None:
+def _restore_profiles(pool: Pool, store: FarmStore, interpreters: Interpreters) -> None:
     for row in store.load_profiles():
         try:
             profile = Profile.from_dict(row["profile"])
-        except ValueError as exc:
+            # A profile stored before the allow-list existed (or with an interpreter
+            # since replaced) must not start a program at every restart.
+            interpreters.verify(profile)
+        except (ValueError, InterpreterRejected) as exc:
             log.warning("stored profile %s ignored: %s", row["key"], exc)
             continue
         pool.profiles[profile.key] = ProfileEntry(
@@ -105,10 +105,12 @@ def serve(
         stale.unlink()
     store = FarmStore.open(home.database)
     store.prune_workers()
-    pool = Pool(_load_config(store), ProcessLauncher(home.logs, cwd=home.root), home.sockets)
-    farm = Farm(home, token, store, pool)
+    interpreters = Interpreters(home.root)
+    launcher = CheckedLauncher(ProcessLauncher(home.logs, cwd=home.root), interpreters)
+    pool = Pool(_load_config(store), launcher, home.sockets)
+    farm = Farm(home, token, store, pool, interpreters)
     pool.on_change = farm.persist
-    _restore_profiles(pool, store)
+    _restore_profiles(pool, store, interpreters)
     if host not in ("127.0.0.1", "::1", "localhost"):
         log.warning("the API listens on %s: reachable beyond this host", host)
     sock = socket.create_server(

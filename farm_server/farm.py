@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from farm_server.config import FarmConfig
+from farm_server.interpreters import Interpreters
 from farm_server.pool import ClaimResult, Pool
 from farm_server.status import PoolCollector, status
 from farm_server.store import FarmStore
@@ -27,13 +28,21 @@ KEEP_CRASH_LOGS = 50
 class Farm:
     """The running farm: pool, database and token, as the API sees them."""
 
-    def __init__(self, home: FarmHome, token: str, store: FarmStore, pool: Pool) -> None:
+    def __init__(
+        self,
+        home: FarmHome,
+        token: str,
+        store: FarmStore,
+        pool: Pool,
+        interpreters: Interpreters | None = None,
+    ) -> None:
         from prometheus_client import CollectorRegistry
 
         self.home = home
         self.token = token
         self.store = store
         self.pool = pool
+        self.interpreters = interpreters or Interpreters(home.root)
         self.clock = pool.clock
         self.pid = os.getpid()
         self.started = self.clock()
@@ -49,6 +58,8 @@ class Farm:
         shadow_tests: Iterable[str],
         client: dict[str, Any],
     ) -> ClaimResult:
+        """Claim warm workers; InterpreterRejected (nothing registered) for a bad interpreter."""
+        self.interpreters.verify(profile)
         result = self.pool.claim(profile, count, modules, shadow_tests)
         self.store.record_claim(
             result.claim_id, result.profile_key, count, len(result.workers), client, self.clock()
