@@ -11,6 +11,7 @@ CLI: they never send the token).
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Annotated, Any, Optional, cast
 from urllib.parse import urlsplit
 
@@ -18,7 +19,16 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, create_model
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    FiniteFloat,
+    StringConstraints,
+    ValidationError,
+    create_model,
+)
 
 from farm_server.auth import Guard, Sessions
 from farm_server.config import FarmConfig, describe_errors
@@ -30,6 +40,9 @@ if TYPE_CHECKING:
     from farm_server.farm import Farm
 
 __all__ = ["create_app"]
+
+#: a run posts a few samples a second; a post holds seconds of them, not a flood
+MAX_SAMPLES_PER_POST = 2000
 
 Name = Annotated[str, StringConstraints(min_length=1, max_length=512)]
 NodeId = Annotated[str, StringConstraints(min_length=1, max_length=4096)]
@@ -60,7 +73,9 @@ class ClaimBody(Strict):
     shadow_tests: list[NodeId] = Field(
         default_factory=list, max_length=10_000, description="cheap tests to warm with"
     )
-    client: dict[Name, str | int | float | bool | None] = Field(default_factory=dict)
+    client: dict[Name, str | int | FiniteFloat | bool | None] = Field(
+        default_factory=dict, max_length=50
+    )
 
 
 class ScaleBody(Strict):
@@ -72,10 +87,30 @@ class DrainBody(Strict):
     profile: str = Field(default="all", description="a profile key prefix, or 'all'")
 
 
+def _finite(value: Any, depth: int = 0) -> Any:
+    """Reject NaN and infinities anywhere in a sample (JSON has no such numbers)."""
+    if depth > 8:
+        raise ValueError("samples nest at most 8 levels deep")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"numbers must be finite, got {value!r}")
+    if isinstance(value, dict):
+        for item in value.values():
+            _finite(item, depth + 1)
+    elif isinstance(value, list):
+        for item in value:
+            _finite(item, depth + 1)
+    return value
+
+
+Sample = Annotated[dict[Name, Any], Field(max_length=100), AfterValidator(_finite)]
+
+
 class TelemetryBody(Strict):
     claim_id: Name | None = None
     worker_id: Name | None = None
-    samples: list[dict[str, Any]] = Field(max_length=100_000)
+    samples: list[Sample] = Field(
+        max_length=MAX_SAMPLES_PER_POST, description="at most this many samples per post"
+    )
 
 
 #: every FarmConfig field, optional, plus per-profile scaling
@@ -113,7 +148,11 @@ def create_app(farm: Farm) -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = jsonable_encoder(exc.errors())
+        # Only where and what: the rejected input itself may be a NaN that JSON cannot
+        # carry (a 500 instead of the 422), or a megabyte of someone's body.
+        errors = jsonable_encoder(
+            [{k: e[k] for k in ("loc", "msg", "type") if k in e} for e in exc.errors()]
+        )
         return JSONResponse({"detail": errors, "message": _message(errors)}, status_code=422)
 
     @app.get("/api/health")

@@ -13,7 +13,9 @@ __all__ = ["FarmConfig", "ValidationError", "describe_errors"]
 class FarmConfig(BaseModel):
     """``GET|PUT /api/swarm/config`` and ``shadowfarm farm config get|set``."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # NaN passes every ``gt``/``le`` bound (all comparisons are false) and infinity is no
+    # duration: neither is a setting.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     default_min_warm: int = Field(
         default=2, ge=0, le=256, description="warm workers kept per profile"

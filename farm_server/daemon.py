@@ -98,6 +98,7 @@ def serve(
     if running is not None and running.pid != os.getpid():
         msg = f"a farm already runs from {home.root} (pid {running.pid}, {running.url})"
         raise FarmDaemonError(msg)
+    lock = _lock_home(home)
     _setup_logging(home, log_level)
     token = home.ensure_token()
     become_subreaper()
@@ -142,7 +143,28 @@ def serve(
         store.close()
         sock.close()
         log.info("farm stopped")
+        os.close(lock)
     return 0
+
+
+def _lock_home(home: FarmHome) -> int:
+    """Hold the home's lock for the daemon's life; FarmDaemonError if another daemon does.
+
+    daemon.json alone cannot say it: two daemons started at once both find none.
+    """
+    import fcntl
+
+    fd = os.open(home.lock_file, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        msg = (
+            f"another farm daemon serves {home.root} (it holds {home.lock_file}); "
+            f"stop it first: shadowfarm farm stop --home {home.root}"
+        )
+        raise FarmDaemonError(msg) from None
+    return fd
 
 
 def _create_time(pid: int) -> float:
