@@ -15,6 +15,7 @@ it is admitted. In this order, for every request:
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import ipaddress
 import json
@@ -45,6 +46,8 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 #: the largest request body the farm reads (a claim with 10,000 shadow tests is ~1 MB)
 MAX_BODY_BYTES = 4 << 20
+#: a request body must arrive within this (a slow body holds a connection, as slowloris)
+BODY_TIMEOUT_S = 30.0
 #: routes anyone may call: liveness, and the challenge that starts a session
 OPEN_PATHS = frozenset({"/api/health", CHALLENGE_PATH})
 #: sessions kept at once; a flood of challenges evicts the oldest (its client re-proves)
@@ -165,17 +168,16 @@ class Guard:
         if not 0 <= declared <= self.max_body:
             await _answer(send, 413, f"request bodies are limited to {self.max_body} bytes")
             return
-        body = b""
-        more = True
-        while more:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            body += message.get("body", b"")
-            more = message.get("more_body", False)
-            if len(body) > self.max_body:
-                await _answer(send, 413, f"request bodies are limited to {self.max_body} bytes")
-                return
+        try:
+            body = await asyncio.wait_for(self._body(receive), BODY_TIMEOUT_S)
+        except TimeoutError:
+            await _answer(send, 408, f"the request body took over {BODY_TIMEOUT_S:g}s")
+            return
+        if body is None:
+            return  # the client went away
+        if len(body) > self.max_body:
+            await _answer(send, 413, f"request bodies are limited to {self.max_body} bytes")
+            return
         path = scope["path"]
         if path not in OPEN_PATHS:
             auth = headers.get("authorization", "")
@@ -201,6 +203,18 @@ class Guard:
             return await receive()
 
         await self.app(scope, replay, send)
+
+    async def _body(self, receive: Receive) -> bytes | None:
+        """The whole body (stops just over the limit); None if the client disconnected."""
+        body = b""
+        more = True
+        while more and len(body) <= self.max_body:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return None
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+        return body
 
 
 async def _answer(

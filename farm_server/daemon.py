@@ -25,6 +25,7 @@ from farm_server.config import FarmConfig, ValidationError
 from farm_server.errors import FarmDaemonError, InterpreterRejected
 from farm_server.farm import Farm
 from farm_server.interpreters import CheckedLauncher, Interpreters
+from farm_server.limits import BoundedH11Protocol, quiet_accept_errors, raise_fd_limit
 from farm_server.pool import Pool, ProfileEntry
 from farm_server.procs import ProcessLauncher, become_subreaper
 from farm_server.store import FarmStore
@@ -100,6 +101,9 @@ def serve(
         raise FarmDaemonError(msg)
     lock = _lock_home(home)
     _setup_logging(home, log_level)
+    soft, _hard = raise_fd_limit()
+    log.info("file descriptor limit %d", soft)
+    quiet_accept_errors()
     token = home.ensure_token()
     become_subreaper()
     for stale in home.sockets.glob("*.sock"):  # left by a daemon that was killed
@@ -127,7 +131,15 @@ def serve(
                 log.info("farm ready at %s (pid %d)", farm.url, farm.pid)
                 on_ready(farm.url)
 
-    config = uvicorn.Config(create_app(farm), log_level="warning", access_log=False, lifespan="off")
+    config = uvicorn.Config(
+        create_app(farm),
+        log_level="warning",
+        access_log=False,
+        lifespan="off",
+        http=BoundedH11Protocol,  # a connection cap and a deadline for the headers
+        timeout_keep_alive=5,
+        h11_max_incomplete_event_size=64 << 10,  # request line and headers
+    )
     # uvicorn handles SIGTERM/SIGINT itself, then re-raises the signal to the handler it
     # found: with the default SIGTERM handler the process would die before the cleanup
     # below, leaving workers to their parent-death signal. A no-op handler lets it run.
