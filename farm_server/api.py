@@ -156,8 +156,10 @@ def create_app(farm: Farm) -> FastAPI:
         return JSONResponse({"detail": errors, "message": _message(errors)}, status_code=422)
 
     @app.get("/api/health")
-    def health() -> dict[str, Any]:
-        return {"ok": True, "pid": farm.pid}
+    def health() -> JSONResponse:
+        """200 when the farm can work; 503 with the problems (full disk) when it cannot."""
+        report = farm.health()
+        return JSONResponse(report, status_code=200 if report["ok"] else 503)
 
     @app.post(CHALLENGE_PATH)
     def challenge(body: ChallengeBody) -> dict[str, str]:

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sqlite3
 from collections.abc import Iterable
 from typing import Any
 
 from farm_server.config import FarmConfig
+from farm_server.disk import DiskHealth
 from farm_server.interpreters import Interpreters
 from farm_server.pool import ClaimResult, Pool
 from farm_server.status import PoolCollector, status
@@ -43,6 +45,7 @@ class Farm:
         self.store = store
         self.pool = pool
         self.interpreters = interpreters or Interpreters(home.root)
+        self.disk = DiskHealth(home.root)
         self.clock = pool.clock
         self.pid = os.getpid()
         self.started = self.clock()
@@ -61,14 +64,36 @@ class Farm:
         """Claim warm workers; InterpreterRejected (nothing registered) for a bad interpreter."""
         self.interpreters.verify(profile)
         result = self.pool.claim(profile, count, modules, shadow_tests)
-        self.store.record_claim(
-            result.claim_id, result.profile_key, count, len(result.workers), client, self.clock()
+        self._write(
+            "recording a claim",
+            self.store.record_claim,
+            result.claim_id,
+            result.profile_key,
+            count,
+            len(result.workers),
+            client,
+            self.clock(),
         )
         return result
+
+    def health(self) -> dict[str, Any]:
+        """``ok`` and, when not, the ``problems`` (full disk, failed writes)."""
+        problems = self.disk.problems()
+        return {"ok": not problems, "pid": self.pid, "problems": problems}
+
+    def _write(self, what: str, write: Any, *args: Any) -> None:
+        """A database write; a failure (full disk) is reported, never raised into a thread."""
+        try:
+            write(*args)
+        except (sqlite3.Error, OSError) as exc:
+            self.disk.failed(what, exc)
+        else:
+            self.disk.succeeded()
 
     def status(self) -> dict[str, Any]:
         now = self.clock()
         extra = {
+            "health": self.health(),
             "pid": self.pid,
             "url": self.url,
             "home": str(self.home.root),
@@ -80,13 +105,13 @@ class Farm:
         with self.pool.lock:
             self.pool.config = config
             self.pool.wake.notify_all()
-        self.store.save_config(config.model_dump())
+        self._write("saving the config", self.store.save_config, config.model_dump())
 
     def persist(self, kind: str, obj: Any) -> None:
         if kind == "profile":
-            self.store.save_profile(obj)
+            self._write(f"saving profile {obj.key}", self.store.save_profile, obj)
         elif kind == "worker":
-            self.store.save_worker(obj)
+            self._write(f"saving worker {obj.id}", self.store.save_worker, obj)
             if obj.state == "gone":
                 self._tidy_log(obj)
 

@@ -180,6 +180,8 @@ def _status(args: argparse.Namespace, ctx: Context) -> int:
     rate = totals["hit_rate"]
     up = _duration(data["uptime_s"])
     ctx.print(f"farm at {data['url']} (pid {data['pid']}, up {up}), home {data['home']}")
+    for problem in data.get("health", {}).get("problems", []):
+        ctx.print(f"UNHEALTHY: {problem}")
     hit_rate = "-" if rate is None else f"{rate:.0%}"
     ctx.print(
         f"claims {totals['claims']}: {totals['granted']} of {totals['requested']} workers warm "
