@@ -57,6 +57,12 @@ class FarmConfig(BaseModel):
             "cores (0: at once)"
         ),
     )
+    log_max_bytes: int = Field(
+        default=10 << 20,
+        ge=64 << 10,
+        le=1 << 40,
+        description="each log (daemon, its stderr, every worker's) is kept under this size",
+    )
     tick_s: float = Field(default=0.5, ge=0.01, le=60, description="supervisor period")
 
     def updated(self, changes: dict[str, Any]) -> FarmConfig:

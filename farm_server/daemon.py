@@ -26,6 +26,7 @@ from farm_server.errors import FarmDaemonError, InterpreterRejected
 from farm_server.farm import Farm
 from farm_server.interpreters import CheckedLauncher, Interpreters
 from farm_server.limits import BoundedH11Protocol, quiet_accept_errors, raise_fd_limit
+from farm_server.logs import LogKeeper, setup_logging
 from farm_server.pool import Pool, ProfileEntry
 from farm_server.procs import ProcessLauncher, become_subreaper
 from farm_server.store import FarmStore
@@ -70,14 +71,6 @@ def _restore_profiles(pool: Pool, store: FarmStore, interpreters: Interpreters) 
         )
 
 
-def _setup_logging(home: FarmHome, level: str) -> None:
-    handler = logging.FileHandler(home.logs / "daemon.log")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
-    root = logging.getLogger("shadowfarm")
-    root.setLevel(level.upper())
-    root.addHandler(handler)
-
-
 def _url(host: str, port: int) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
@@ -100,7 +93,7 @@ def serve(
         msg = f"a farm already runs from {home.root} (pid {running.pid}, {running.url})"
         raise FarmDaemonError(msg)
     lock = _lock_home(home)
-    _setup_logging(home, log_level)
+    log_handler = setup_logging(home.logs, log_level)
     soft, _hard = raise_fd_limit()
     log.info("file descriptor limit %d", soft)
     quiet_accept_errors()
@@ -144,10 +137,13 @@ def serve(
     # found: with the default SIGTERM handler the process would die before the cleanup
     # below, leaving workers to their parent-death signal. A no-op handler lets it run.
     signal.signal(signal.SIGTERM, lambda signum, frame: None)
+    keeper = LogKeeper(home.logs, lambda: pool.config.log_max_bytes, log_handler)
+    keeper.start()
     pool.start()
     try:
         Server(config).run(sockets=[sock])
     finally:
+        keeper.stop()
         killed = pool.stop()
         if killed:
             log.warning("workers that ignored SIGTERM were killed: %s", killed)

@@ -119,8 +119,9 @@ class Farm:
         """Keep the logs of workers that died on their own (the newest few), drop the rest."""
         crashed = worker.end_reason.startswith(("exited", "could not start"))
         if not crashed:
-            with contextlib.suppress(OSError):
-                (self.home.logs / f"{worker.id}.log").unlink()
+            for name in (f"{worker.id}.log", f"{worker.id}.log.1"):
+                with contextlib.suppress(OSError):
+                    (self.home.logs / name).unlink()
             return
         logs = sorted(self.home.logs.glob("w-*.log"), key=lambda p: p.stat().st_mtime)
         for old in logs[:-KEEP_CRASH_LOGS]:
