@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from farm_server.gate import Admitted, accept_client, listen
+from farm_server.staleness import changed_extensions
 from shadowfarm_wire.protocol import ACK, UnixIO
 
 __all__ = ["ParentWatch", "StatusPipe", "WorkerSpec", "main"]
@@ -177,6 +178,14 @@ def main(stdin: BinaryIO | None = None) -> int:
     srv.close()
     with contextlib.suppress(OSError):
         socket_path.unlink()
+    stale = changed_extensions(report.extensions)
+    if stale:
+        # Its old code cannot be unloaded: no ACK, the run starts a cold worker instead.
+        admitted.conn.close()
+        for fd in admitted.fds:
+            os.close(fd)
+        status.send("stale", reason=f"project C extensions rebuilt since the warm-up: {stale}")
+        return 4
     watch.disarm()
     status.send("claimed", session=admitted.hello.get("id", "gw"))
     status.close()
