@@ -20,7 +20,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from shadowfarm_wire.protocol import ACK, HandoffError, UnixIO, send_hello, unix_address
+from shadowfarm_wire.context import process_context
+from shadowfarm_wire.protocol import UnixIO, read_answer, send_hello, unix_address
 from shadowfarm_wire.trust import check_peer
 
 __all__ = [
@@ -78,11 +79,10 @@ def connect_worker(
             "umask": _umask(),
             "id": session_id,
             "profile": slot.profile_key,
+            **process_context(),
         }
         send_hello(sock, hello, [stderr_fd] if stderr_fd is not None else [])
-        answer = sock.recv(1)
-        if answer != ACK:
-            raise HandoffError(f"worker {slot.id} refused the hand-off (answered {answer!r})")
+        read_answer(sock, slot.id)
         sock.settimeout(None)
     except BaseException:
         sock.close()
