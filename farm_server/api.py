@@ -29,6 +29,7 @@ from pydantic import (
     ValidationError,
     create_model,
 )
+from starlette.concurrency import run_in_threadpool
 
 from farm_server.auth import Guard, Sessions
 from farm_server.config import FarmConfig, describe_errors
@@ -167,15 +168,22 @@ def create_app(farm: Farm) -> FastAPI:
         return sessions.challenge(body.client_nonce)
 
     @app.post("/api/workers/claim")
-    def claim(body: ClaimBody) -> dict[str, Any]:
+    async def claim(body: ClaimBody, request: Request) -> Any:
         try:
             profile = Profile.from_dict(body.profile.model_dump())
         except ValueError as exc:
             raise HTTPException(422, str(exc)) from None
         try:
-            result = farm.claim(profile, body.count, body.modules, body.shadow_tests, body.client)
+            result = await run_in_threadpool(
+                farm.claim, profile, body.count, body.modules, body.shadow_tests, body.client
+            )
         except InterpreterRejected as exc:
             raise HTTPException(403, str(exc)) from None
+        if result.workers and await request.is_disconnected():
+            # The client gave up (its timeout) before our answer: nobody will connect to
+            # these workers; back to warm rather than ended after claim_timeout_s.
+            farm.pool.unclaim(result.claim_id)
+            return Response(status_code=499)
         return {
             "claim_id": result.claim_id,
             "profile_key": result.profile_key,
