@@ -2,32 +2,48 @@
 
 FastAPI because request bodies are validated by pydantic models (a malformed body gets
 a 422 that names the field) and the OpenAPI document (``/docs``, ``/openapi.json``)
-comes from the same models; uvicorn serves it. Every request that changes state needs
-``Authorization: Bearer <token>`` (the token file in the farm's home), checked in
-constant time by a middleware before routing or body parsing. Reads are open, on a
-loopback bind by default.
+comes from the same models; uvicorn serves it. Every route except ``/api/health`` and
+the challenge needs credentials, checked by :class:`farm_server.auth.Guard` before
+routing or body parsing: ``Authorization: Bearer <token>`` (the token file in the farm's
+home), or a request signed with the session key a challenge opened (the plugin and the
+CLI: they never send the token).
 """
 
 from __future__ import annotations
 
-import hmac
+import math
 from typing import TYPE_CHECKING, Annotated, Any, Optional, cast
+from urllib.parse import urlsplit
 
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, create_model
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    FiniteFloat,
+    StringConstraints,
+    ValidationError,
+    create_model,
+)
+from starlette.concurrency import run_in_threadpool
 
+from farm_server.auth import Guard, Sessions
 from farm_server.config import FarmConfig, describe_errors
+from farm_server.errors import InterpreterRejected
 from shadowfarm_wire.profile import Profile
+from shadowfarm_wire.trust import CHALLENGE_PATH
 
 if TYPE_CHECKING:
     from farm_server.farm import Farm
 
 __all__ = ["create_app"]
 
-SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+#: a run posts a few samples a second; a post holds seconds of them, not a flood
+MAX_SAMPLES_PER_POST = 2000
 
 Name = Annotated[str, StringConstraints(min_length=1, max_length=512)]
 NodeId = Annotated[str, StringConstraints(min_length=1, max_length=4096)]
@@ -35,6 +51,10 @@ NodeId = Annotated[str, StringConstraints(min_length=1, max_length=4096)]
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+class ChallengeBody(Strict):
+    client_nonce: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{32,128}$")]
 
 
 class ProfileBody(Strict):
@@ -54,7 +74,9 @@ class ClaimBody(Strict):
     shadow_tests: list[NodeId] = Field(
         default_factory=list, max_length=10_000, description="cheap tests to warm with"
     )
-    client: dict[Name, str | int | float | bool | None] = Field(default_factory=dict)
+    client: dict[Name, str | int | FiniteFloat | bool | None] = Field(
+        default_factory=dict, max_length=50
+    )
 
 
 class ScaleBody(Strict):
@@ -66,10 +88,30 @@ class DrainBody(Strict):
     profile: str = Field(default="all", description="a profile key prefix, or 'all'")
 
 
+def _finite(value: Any, depth: int = 0) -> Any:
+    """Reject NaN and infinities anywhere in a sample (JSON has no such numbers)."""
+    if depth > 8:
+        raise ValueError("samples nest at most 8 levels deep")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"numbers must be finite, got {value!r}")
+    if isinstance(value, dict):
+        for item in value.values():
+            _finite(item, depth + 1)
+    elif isinstance(value, list):
+        for item in value:
+            _finite(item, depth + 1)
+    return value
+
+
+Sample = Annotated[dict[Name, Any], Field(max_length=100), AfterValidator(_finite)]
+
+
 class TelemetryBody(Strict):
     claim_id: Name | None = None
     worker_id: Name | None = None
-    samples: list[dict[str, Any]] = Field(max_length=100_000)
+    samples: list[Sample] = Field(
+        max_length=MAX_SAMPLES_PER_POST, description="at most this many samples per post"
+    )
 
 
 #: every FarmConfig field, optional, plus per-profile scaling
@@ -93,42 +135,55 @@ def create_app(farm: Farm) -> FastAPI:
     app = FastAPI(
         title="pytest-shadowfarm farm",
         version="1",
-        description="Warm pytest-xdist workers on demand. State-changing requests need "
-        "'Authorization: Bearer <token>' (the token file in the farm's home directory).",
+        description="Warm pytest-xdist workers on demand. Every route except /api/health and "
+        f"{CHALLENGE_PATH} needs 'Authorization: Bearer <token>' (the token file in the "
+        "farm's home directory) or a request signed with a challenge's session key.",
     )
-    token = farm.token.encode()
-
-    @app.middleware("http")
-    async def require_token(request: Request, call_next: Any) -> Any:
-        if request.method not in SAFE_METHODS:
-            scheme, _, given = request.headers.get("authorization", "").partition(" ")
-            if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token):
-                return JSONResponse(
-                    {
-                        "detail": "missing or wrong bearer token: send 'Authorization: "
-                        f"Bearer <token>' with the token in {farm.home.token_file}"
-                    },
-                    status_code=401,
-                    headers={"WWW-Authenticate": "Bearer"},
-                )
-        return await call_next(request)
+    sessions = Sessions(farm.token)
+    app.add_middleware(
+        Guard,
+        sessions=sessions,
+        port=lambda: urlsplit(farm.url).port or 0,
+        token_file=str(farm.home.token_file),
+    )
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = jsonable_encoder(exc.errors())
+        # Only where and what: the rejected input itself may be a NaN that JSON cannot
+        # carry (a 500 instead of the 422), or a megabyte of someone's body.
+        errors = jsonable_encoder(
+            [{k: e[k] for k in ("loc", "msg", "type") if k in e} for e in exc.errors()]
+        )
         return JSONResponse({"detail": errors, "message": _message(errors)}, status_code=422)
 
     @app.get("/api/health")
-    def health() -> dict[str, Any]:
-        return {"ok": True, "pid": farm.pid}
+    def health() -> JSONResponse:
+        """200 when the farm can work; 503 with the problems (full disk) when it cannot."""
+        report = farm.health()
+        return JSONResponse(report, status_code=200 if report["ok"] else 503)
+
+    @app.post(CHALLENGE_PATH)
+    def challenge(body: ChallengeBody) -> dict[str, str]:
+        """Prove this is the farm (HMAC with the token) and open a signed session."""
+        return sessions.challenge(body.client_nonce)
 
     @app.post("/api/workers/claim")
-    def claim(body: ClaimBody) -> dict[str, Any]:
+    async def claim(body: ClaimBody, request: Request) -> Any:
         try:
             profile = Profile.from_dict(body.profile.model_dump())
         except ValueError as exc:
             raise HTTPException(422, str(exc)) from None
-        result = farm.claim(profile, body.count, body.modules, body.shadow_tests, body.client)
+        try:
+            result = await run_in_threadpool(
+                farm.claim, profile, body.count, body.modules, body.shadow_tests, body.client
+            )
+        except InterpreterRejected as exc:
+            raise HTTPException(403, str(exc)) from None
+        if result.workers and await request.is_disconnected():
+            # The client gave up (its timeout) before our answer: nobody will connect to
+            # these workers; back to warm rather than ended after claim_timeout_s.
+            farm.pool.unclaim(result.claim_id)
+            return Response(status_code=499)
         return {
             "claim_id": result.claim_id,
             "profile_key": result.profile_key,

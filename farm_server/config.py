@@ -13,7 +13,9 @@ __all__ = ["FarmConfig", "ValidationError", "describe_errors"]
 class FarmConfig(BaseModel):
     """``GET|PUT /api/swarm/config`` and ``shadowfarm farm config get|set``."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # NaN passes every ``gt``/``le`` bound (all comparisons are false) and infinity is no
+    # duration: neither is a setting.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     default_min_warm: int = Field(
         default=2, ge=0, le=256, description="warm workers kept per profile"
@@ -54,6 +56,12 @@ class FarmConfig(BaseModel):
             "while a run uses claimed workers, a warm-up starts only with this many idle "
             "cores (0: at once)"
         ),
+    )
+    log_max_bytes: int = Field(
+        default=10 << 20,
+        ge=64 << 10,
+        le=1 << 40,
+        description="each log (daemon, its stderr, every worker's) is kept under this size",
     )
     tick_s: float = Field(default=0.5, ge=0.01, le=60, description="supervisor period")
 

@@ -22,11 +22,14 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from farm_server.config import FarmConfig, ValidationError
+from farm_server.errors import FarmDaemonError, InterpreterRejected
 from farm_server.farm import Farm
+from farm_server.interpreters import CheckedLauncher, Interpreters
+from farm_server.limits import BoundedH11Protocol, quiet_accept_errors, raise_fd_limit
+from farm_server.logs import LogKeeper, setup_logging
 from farm_server.pool import Pool, ProfileEntry
 from farm_server.procs import ProcessLauncher, become_subreaper
 from farm_server.store import FarmStore
-from shadowfarm_wire.errors import FarmError
 from shadowfarm_wire.home import DaemonInfo, FarmHome
 from shadowfarm_wire.profile import Profile
 
@@ -38,10 +41,6 @@ START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 20.0
 
 
-class FarmDaemonError(FarmError):
-    """The daemon cannot start, or did not stop; the message says why and where to look."""
-
-
 def _load_config(store: FarmStore) -> FarmConfig:
     try:
         return FarmConfig().updated(store.load_config())
@@ -50,11 +49,14 @@ def _load_config(store: FarmStore) -> FarmConfig:
         return FarmConfig()
 
 
-def _restore_profiles(pool: Pool, store: FarmStore) -> None:
+def _restore_profiles(pool: Pool, store: FarmStore, interpreters: Interpreters) -> None:
     for row in store.load_profiles():
         try:
             profile = Profile.from_dict(row["profile"])
-        except ValueError as exc:
+            # A profile stored before the allow-list existed (or with an interpreter
+            # since replaced) must not start a program at every restart.
+            interpreters.verify(profile)
+        except (ValueError, InterpreterRejected) as exc:
             log.warning("stored profile %s ignored: %s", row["key"], exc)
             continue
         pool.profiles[profile.key] = ProfileEntry(
@@ -67,14 +69,6 @@ def _restore_profiles(pool: Pool, store: FarmStore) -> None:
             drained=row["drained"],
             health=row["health"],
         )
-
-
-def _setup_logging(home: FarmHome, level: str) -> None:
-    handler = logging.FileHandler(home.logs / "daemon.log")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
-    root = logging.getLogger("shadowfarm")
-    root.setLevel(level.upper())
-    root.addHandler(handler)
 
 
 def _url(host: str, port: int) -> str:
@@ -98,17 +92,23 @@ def serve(
     if running is not None and running.pid != os.getpid():
         msg = f"a farm already runs from {home.root} (pid {running.pid}, {running.url})"
         raise FarmDaemonError(msg)
-    _setup_logging(home, log_level)
+    lock = _lock_home(home)
+    log_handler = setup_logging(home.logs, log_level)
+    soft, _hard = raise_fd_limit()
+    log.info("file descriptor limit %d", soft)
+    quiet_accept_errors()
     token = home.ensure_token()
     become_subreaper()
     for stale in home.sockets.glob("*.sock"):  # left by a daemon that was killed
         stale.unlink()
     store = FarmStore.open(home.database)
     store.prune_workers()
-    pool = Pool(_load_config(store), ProcessLauncher(home.logs, cwd=home.root), home.sockets)
-    farm = Farm(home, token, store, pool)
+    interpreters = Interpreters(home.root)
+    launcher = CheckedLauncher(ProcessLauncher(home.logs, cwd=home.root), interpreters)
+    pool = Pool(_load_config(store), launcher, home.sockets)
+    farm = Farm(home, token, store, pool, interpreters)
     pool.on_change = farm.persist
-    _restore_profiles(pool, store)
+    _restore_profiles(pool, store, interpreters)
     if host not in ("127.0.0.1", "::1", "localhost"):
         log.warning("the API listens on %s: reachable beyond this host", host)
     sock = socket.create_server(
@@ -124,15 +124,26 @@ def serve(
                 log.info("farm ready at %s (pid %d)", farm.url, farm.pid)
                 on_ready(farm.url)
 
-    config = uvicorn.Config(create_app(farm), log_level="warning", access_log=False, lifespan="off")
+    config = uvicorn.Config(
+        create_app(farm),
+        log_level="warning",
+        access_log=False,
+        lifespan="off",
+        http=BoundedH11Protocol,  # a connection cap and a deadline for the headers
+        timeout_keep_alive=5,
+        h11_max_incomplete_event_size=64 << 10,  # request line and headers
+    )
     # uvicorn handles SIGTERM/SIGINT itself, then re-raises the signal to the handler it
     # found: with the default SIGTERM handler the process would die before the cleanup
     # below, leaving workers to their parent-death signal. A no-op handler lets it run.
     signal.signal(signal.SIGTERM, lambda signum, frame: None)
+    keeper = LogKeeper(home.logs, lambda: pool.config.log_max_bytes, log_handler)
+    keeper.start()
     pool.start()
     try:
         Server(config).run(sockets=[sock])
     finally:
+        keeper.stop()
         killed = pool.stop()
         if killed:
             log.warning("workers that ignored SIGTERM were killed: %s", killed)
@@ -140,7 +151,28 @@ def serve(
         store.close()
         sock.close()
         log.info("farm stopped")
+        os.close(lock)
     return 0
+
+
+def _lock_home(home: FarmHome) -> int:
+    """Hold the home's lock for the daemon's life; FarmDaemonError if another daemon does.
+
+    daemon.json alone cannot say it: two daemons started at once both find none.
+    """
+    import fcntl
+
+    fd = os.open(home.lock_file, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        msg = (
+            f"another farm daemon serves {home.root} (it holds {home.lock_file}); "
+            f"stop it first: shadowfarm farm stop --home {home.root}"
+        )
+        raise FarmDaemonError(msg) from None
+    return fd
 
 
 def _create_time(pid: int) -> float:

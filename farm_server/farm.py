@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sqlite3
 from collections.abc import Iterable
 from typing import Any
 
 from farm_server.config import FarmConfig
+from farm_server.disk import DiskHealth
+from farm_server.interpreters import Interpreters
 from farm_server.pool import ClaimResult, Pool
 from farm_server.status import PoolCollector, status
 from farm_server.store import FarmStore
@@ -27,13 +30,22 @@ KEEP_CRASH_LOGS = 50
 class Farm:
     """The running farm: pool, database and token, as the API sees them."""
 
-    def __init__(self, home: FarmHome, token: str, store: FarmStore, pool: Pool) -> None:
+    def __init__(
+        self,
+        home: FarmHome,
+        token: str,
+        store: FarmStore,
+        pool: Pool,
+        interpreters: Interpreters | None = None,
+    ) -> None:
         from prometheus_client import CollectorRegistry
 
         self.home = home
         self.token = token
         self.store = store
         self.pool = pool
+        self.interpreters = interpreters or Interpreters(home.root)
+        self.disk = DiskHealth(home.root)
         self.clock = pool.clock
         self.pid = os.getpid()
         self.started = self.clock()
@@ -49,15 +61,39 @@ class Farm:
         shadow_tests: Iterable[str],
         client: dict[str, Any],
     ) -> ClaimResult:
+        """Claim warm workers; InterpreterRejected (nothing registered) for a bad interpreter."""
+        self.interpreters.verify(profile)
         result = self.pool.claim(profile, count, modules, shadow_tests)
-        self.store.record_claim(
-            result.claim_id, result.profile_key, count, len(result.workers), client, self.clock()
+        self._write(
+            "recording a claim",
+            self.store.record_claim,
+            result.claim_id,
+            result.profile_key,
+            count,
+            len(result.workers),
+            client,
+            self.clock(),
         )
         return result
+
+    def health(self) -> dict[str, Any]:
+        """``ok`` and, when not, the ``problems`` (full disk, failed writes)."""
+        problems = self.disk.problems()
+        return {"ok": not problems, "pid": self.pid, "problems": problems}
+
+    def _write(self, what: str, write: Any, *args: Any) -> None:
+        """A database write; a failure (full disk) is reported, never raised into a thread."""
+        try:
+            write(*args)
+        except (sqlite3.Error, OSError) as exc:
+            self.disk.failed(what, exc)
+        else:
+            self.disk.succeeded()
 
     def status(self) -> dict[str, Any]:
         now = self.clock()
         extra = {
+            "health": self.health(),
             "pid": self.pid,
             "url": self.url,
             "home": str(self.home.root),
@@ -69,13 +105,13 @@ class Farm:
         with self.pool.lock:
             self.pool.config = config
             self.pool.wake.notify_all()
-        self.store.save_config(config.model_dump())
+        self._write("saving the config", self.store.save_config, config.model_dump())
 
     def persist(self, kind: str, obj: Any) -> None:
         if kind == "profile":
-            self.store.save_profile(obj)
+            self._write(f"saving profile {obj.key}", self.store.save_profile, obj)
         elif kind == "worker":
-            self.store.save_worker(obj)
+            self._write(f"saving worker {obj.id}", self.store.save_worker, obj)
             if obj.state == "gone":
                 self._tidy_log(obj)
 
@@ -83,8 +119,9 @@ class Farm:
         """Keep the logs of workers that died on their own (the newest few), drop the rest."""
         crashed = worker.end_reason.startswith(("exited", "could not start"))
         if not crashed:
-            with contextlib.suppress(OSError):
-                (self.home.logs / f"{worker.id}.log").unlink()
+            for name in (f"{worker.id}.log", f"{worker.id}.log.1"):
+                with contextlib.suppress(OSError):
+                    (self.home.logs / name).unlink()
             return
         logs = sorted(self.home.logs.glob("w-*.log"), key=lambda p: p.stat().st_mtime)
         for old in logs[:-KEEP_CRASH_LOGS]:

@@ -169,6 +169,17 @@ class Pool:
             warming = len(self.live("warming", entry.key))
             return ClaimResult(claim_id, entry.key, created, chosen, warming)
 
+    def unclaim(self, claim_id: str) -> int:
+        """Give a claim's workers back, warm (its client left before the answer); how many."""
+        with self.lock:
+            back = [w for w in self.live("claimed") if w.claim_id == claim_id and not w.connected]
+            for worker in back:
+                worker.state, worker.claimed, worker.claim_id = "warm", None, None
+                self.on_change("worker", worker)
+            self.granted -= len(back)
+            self.wake.notify_all()
+            return len(back)
+
     def release(self, worker_id: str) -> Worker | None:
         """The run is done with ``worker_id``; it exits by itself, or is ended after a grace."""
         with self.lock:

@@ -18,6 +18,8 @@ __all__ = ["SCHEMA_VERSION", "FarmStore"]
 SCHEMA_VERSION = 1
 #: worker rows kept after they are gone (for ``farm workers --all`` and warm-up times)
 KEEP_GONE_WORKERS = 1000
+#: telemetry posts kept, the newest (the database must not grow with every run forever)
+KEEP_TELEMETRY_POSTS = 5000
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS config (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -191,9 +193,14 @@ class FarmStore:
             cursor = self._db.execute(
                 "INSERT INTO telemetry (received, claim_id, worker_id, payload) "
                 "VALUES (?, ?, ?, ?)",
-                (received, claim_id, worker_id, json.dumps(payload)),
+                (received, claim_id, worker_id, json.dumps(payload, allow_nan=False)),
             )
-            return int(cursor.lastrowid or 0)
+            row = int(cursor.lastrowid or 0)
+            if row % 100 == 0:
+                self._db.execute(
+                    "DELETE FROM telemetry WHERE id <= ?", (row - KEEP_TELEMETRY_POSTS,)
+                )
+            return row
 
     def telemetry_count(self) -> int:
         return int(self._exec("SELECT count(*) FROM telemetry")[0][0])

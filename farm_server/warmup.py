@@ -35,6 +35,8 @@ from typing import Any
 from urllib.parse import urlparse
 from urllib.request import url2pathname
 
+from farm_server.staleness import project_extensions
+
 __all__ = [
     "ReadinessReport",
     "ShadowRun",
@@ -68,6 +70,10 @@ class ReadinessReport:
     budget_reached: bool = False
     modules: list[str] = field(default_factory=list)
     purged: int = 0
+    #: the project's directories pytest's ``pythonpath`` ini option put on sys.path
+    source_paths: list[str] = field(default_factory=list)
+    #: project C extensions loaded (file -> inode, size, mtime): see farm_server.staleness
+    extensions: dict[str, list[int]] = field(default_factory=dict)
     import_s: float = 0.0
     shadow_s: float = 0.0
     total_s: float = 0.0
@@ -100,6 +106,7 @@ class ShadowRun:
 
     def pytest_collection_finish(self, session: Any) -> None:
         self.session = session
+        self.report.source_paths = [str(p) for p in session.config.getini("pythonpath")]
         # After collection every conftest is loaded, so a hook declared in a nested
         # conftest is seen too.
         hook = getattr(session.config.hook, "pytest_shadowfarm_warmup", None)
@@ -429,7 +436,9 @@ def warm_up(
     purge_modules(rootdir, plugins, editable)
     run_shadow(rootdir, list(shadow_tests), budget_s, tmpdir, report)
     report.shadow_s = round(time.perf_counter() - t0 - report.import_s, 3)
-    report.purged = purge_modules(rootdir, plugins, editable)
+    roots = [str(rootdir), *editable, *report.source_paths]
+    report.extensions = project_extensions(sys.modules, roots)
+    report.purged = purge_modules(rootdir, plugins, [*editable, *report.source_paths])
     report.modules = third_party_modules(sys.modules)
     report.total_s = round(time.perf_counter() - t0, 3)
     return report

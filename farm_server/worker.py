@@ -26,8 +26,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from farm_server.context import apply_context
 from farm_server.gate import Admitted, accept_client, listen
-from shadowfarm_wire.protocol import ACK, UnixIO
+from farm_server.staleness import changed_extensions
+from shadowfarm_wire.context import hashseed
+from shadowfarm_wire.protocol import ACK, UnixIO, send_refusal
 
 __all__ = ["ParentWatch", "StatusPipe", "WorkerSpec", "main"]
 
@@ -120,9 +123,7 @@ def start_session(admitted: Admitted, session_id: str) -> None:
     from execnet.gateway_base import get_execmodel, serve
 
     hello = admitted.hello
-    os.chdir(hello["cwd"])
-    os.environ.clear()
-    os.environ.update(hello["env"])
+    os.chdir(hello["cwd"])  # the environment and the rest of the context: apply_context
     os.umask(hello.get("umask", 0o022))
     devnull = os.open(os.devnull, os.O_RDWR)
     os.dup2(devnull, 0)
@@ -141,6 +142,7 @@ def main(stdin: BinaryIO | None = None) -> int:
     from farm_server.warmup import lowered_priority, warm_up
     from shadowfarm_wire.profile import current_profile
 
+    own_hashseed = hashseed(os.environ)  # what this interpreter's str hashes were seeded with
     spec = WorkerSpec.from_json((stdin or sys.stdin.buffer).readline())
     socket_path = Path(spec.socket)
     watch = ParentWatch(os.getppid(), on_death=lambda: _die(socket_path))
@@ -177,6 +179,18 @@ def main(stdin: BinaryIO | None = None) -> int:
     srv.close()
     with contextlib.suppress(OSError):
         socket_path.unlink()
+    stale = changed_extensions(report.extensions)
+    # Old extension code cannot be unloaded, nor a hash seed changed: the run is told why
+    # and starts a cold worker instead.
+    problem = f"project C extensions rebuilt since its warm-up: {stale}" if stale else ""
+    problem = problem or apply_context(admitted.hello, own_hashseed)
+    if problem:
+        send_refusal(admitted.conn, problem)
+        admitted.conn.close()
+        for fd in admitted.fds:
+            os.close(fd)
+        status.send("refused", reason=problem)
+        return 4
     watch.disarm()
     status.send("claimed", session=admitted.hello.get("id", "gw"))
     status.close()

@@ -1,12 +1,12 @@
 """Every exception and warning the plugin raises, in one place.
 
-The base classes and :class:`FarmError` live in :mod:`shadowfarm_wire.errors` (the daemon
-raises them too) and are re-exported here.
+The base classes, :class:`FarmError` and :class:`TrustError` live in
+:mod:`shadowfarm_wire.errors` (the daemon raises them too) and are re-exported here.
 """
 
 from __future__ import annotations
 
-from shadowfarm_wire.errors import FarmError, ShadowFarmError, ShadowFarmWarning
+from shadowfarm_wire.errors import FarmError, ShadowFarmError, ShadowFarmWarning, TrustError
 
 __all__ = [
     "ChangeDetectionError",
@@ -16,6 +16,7 @@ __all__ = [
     "ImportFormatError",
     "ShadowFarmError",
     "ShadowFarmWarning",
+    "TrustError",
 ]
 
 

@@ -25,6 +25,7 @@ from pytest_shadowfarm.errors import HistoryError, ShadowFarmWarning
 from pytest_shadowfarm.estimate import WINDOW, Estimator
 from pytest_shadowfarm.gcpause import paused_gc
 from pytest_shadowfarm.history import HistoryStore, RunRecord
+from pytest_shadowfarm.history.opening import is_damaged, set_aside
 from pytest_shadowfarm.priority.signals import failure_window
 from pytest_shadowfarm.recorder import PHASES, count_outcomes
 from pytest_shadowfarm.report.runreport import RunSummary, build_report, write_report
@@ -105,23 +106,57 @@ class SessionWriter:
             self._read_history()
 
     def _read_history(self) -> None:
+        """Open and read the history; a file damaged inside is set aside once, then anew.
+
+        The open checks the header only (a full integrity check would read the whole
+        file at every run's start); a page damaged further in shows when it is read. Such
+        a file used to disable the history at every run: it is moved aside once instead,
+        with a warning naming the moved file, and a new history starts.
+        """
         run = self.run
         try:
-            run.store = HistoryStore.open(
-                self.settings.history, keep=self.settings.history_keep, warn=run.warn
-            )
-            run.store.defer_checkpoints()  # to the close, which overlaps the session's end
-            run.recent = run.store.recent(
-                per_test=WINDOW,
-                per_failing_test=failure_window(self.settings.half_life),
-                workers=run.workers_at_start,
-            )
-            run.estimator = Estimator(run.recent.durations)
-            # every test with a result has its runs in recent: no count over the history
-            run.history = run.store.summary(tests=len(run.recent.runs))
+            self._load_history()
         except (HistoryError, OSError, sqlite3.Error) as exc:
-            run.warn(f"history disabled for this run: {exc}")
-            run.store = None
+            if not is_damaged(exc):
+                self._no_history(exc)
+                return
+            if run.store is not None:
+                with contextlib.suppress(sqlite3.Error):
+                    run.store.close()
+                run.store = None
+            path = self.settings.history
+            try:
+                aside = set_aside(path)
+            except (HistoryError, OSError) as again:
+                self._no_history(again)
+                return
+            run.warn(
+                f"{path}: the history is damaged inside ({exc}); moved it to {aside.name} "
+                "and started a new history (delete the moved file if you do not need it)"
+            )
+            try:
+                self._load_history()
+            except (HistoryError, OSError, sqlite3.Error) as again:
+                self._no_history(again)
+
+    def _no_history(self, exc: BaseException) -> None:
+        self.run.warn(f"history disabled for this run: {exc}")
+        self.run.store = None
+
+    def _load_history(self) -> None:
+        run = self.run
+        run.store = HistoryStore.open(
+            self.settings.history, keep=self.settings.history_keep, warn=run.warn
+        )
+        run.store.defer_checkpoints()  # to the close, which overlaps the session's end
+        run.recent = run.store.recent(
+            per_test=WINDOW,
+            per_failing_test=failure_window(self.settings.half_life),
+            workers=run.workers_at_start,
+        )
+        run.estimator = Estimator(run.recent.durations)
+        # every test with a result has its runs in recent: no count over the history
+        run.history = run.store.summary(tests=len(run.recent.runs))
 
     def pytest_report_header(self) -> str:
         return header_line(self.run.history)

@@ -7,5 +7,6 @@ other's dependencies in (the plugin never imports fastapi; the daemon never impo
 - :mod:`.profile`: the profile key that decides which warm worker a run may use;
 - :mod:`.protocol`: the hand-off messages and the unix-socket framing;
 - :mod:`.home`: the farm's state directory (token, daemon.json, sockets, logs);
+- :mod:`.trust`: the farm's proof of identity and the ownership checks of its files;
 - :mod:`.errors`: the errors both sides raise.
 """

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["FarmError", "ShadowFarmError", "ShadowFarmWarning"]
+__all__ = ["FarmError", "ShadowFarmError", "ShadowFarmWarning", "TrustError"]
 
 
 class ShadowFarmWarning(UserWarning):
@@ -15,3 +15,7 @@ class ShadowFarmError(Exception):
 
 class FarmError(ShadowFarmError):
     """The farm cannot be used (down, slow, garbage, refused); a run goes on cold."""
+
+
+class TrustError(FarmError, PermissionError):
+    """A farm endpoint, file or socket did not prove it is the user's farm: not used."""

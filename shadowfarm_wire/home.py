@@ -95,6 +95,11 @@ class FarmHome:
         return self.root / "logs"
 
     @property
+    def lock_file(self) -> Path:
+        """Held (flock) by the daemon serving this home: one daemon per home."""
+        return self.root / "daemon.lock"
+
+    @property
     def profile_cache(self) -> Path:
         """Distribution hashes per sys.path fingerprint (see farm.profile)."""
         return self.root / "profile-cache.json"
@@ -102,12 +107,19 @@ class FarmHome:
     # --- creating -------------------------------------------------------------------------
 
     def create(self) -> FarmHome:
-        """Create the directories 0700; HomeError if one belongs to another user."""
-        for directory in (self.root, self.sockets, self.logs):
-            # a file in the way: _make_private says so with the fix, not a bare "File exists"
-            with contextlib.suppress(FileExistsError):
-                directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-            _make_private(directory, 0o700)
+        """Create the directories 0700; HomeError if one is another user's or not private.
+
+        A directory that already exists is never chmodded (a ``--home`` may be a directory
+        the user shares on purpose): the home must not be writable by others, ``sockets``
+        and ``logs`` must be private, else HomeError says which command fixes it.
+        """
+        for directory, forbidden in ((self.root, 0o022), (self.sockets, 0o077), (self.logs, 0o077)):
+            try:
+                directory.mkdir(mode=0o700, parents=directory == self.root)
+            except FileExistsError:
+                _check_private(directory, forbidden)
+            else:
+                directory.chmod(0o700)  # mkdir's mode went through the umask
         return self
 
     def ensure_token(self) -> str:
@@ -164,8 +176,8 @@ class FarmHome:
                 self.daemon_file.unlink()
 
 
-def _make_private(directory: Path, mode: int) -> None:
-    info = directory.lstat()
+def _check_private(directory: Path, forbidden: int) -> None:
+    info = directory.stat()
     if not stat.S_ISDIR(info.st_mode):
         msg = f"{directory} is not a directory; remove it or choose another --home"
         raise HomeError(msg)
@@ -175,5 +187,11 @@ def _make_private(directory: Path, mode: int) -> None:
             "a farm's state directory must be private: choose another --home"
         )
         raise HomeError(msg)
-    if stat.S_IMODE(info.st_mode) != mode:
-        directory.chmod(mode)
+    if info.st_mode & forbidden:
+        others = "write to" if forbidden == 0o022 else "enter"
+        msg = (
+            f"{directory} has mode {stat.filemode(info.st_mode)}: others can {others} it; "
+            f"run 'chmod go-{'w' if forbidden == 0o022 else 'rwx'} {directory}' or choose "
+            "another --home (the farm does not change modes of directories it did not create)"
+        )
+        raise HomeError(msg)

@@ -25,17 +25,22 @@ from typing import Any
 __all__ = [
     "ACK",
     "MAX_HELLO_BYTES",
+    "REFUSE",
     "HandoffError",
     "Hello",
     "UnixIO",
+    "read_answer",
     "read_exactly",
     "recv_hello",
     "send_hello",
+    "send_refusal",
     "unix_address",
 ]
 
 #: the one byte a worker answers once it accepted a hello (execnet's bootstrap ack)
 ACK = b"1"
+#: what a worker answers instead when it cannot serve this run: then a length and a reason
+REFUSE = b"0"
 #: a hello is at most this big (an environment is a few kB; this bounds a hostile peer)
 MAX_HELLO_BYTES = 1 << 20
 _HEADER = struct.Struct(">I")
@@ -98,6 +103,28 @@ def recv_hello(sock: socket.socket, *, max_fds: int = 1) -> tuple[Hello, list[in
             os.close(fd)
         raise
     return hello, fds
+
+
+def send_refusal(sock: socket.socket, reason: str) -> None:
+    """Tell an authenticated client why this worker will not serve its run."""
+    payload = reason.encode()[:4096]
+    with contextlib.suppress(OSError):
+        sock.sendall(REFUSE + _HEADER.pack(len(payload)) + payload)
+
+
+def read_answer(sock: socket.socket, worker: str) -> None:
+    """Return on ACK; HandoffError with the worker's reason (or what came) otherwise."""
+    answer = sock.recv(1)
+    if answer == ACK:
+        return
+    if answer == REFUSE:
+        try:
+            (size,) = _HEADER.unpack(read_exactly(sock, _HEADER.size))
+            reason = read_exactly(sock, min(size, 4096)).decode(errors="replace")
+        except (EOFError, OSError) as exc:
+            reason = f"no reason given ({exc})"
+        raise HandoffError(f"worker {worker} refused this run: {reason}")
+    raise HandoffError(f"worker {worker} refused the hand-off (answered {answer!r})")
 
 
 @contextlib.contextmanager

@@ -148,7 +148,7 @@ class RunningFarm:
         return requests.request(method, self.url + path, headers=headers, timeout=10, **kwargs)
 
     def status(self) -> dict[str, Any]:
-        data = self.api("GET", "/api/swarm/status", auth=False).json()
+        data = self.api("GET", "/api/swarm/status").json()
         self.seen_pids.update(w["pid"] for w in data["workers"] if w["pid"])
         return data
 

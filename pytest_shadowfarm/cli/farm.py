@@ -97,14 +97,16 @@ def _home(args: argparse.Namespace, ctx: Context) -> Any:
 
 
 def _client(args: argparse.Namespace, ctx: Context) -> Any:
-    from pytest_shadowfarm.farm.client import FarmClient, FarmEndpoint
+    from pytest_shadowfarm.farm.client import FarmClient, discover
 
     home = _home(args, ctx)
-    info = home.running_daemon()
-    if info is None or not info.url:
+    # The same checks as the plugin's: a home others can write to, or an endpoint that
+    # cannot prove it holds the token (TrustError, a FarmError), is never used.
+    endpoint = discover("auto", home)
+    if endpoint is None:
         msg = f"no farm is running from {home.root}; start one with 'shadowfarm farm start'"
         raise FarmError(msg)
-    return FarmClient(FarmEndpoint(info.url, home.read_token()), timeout=CLI_TIMEOUT_S)
+    return FarmClient(endpoint, timeout=CLI_TIMEOUT_S)
 
 
 def _need_farm_extra() -> None:
@@ -178,6 +180,8 @@ def _status(args: argparse.Namespace, ctx: Context) -> int:
     rate = totals["hit_rate"]
     up = _duration(data["uptime_s"])
     ctx.print(f"farm at {data['url']} (pid {data['pid']}, up {up}), home {data['home']}")
+    for problem in data.get("health", {}).get("problems", []):
+        ctx.print(f"UNHEALTHY: {problem}")
     hit_rate = "-" if rate is None else f"{rate:.0%}"
     ctx.print(
         f"claims {totals['claims']}: {totals['granted']} of {totals['requested']} workers warm "

@@ -1,21 +1,37 @@
 """Talking to a farm over HTTP (``requests``, short timeouts), from the plugin and the CLI.
 
 Every failure, whatever its kind (connection refused, a farm slower than the timeout, a
-non-JSON or ill-shaped answer, an HTTP error), becomes one :class:`FarmError` whose
-message says what happened; the plugin turns it into a single warning line and runs
-cold. ``requests`` is imported only when a farm is actually contacted.
+non-JSON or ill-shaped answer, an HTTP error, an endpoint that cannot prove it is the
+farm), becomes one :class:`FarmError` whose message says what happened; the plugin turns
+it into a single warning line and runs cold. ``requests`` is imported only when a farm is
+actually contacted.
+
+Before its first request a client makes the endpoint prove that it holds the token of
+the farm's home (:mod:`shadowfarm_wire.trust`); the token itself never leaves this
+process, and every request is signed with the session key of that proof.
 """
 
 from __future__ import annotations
 
+import hmac
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pytest_shadowfarm.errors import FarmError
+from pytest_shadowfarm.errors import FarmError, TrustError
 from pytest_shadowfarm.farm.handoff import WarmSlot
 from shadowfarm_wire.home import FarmHome
 from shadowfarm_wire.profile import Profile
+from shadowfarm_wire.trust import (
+    CHALLENGE_PATH,
+    SCHEME,
+    check_home,
+    farm_proof,
+    new_nonce,
+    request_mac,
+    session_key,
+)
 
 __all__ = ["PLUGIN_TIMEOUT_S", "Claim", "FarmClient", "FarmEndpoint", "discover"]
 
@@ -31,16 +47,27 @@ class FarmEndpoint:
 
 def discover(setting: str, home: FarmHome) -> FarmEndpoint | None:
     """Where the farm is: ``off`` -> None; ``auto`` -> the running daemon of ``home``
-    (None if there is none); a URL -> that URL, with the token of ``home``."""
+    (None if there is none); a URL -> that URL, with the token of ``home``.
+
+    TrustError if the home, its token or ``daemon.json`` could have been written by
+    someone else: then neither the URL it names nor the token is used.
+    """
     if setting == "off":
         return None
-    token = home.read_token()
     if setting == "auto":
         info = home.running_daemon()
         if info is None or not info.url:
             return None
-        return FarmEndpoint(info.url.rstrip("/"), token)
-    return FarmEndpoint(setting.rstrip("/"), token)
+        check_home(home)
+        return FarmEndpoint(info.url.rstrip("/"), home.read_token())
+    if not home.token_file.exists():
+        msg = (
+            f"no token in the farm home {home.root} to check the farm at {setting} with; "
+            "name that farm's home with --sf-farm-home (its token is never sent)"
+        )
+        raise TrustError(msg)
+    check_home(home)
+    return FarmEndpoint(setting.rstrip("/"), home.read_token())
 
 
 @dataclass(frozen=True)
@@ -74,25 +101,26 @@ class FarmClient:
     def __init__(self, endpoint: FarmEndpoint, timeout: float = PLUGIN_TIMEOUT_S) -> None:
         self.endpoint = endpoint
         self.timeout = timeout
+        #: (server nonce, session key) once the endpoint proved it is the farm
+        self._session: tuple[str, bytes] | None = None
+        self._seq = 0
 
     @property
     def url(self) -> str:
         return self.endpoint.url
 
-    def _request(self, method: str, path: str, body: Any = None) -> dict[str, Any]:
+    def _send(self, method: str, path: str, payload: bytes, headers: dict[str, str]) -> Any:
         import requests
 
-        headers = {}
-        if self.endpoint.token:
-            headers["Authorization"] = f"Bearer {self.endpoint.token}"
         where = f"the farm at {self.url}"
         try:
-            response = requests.request(
+            return requests.request(
                 method,
                 self.url + path,
-                json=body,
-                headers=headers,
+                data=payload or None,
+                headers={"Content-Type": "application/json", **headers} if payload else headers,
                 timeout=(self.timeout, self.timeout),
+                allow_redirects=False,  # a redirect would take our signed request elsewhere
             )
         except requests.Timeout:
             msg = f"{where} did not answer within {self.timeout:g}s"
@@ -100,6 +128,9 @@ class FarmClient:
         except requests.RequestException as exc:
             msg = f"{where} is not reachable ({type(exc).__name__})"
             raise FarmError(msg) from None
+
+    def _decode(self, response: Any) -> dict[str, Any]:
+        where = f"the farm at {self.url}"
         try:
             data = response.json()
         except ValueError:
@@ -108,8 +139,63 @@ class FarmClient:
         if not isinstance(data, dict):
             msg = f"{where} answered {response.status_code} with JSON that is not an object"
             raise FarmError(msg)
+        return data
+
+    def prove(self) -> None:
+        """Make the endpoint prove it holds our farm's token; TrustError if it does not.
+
+        The token itself is never sent: the answer to a fresh nonce shows that the other
+        side knows it, and the session key both sides derive signs our requests.
+        """
+        token = self.endpoint.token
+        if not token:
+            msg = (
+                f"no token to check the farm at {self.url} with: the farm home has none "
+                "(start the farm with 'shadowfarm farm start', or name its --sf-farm-home)"
+            )
+            raise TrustError(msg)
+        nonce = new_nonce()
+        payload = json.dumps({"client_nonce": nonce}).encode()
+        response = self._send("POST", CHALLENGE_PATH, payload, {})
+        data = self._decode(response)
+        if not response.ok:
+            detail = data.get("message") or data.get("detail")
+            msg = f"the farm at {self.url} answered {response.status_code}: {detail}"
+            raise FarmError(msg)
+        server_nonce, proof = data.get("server_nonce"), data.get("proof")
+        if not (
+            isinstance(server_nonce, str)
+            and isinstance(proof, str)
+            and hmac.compare_digest(proof, farm_proof(token, nonce, server_nonce))
+        ):
+            msg = (
+                f"the endpoint at {self.url} did not prove it is the farm of this home "
+                "(it does not know the farm's token); nothing was sent to it"
+            )
+            raise TrustError(msg)
+        self._session = (server_nonce, session_key(token, nonce, server_nonce))
+        self._seq = 0
+
+    def _request(self, method: str, path: str, body: Any = None) -> dict[str, Any]:
+        payload = b"" if body is None else json.dumps(body).encode()
+        for attempt in (1, 2):
+            if self._session is None:
+                self.prove()
+            assert self._session is not None
+            session_id, key = self._session
+            self._seq += 1
+            mac = request_mac(key, self._seq, method, path, payload)
+            auth = f"{SCHEME} session={session_id}, seq={self._seq}, mac={mac}"
+            response = self._send(method, path, payload, {"Authorization": auth})
+            if response.status_code == 401 and attempt == 1:
+                self._session = None  # the farm restarted or forgot us: prove again
+                continue
+            break
+        data = self._decode(response)
+        where = f"the farm at {self.url}"
         if response.status_code == 401:
-            msg = f"{where} refused our token; is it this farm's home? ({data.get('detail')})"
+            detail = data.get("detail")
+            msg = f"{where} refused our signed request; is it this farm's home? ({detail})"
             raise FarmError(msg)
         if not response.ok:
             detail = data.get("message") or data.get("detail")

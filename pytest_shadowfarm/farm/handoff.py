@@ -20,7 +20,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from shadowfarm_wire.protocol import ACK, HandoffError, UnixIO, send_hello, unix_address
+from shadowfarm_wire.context import process_context
+from shadowfarm_wire.protocol import UnixIO, read_answer, send_hello, unix_address
+from shadowfarm_wire.trust import check_peer
 
 __all__ = [
     "HANDOFF_TIMEOUT_S",
@@ -67,6 +69,9 @@ def connect_worker(
         sock.settimeout(timeout)
         with unix_address(slot.socket) as address:
             sock.connect(address)
+        # Nothing (environment, stderr) goes to a process of another user, whatever the
+        # socket's path: the kernel says who listens.
+        check_peer(sock)
         hello = {
             "token": slot.token,
             "cwd": cwd if cwd is not None else os.getcwd(),
@@ -74,11 +79,10 @@ def connect_worker(
             "umask": _umask(),
             "id": session_id,
             "profile": slot.profile_key,
+            **process_context(),
         }
         send_hello(sock, hello, [stderr_fd] if stderr_fd is not None else [])
-        answer = sock.recv(1)
-        if answer != ACK:
-            raise HandoffError(f"worker {slot.id} refused the hand-off (answered {answer!r})")
+        read_answer(sock, slot.id)
         sock.settimeout(None)
     except BaseException:
         sock.close()
@@ -115,12 +119,16 @@ def install(
     on_failure: Callable[[WarmSlot, BaseException], None] = lambda slot, exc: None,
     more: Callable[[], WarmSlot | None] | None = None,
     more_after: int = 0,
+    connect: Callable[[WarmSlot, str], socket.socket] | None = None,
 ) -> None:
     """Make ``group.makegateway`` hand ``slots`` out (in order) to eligible popen specs.
 
     Once ``more_after`` eligible specs were served (the run's initial workers), a spec
     for which no slot is left asks ``more()`` for one (a worker the swarm adds mid-run).
     Other specs, and specs no slot could serve, keep the original (cold) path.
+    ``connect(slot, session_id)`` gives the authenticated socket of a slot (default:
+    :func:`connect_worker`; the farm source hands out sockets it connected and checked
+    before the run's header was written).
     """
     import execnet
 
@@ -146,7 +154,7 @@ def install(
         while free:
             slot = free.pop(0)
             try:
-                sock = connect_worker(slot, str(spec.id))
+                sock = (connect or connect_worker)(slot, str(spec.id))
                 gateway = make_gateway(group, spec, sock)
             except (OSError, EOFError) as exc:
                 on_failure(slot, exc)

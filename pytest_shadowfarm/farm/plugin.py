@@ -96,6 +96,7 @@ class FarmPlugin:
             on_failure=source.handoff_failed,
             more=source.claim_one,
             more_after=sum(1 for spec in specs if eligible(spec)),
+            connect=source.connect,
         )
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:

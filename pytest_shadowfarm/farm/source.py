@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
 import sys
 import threading
 import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from pytest_shadowfarm.errors import FarmError
+from pytest_shadowfarm.errors import FarmError, TrustError
 from pytest_shadowfarm.farm.shadow import choose_shadow_tests
 from pytest_shadowfarm.workers.source import PopenSource, PutEvent
 
@@ -63,6 +64,10 @@ class FarmSource:
         self.more_allowed = True
         #: the header's line about the farm (None: nothing to say)
         self.header: str | None = None
+        #: why the farm's home or endpoint is not trusted ("" if it is, or was not asked)
+        self.distrust = ""
+        #: farm worker id -> authenticated socket, connected at the claim, not yet used
+        self.connected: dict[str, socket.socket] = {}
 
     # --- finding the farm ---------------------------------------------------------------
 
@@ -72,7 +77,11 @@ class FarmSource:
         from shadowfarm_wire.home import FarmHome
 
         self.home = FarmHome.resolve(self.settings.farm_home, self.env)
-        self.endpoint = discover(self.settings.farm, self.home)
+        try:
+            self.endpoint = discover(self.settings.farm, self.home)
+        except TrustError as exc:
+            self.distrust = str(exc)
+            self.endpoint = None
         return self.endpoint
 
     def prefetch(self) -> None:
@@ -95,6 +104,10 @@ class FarmSource:
         if count == 0:
             return 0
         endpoint = self.endpoint if self.endpoint is not None else self.discover()
+        if endpoint is None and self.distrust:
+            self.run.warn(f"farm not used, workers start cold: {self.distrust}")
+            self.header = f"shadowfarm: farm not trusted; {count} cold workers"
+            return 0
         if endpoint is None:
             self.header = "shadowfarm: no farm running; cold workers"
             return 0
@@ -115,7 +128,14 @@ class FarmSource:
             self.header = f"shadowfarm: farm unavailable; {count} cold workers"
             return 0
         self.claimed = list(self.claim.workers)
-        warm = len(self.claimed)
+        # Connect (and check) the claimed workers now, so that the header counts only
+        # workers that really took the hand-off; xdist starts its nodes on these sockets.
+        for index, slot in enumerate(list(self.claimed)):
+            try:
+                self.connected[slot.id] = self._connect(slot, f"gw{index}")
+            except (OSError, EOFError) as exc:
+                self.handoff_failed(slot, exc)
+        warm = len(self.connected)
         self.header = f"shadowfarm: {warm} warm workers (farm), {count - warm} cold"
         if self.claim.registered:
             self.header += f"; new profile {self.claim.profile_key}, the farm warms it now"
@@ -162,6 +182,11 @@ class FarmSource:
         self.claimed.extend(claim.workers)
         return claim.workers[0] if claim.workers else None
 
+    def connect(self, slot: WarmSlot, session_id: str) -> socket.socket:
+        """The socket of a claimed worker: connected at the claim, or now (checked)."""
+        sock = self.connected.pop(slot.id, None)
+        return sock if sock is not None else self._connect(slot, session_id)
+
     def handed_over(self, gateway: Any, slot: WarmSlot) -> None:
         self.warm[str(gateway.id)] = slot.id
 
@@ -174,10 +199,23 @@ class FarmSource:
 
     # --- inside ---------------------------------------------------------------------------
 
+    def _connect(self, slot: WarmSlot, session_id: str) -> socket.socket:
+        from pytest_shadowfarm.farm.handoff import connect_worker
+        from shadowfarm_wire.trust import check_worker_socket
+
+        if self.home is None:
+            msg = f"farm worker {slot.id}: no verified farm home to check its socket against"
+            raise TrustError(msg)
+        check_worker_socket(self.home, slot.socket)
+        return connect_worker(slot, session_id)
+
     def _give_back(self, slots: list[WarmSlot]) -> None:
         for slot in slots:
             with contextlib.suppress(ValueError):
                 self.claimed.remove(slot)
+            sock = self.connected.pop(slot.id, None)
+            if sock is not None:  # never used: closing it ends that worker's session
+                sock.close()
         if self.client is None:
             return
         for slot in slots:

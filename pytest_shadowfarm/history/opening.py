@@ -130,6 +130,17 @@ def connect_checked(path: Path) -> sqlite3.Connection:
     return db
 
 
+def is_damaged(exc: BaseException) -> bool:
+    """A DatabaseError that says the file's pages are damaged (not: locked, read-only)."""
+    return isinstance(exc, sqlite3.DatabaseError) and _error_code(exc) in _DAMAGED
+
+
+def set_aside(path: Path) -> Path:
+    """:func:`move_aside`, serialised with other runs opening the same history."""
+    with opening(path):
+        return move_aside(path)
+
+
 def move_aside(path: Path) -> Path:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     aside = path.with_name(f"{path.name}.corrupt-{stamp}")

@@ -176,6 +176,7 @@ class SchedulerPlugin:
             return
         worker = getattr(getattr(report, "node", None), "gateway", None)
         worker_id = getattr(worker, "id", None)
+        self._spare_the_restart_limit()
         if crashitem in self.crashed:
             report.longrepr = f"{report.longrepr} (crashed again on its rerun: not rerun)"
             self.crash_failed.append(crashitem)
@@ -188,6 +189,25 @@ class SchedulerPlugin:
         report.outcome = "rerun"
         report.longrepr = f"{RERUN_REASON}: {report.longrepr}"
         self.run.events.emit("crash_rerun", nodeid=crashitem, worker=worker_id, reason=RERUN_REASON)
+
+    def _spare_the_restart_limit(self) -> None:
+        """A crash a test caused does not count against xdist's default restart limit.
+
+        xdist stops the whole run after ``4 * -n`` crashed workers (its default, from
+        pytest-xdist#226: a crash in collection restarts workers forever). With a rerun
+        per crashed test, 5 tests that kill their worker cost 10 crashes, and at ``-n 2``
+        the 9th stopped the run: the tests not yet run then got no report at all. Here
+        each crash is pinned on one test and each test crashes at most twice (its run and
+        its rerun), so replacing those workers is bounded without the limit; crashes no
+        test is blamed for (collection, start-up) still count. An explicit
+        ``--max-worker-restart`` is the user's choice and stays as given.
+        """
+        session = dsession(self.config)
+        if session is None or self.config.option.maxworkerrestart is not None:
+            return
+        maximum = getattr(session, "_max_worker_restart", None)
+        if isinstance(maximum, int):
+            session._max_worker_restart = maximum + 1
 
     def _rerun_possible(self) -> bool:
         """Will a worker be left to run a rerun (xdist replaces the crashed one)?"""

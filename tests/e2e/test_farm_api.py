@@ -59,15 +59,20 @@ class TestAuth:
         assert response.status_code == 401
 
     @pytest.mark.parametrize(
-        "path", ["/api/swarm/status", "/api/swarm/config", "/metrics", "/api/health"]
+        "path", ["/api/swarm/status", "/api/swarm/config", "/metrics", "/docs", "/openapi.json"]
     )
-    def test_reads_need_no_token(self, farm, path):
-        """Status, config, metrics and health are readable without a token."""
-        assert farm.api("GET", path, auth=False).status_code == 200
+    def test_reads_need_the_token_too(self, farm, path):
+        """Status, config, metrics and the API documents answer 401 without the token."""
+        assert farm.api("GET", path, auth=False).status_code == 401
+        assert farm.api("GET", path).status_code == 200
+
+    def test_health_needs_no_token(self, farm):
+        """/api/health is the one route open to anyone (liveness probes)."""
+        assert farm.api("GET", "/api/health", auth=False).status_code == 200
 
     def test_the_status_never_shows_tokens(self, farm):
         """Worker tokens go only to the claim that got them."""
-        assert "token" not in farm.api("GET", "/api/swarm/status", auth=False).text
+        assert "token" not in farm.api("GET", "/api/swarm/status").text
 
 
 class TestValidation:
@@ -152,14 +157,14 @@ class TestRoutes:
 
     def test_metrics_are_prometheus_text(self, farm):
         """/metrics speaks the Prometheus exposition format with our families."""
-        response = farm.api("GET", "/metrics", auth=False)
+        response = farm.api("GET", "/metrics")
         assert response.headers["content-type"].startswith("text/plain")
         assert "# TYPE shadowfarm_claims_total counter" in response.text
         assert "# TYPE shadowfarm_workers gauge" in response.text
 
     def test_the_openapi_document_lists_the_routes(self, farm):
         """FastAPI's OpenAPI document describes every route."""
-        paths = farm.api("GET", "/openapi.json", auth=False).json()["paths"]
+        paths = farm.api("GET", "/openapi.json").json()["paths"]
         assert {"/api/workers/claim", "/api/swarm/config", "/api/swarm/status"} <= set(paths)
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from shadowfarm_wire.home import FarmHome
 from shadowfarm_wire.profile import current_profile
 from tests.farmtools import counts
 
@@ -66,6 +67,14 @@ def project(pytester: pytest.Pytester, tmp_path: Path, monkeypatch: pytest.Monke
     monkeypatch.setenv("SHADOWFARM_HOME", str(tmp_path / "farm-home"))
     monkeypatch.delenv("EXPECTED_VERSION", raising=False)
     return pytester
+
+
+@pytest.fixture
+def home_with_token(project, tmp_path: Path) -> FarmHome:
+    """The farm home of ``project`` with a token, as a farm that ran once leaves it."""
+    home = FarmHome(tmp_path / "farm-home").create()
+    home.ensure_token()
+    return home
 
 
 def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
@@ -128,6 +137,7 @@ def _answer(status: int, body: bytes, delay: float = 0.0) -> Callable[[Any], Non
     return respond
 
 
+@pytest.mark.usefixtures("home_with_token")
 class TestWithoutAUsableFarm:
     def test_no_farm_running_is_one_header_line_and_a_cold_run(self, project):
         """auto with nothing in the farm home: cold workers, no warning."""
@@ -170,7 +180,7 @@ class TestWithoutAUsableFarm:
         [
             (200, b"<html>hello</html>", "with something that is not JSON"),
             (200, b"[1, 2]", "with JSON that is not an object"),
-            (200, b'{"claim_id": 1}', "answered a claim with an unexpected shape"),
+            (200, b'{"claim_id": 1}', "did not prove it is the farm of this home"),
             (500, b'{"detail": "boom"}', "answered 500: boom"),
         ],
     )
