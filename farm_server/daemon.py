@@ -18,6 +18,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -103,6 +104,9 @@ def serve(
         stale.unlink()
     store = FarmStore.open(home.database)
     store.prune_workers()
+    pruned = store.prune_profiles(time.time())
+    if pruned:
+        log.info("forgot %d profiles retired or unclaimed for 30 days", pruned)
     interpreters = Interpreters(home.root)
     launcher = CheckedLauncher(ProcessLauncher(home.logs, cwd=home.root), interpreters)
     pool = Pool(_load_config(store), launcher, home.sockets)
