@@ -250,6 +250,10 @@ def stop(home: FarmHome, timeout: float = STOP_TIMEOUT_S) -> DaemonInfo | None:
             home.clear_daemon(stale.pid)
         return None
     process = psutil.Process(info.pid)
+    # No client may find the farm from now on: while the daemon winds down (up to
+    # STOP_TIMEOUT_S) and after, its port is free for anyone to bind. Clients verify
+    # whoever answers there anyway (shadowfarm_wire.trust); this shortens the window.
+    home.clear_daemon(info.pid)
     process.send_signal(signal.SIGTERM)
     try:
         process.wait(timeout)
