@@ -18,6 +18,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -103,6 +104,9 @@ def serve(
         stale.unlink()
     store = FarmStore.open(home.database)
     store.prune_workers()
+    pruned = store.prune_profiles(time.time())
+    if pruned:
+        log.info("forgot %d profiles retired or unclaimed for 30 days", pruned)
     interpreters = Interpreters(home.root)
     launcher = CheckedLauncher(ProcessLauncher(home.logs, cwd=home.root), interpreters)
     pool = Pool(_load_config(store), launcher, home.sockets)
@@ -246,6 +250,10 @@ def stop(home: FarmHome, timeout: float = STOP_TIMEOUT_S) -> DaemonInfo | None:
             home.clear_daemon(stale.pid)
         return None
     process = psutil.Process(info.pid)
+    # No client may find the farm from now on: while the daemon winds down (up to
+    # STOP_TIMEOUT_S) and after, its port is free for anyone to bind. Clients verify
+    # whoever answers there anyway (shadowfarm_wire.trust); this shortens the window.
+    home.clear_daemon(info.pid)
     process.send_signal(signal.SIGTERM)
     try:
         process.wait(timeout)

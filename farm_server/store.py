@@ -18,6 +18,8 @@ __all__ = ["SCHEMA_VERSION", "FarmStore"]
 SCHEMA_VERSION = 1
 #: worker rows kept after they are gone (for ``farm workers --all`` and warm-up times)
 KEEP_GONE_WORKERS = 1000
+#: a profile retired, or unclaimed, this long is forgotten (30 days)
+PROFILE_MAX_AGE_S = 30 * 86400.0
 #: telemetry posts kept, the newest (the database must not grow with every run forever)
 KEEP_TELEMETRY_POSTS = 5000
 
@@ -176,6 +178,21 @@ class FarmStore:
                 json.dumps(worker.report) if worker.report is not None else None,
             ),
         )
+
+    def prune_profiles(self, now: float, max_age_s: float = PROFILE_MAX_AGE_S) -> int:
+        """Forget profiles retired, or not claimed, for ``max_age_s``; return how many.
+
+        A project that moved, an interpreter that was removed, a lineage replaced by a
+        newer profile: without this the farm would keep (and restore) them for ever.
+        """
+        cutoff = now - max_age_s
+        with self._lock:
+            cursor = self._db.execute(
+                "DELETE FROM profiles WHERE (retired IS NOT NULL AND retired < ?) "
+                "OR COALESCE(last_claim, registered) < ?",
+                (cutoff, cutoff),
+            )
+            return int(cursor.rowcount)
 
     def prune_workers(self, keep: int = KEEP_GONE_WORKERS) -> None:
         self._exec(

@@ -47,3 +47,21 @@ def test_a_claim_abandoned_by_its_client_returns_its_worker(start_farm, farm_pro
     assert [w["id"] for w in status["workers"] if w["state"] == "warm"] == warm_id
     # and a real client gets that very worker
     assert [w["id"] for w in farm.claim(profile, 1)["workers"]] == warm_id
+
+
+def test_old_profiles_are_forgotten(tmp_path):
+    """Retired or unclaimed for 30 days: gone from the store (a restart restores none)."""
+    from farm_server.pool import ProfileEntry
+    from farm_server.store import PROFILE_MAX_AGE_S, FarmStore
+
+    store = FarmStore.open(tmp_path / "farm.sqlite")
+    now = 1_000_000_000.0
+    old = now - PROFILE_MAX_AGE_S - 1
+    fresh = ProfileEntry(current_profile("/p/fresh"), registered=now)
+    idle = ProfileEntry(current_profile("/p/idle"), registered=old, last_claim=old)
+    retired = ProfileEntry(current_profile("/p/retired"), registered=now, retired=old)
+    for entry in (fresh, idle, retired):
+        store.save_profile(entry)
+    assert store.prune_profiles(now) == 2
+    assert [row["key"] for row in store.load_profiles()] == [fresh.key]
+    store.close()
