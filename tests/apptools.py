@@ -2,12 +2,16 @@
 no process, and the real HTTP API served by uvicorn on a loopback port in a thread.
 
 The API, the FarmClient and the CLI's farm commands are tested against it without a
-daemon process; what needs real processes is in tests/e2e.
+daemon process; what needs real processes is in tests/e2e. The farm is a security
+boundary: :class:`ApiClient` proves the farm and signs its requests with the plugin's own
+client code, :func:`serve_farm` gives the farm its URL (the Host header must name it),
+and :class:`WorkerDoors` admits hand-offs with the warm worker's own door.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import socket
 import threading
@@ -21,12 +25,17 @@ from typing import Any
 import pytest
 import requests
 
+from farm_server.api import create_app
 from farm_server.config import FarmConfig
 from farm_server.farm import Farm
+from farm_server.gate import accept_client, listen
 from farm_server.pool import Pool
 from farm_server.store import FarmStore
 from farm_server.worker import WorkerSpec
+from pytest_shadowfarm.farm.client import FarmClient, FarmEndpoint
 from shadowfarm_wire.home import DaemonInfo, FarmHome
+from shadowfarm_wire.protocol import ACK
+from shadowfarm_wire.trust import SCHEME, request_mac
 
 #: every wait on the in-process server is bounded by this
 SERVER_WAIT_S = 10.0
@@ -157,19 +166,57 @@ def api_server() -> Iterator[Mount]:
         yield mount
 
 
+@contextlib.contextmanager
+def serve_farm(api_server: Mount, farm: Farm) -> Iterator[str]:
+    """Serve ``farm``'s real app at ``api_server``; ``farm.url`` is that URL, as the daemon
+    sets it (the farm admits only requests whose Host header names its port)."""
+    with api_server.mount(create_app(farm)) as url:
+        farm.url = url
+        yield url
+
+
 @dataclass
 class ApiClient:
-    """Requests to the served API; ``auth=False`` leaves the bearer token out."""
+    """Raw requests to the served API, with the credentials ``auth`` names.
+
+    ``auth=True``: as the plugin and the CLI, the farm proves it holds the token (the
+    FarmClient's challenge) and the request is signed with that session's key; the token
+    is never sent. ``auth="bearer"``: the token itself, as a tool such as Prometheus sends
+    it. ``auth=False``: no credentials.
+    """
 
     url: str
     token: str
+    prover: FarmClient = field(init=False, repr=False)
+    seq: int = field(default=0, init=False)
 
-    def request(self, method: str, path: str, *, auth: bool = True, **kwargs: Any) -> Any:
+    def __post_init__(self) -> None:
+        self.prover = FarmClient(FarmEndpoint(self.url, self.token), timeout=SERVER_WAIT_S)
+
+    def signature(self, method: str, path: str, body: bytes) -> str:
+        """The ``Authorization`` of one request in this client's proved session."""
+        if self.prover._session is None:
+            self.prover.prove()
+        assert self.prover._session is not None
+        session, key = self.prover._session
+        self.seq += 1
+        mac = request_mac(key, self.seq, method, path, body)
+        return f"{SCHEME} session={session}, seq={self.seq}, mac={mac}"
+
+    def request(self, method: str, path: str, *, auth: bool | str = True, **kwargs: Any) -> Any:
         headers = dict(kwargs.pop("headers", {}))
-        if auth:
+        body = kwargs.pop("data", None)
+        if "json" in kwargs:  # serialised here: the signature covers the bytes sent
+            body = json.dumps(kwargs.pop("json")).encode()
+            headers.setdefault("Content-Type", "application/json")
+        if isinstance(body, str):
+            body = body.encode()
+        if auth == "bearer":
             headers.setdefault("Authorization", f"Bearer {self.token}")
+        elif auth:
+            headers.setdefault("Authorization", self.signature(method, path, body or b""))
         return requests.request(
-            method, self.url + path, headers=headers, timeout=SERVER_WAIT_S, **kwargs
+            method, self.url + path, headers=headers, data=body, timeout=SERVER_WAIT_S, **kwargs
         )
 
     def get(self, path: str, **kwargs: Any) -> Any:
@@ -180,6 +227,50 @@ class ApiClient:
 
     def put(self, path: str, **kwargs: Any) -> Any:
         return self.request("PUT", path, **kwargs)
+
+
+@dataclass
+class WorkerDoors:
+    """The sockets of a farm's NoProcess workers, each behind the warm worker's own door
+    (farm_server.gate: 0600 in the private sockets directory, the peer's uid, the worker's
+    token and profile); an admitted client gets ACK and keeps its connection until it
+    closes it. ``admitted`` holds the hellos, in order."""
+
+    farm: Farm
+    admitted: list[dict[str, Any]] = field(default_factory=list)
+    servers: list[socket.socket] = field(default_factory=list)
+    threads: list[threading.Thread] = field(default_factory=list)
+
+    def open(self, *worker_ids: str) -> None:
+        for worker_id in worker_ids:
+            worker = self.farm.pool.workers[worker_id]
+            server = listen(Path(worker.socket))
+            server.settimeout(SERVER_WAIT_S)
+            thread = threading.Thread(
+                target=self._serve, args=(server, worker.token, worker.profile_key), daemon=True
+            )
+            thread.start()
+            self.servers.append(server)
+            self.threads.append(thread)
+
+    def _serve(self, server: socket.socket, token: str, profile_key: str) -> None:
+        with contextlib.suppress(OSError):
+            client = accept_client(server, token.encode(), profile_key=profile_key)
+            for fd in client.fds:
+                os.close(fd)
+            self.admitted.append(client.hello)
+            with client.conn as conn:
+                conn.sendall(ACK)
+                conn.settimeout(SERVER_WAIT_S)
+                conn.recv(1)  # until the client closes
+
+    def close(self) -> None:
+        for server in self.servers:
+            with contextlib.suppress(OSError):
+                server.shutdown(socket.SHUT_RDWR)  # wakes a pending accept
+            server.close()
+        for thread in self.threads:
+            thread.join(SERVER_WAIT_S)
 
 
 def pretend_running(home: FarmHome, url: str) -> None:

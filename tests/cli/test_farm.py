@@ -11,14 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from farm_server.api import create_app
 from farm_server.farm import Farm
 from pytest_shadowfarm.cli.main import main
 from shadowfarm_wire.home import FarmHome
 from shadowfarm_wire.profile import current_profile
-from tests.apptools import Clock, make_farm, pretend_running, warm_all
+from tests.apptools import Clock, make_farm, pretend_running, serve_farm, warm_all
 
-PROFILE = current_profile("/src/proj", distributions=[("numpy", "1")], executable="/py")
+#: this interpreter: the in-process farm verifies it and allows it (it is its own)
+PROFILE = current_profile("/src/proj", distributions=[("numpy", "1")])
 
 
 @dataclass
@@ -56,8 +56,7 @@ def clock() -> Clock:
 def farm(home: FarmHome, clock: Clock, api_server) -> Iterator[Farm]:
     """A farm served in this process, that daemon.json says is running."""
     farm = make_farm(home, clock)
-    with api_server.mount(create_app(farm)) as url:
-        farm.url = url
+    with serve_farm(api_server, farm) as url:
         pretend_running(home, url)
         yield farm
     farm.store.close()
@@ -186,8 +185,11 @@ class TestAgainstAFarm:
         assert "warm_nice" in result.err
 
     def test_a_farm_with_another_token_is_refused(self, shadowfarm, farm, home):
-        """A token that is not the farm's: the error says the farm refused it."""
+        """A home token that is not the farm's: the endpoint cannot prove it is this home's
+        farm, the CLI says so and sends it nothing (the profile stays undrained)."""
+        farm.claim(PROFILE, 1, (), (), {})
         home.token_file.write_text("not-the-token\n")
         result = shadowfarm("drain")
         assert result.code == 2
-        assert "refused our token" in result.err
+        assert "did not prove it is the farm of this home" in result.err
+        assert farm.pool.profiles[PROFILE.key].drained is False

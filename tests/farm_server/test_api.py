@@ -1,4 +1,7 @@
-"""The HTTP API in-process: a real Farm, store and home, a pool that launches nothing."""
+"""The HTTP API in-process: a real Farm, store and home, a pool that launches nothing.
+
+Requests are signed as the plugin signs them (tests.apptools.ApiClient); the profile's
+interpreter is this one, which the farm (running in this process) verifies and allows."""
 
 from __future__ import annotations
 
@@ -7,14 +10,16 @@ from pathlib import Path
 
 import pytest
 
-from farm_server.api import create_app
 from farm_server.farm import Farm
 from shadowfarm_wire.home import FarmHome
 from shadowfarm_wire.profile import current_profile
-from tests.apptools import ApiClient, Clock, make_farm, warm_all
+from shadowfarm_wire.trust import SCHEME
+from tests.apptools import ApiClient, Clock, make_farm, serve_farm, warm_all
 
-PROFILE = current_profile("/src/proj", distributions=[("numpy", "1")], executable="/py")
+PROFILE = current_profile("/src/proj", distributions=[("numpy", "1")])
 CLAIM = {"profile": PROFILE.to_dict(), "count": 2}
+#: a claim naming a program the farm did not verify as an interpreter
+UNVERIFIED = {**CLAIM, "profile": {**PROFILE.to_dict(), "interpreter": "/bin/sh"}}
 
 
 @pytest.fixture
@@ -30,13 +35,8 @@ def farm(tmp_path: Path, clock: Clock) -> Iterator[Farm]:
 
 
 @pytest.fixture
-def app(farm: Farm):
-    return create_app(farm)
-
-
-@pytest.fixture
-def client(app, farm: Farm, api_server) -> Iterator[ApiClient]:
-    with api_server.mount(app) as url:
+def client(farm: Farm, api_server) -> Iterator[ApiClient]:
+    with serve_farm(api_server, farm) as url:
         yield ApiClient(url, farm.token)
 
 
@@ -51,8 +51,8 @@ class TestAuth:
             ("POST", "/api/swarm/telemetry", {"samples": []}),
         ],
     )
-    def test_a_state_change_without_the_token_is_refused(self, client, farm, method, path, body):
-        """No bearer token: 401 naming the token file, and nothing changes in the farm."""
+    def test_a_state_change_without_credentials_is_refused(self, client, farm, method, path, body):
+        """Neither a signature nor the token: 401 naming the token file, nothing changes."""
         response = client.request(method, path, auth=False, json=body)
         assert response.status_code == 401
         assert response.headers["www-authenticate"] == "Bearer"
@@ -60,20 +60,44 @@ class TestAuth:
         assert farm.pool.profiles == {}
         assert farm.store.claim_totals() == (0, 0, 0)
 
-    def test_a_wrong_token_is_refused_like_none(self, client):
-        """A wrong token or another scheme is 401, before the body is even parsed."""
-        for header in ("Bearer nope", f"Basic {client.token}"):
+    def test_wrong_credentials_are_refused_like_none(self, client, farm):
+        """A wrong token, another scheme, a forged or misplaced signature: 401, before the
+        body is even parsed."""
+        signed_elsewhere = client.signature("POST", "/api/swarm/drain", b"{")
+        for header in (
+            "Bearer nope",
+            f"Basic {client.token}",
+            f"{SCHEME} session=nope, seq=1, mac=00",
+            signed_elsewhere,
+        ):
             response = client.post(
                 "/api/workers/claim", auth=False, headers={"Authorization": header}, data=b"{"
             )
-            assert response.status_code == 401
+            assert response.status_code == 401, header
+        assert farm.pool.profiles == {}
 
-    def test_reads_need_no_token(self, client, farm):
-        """Health, status and config are open reads."""
+    def test_a_replayed_signature_is_refused(self, client):
+        """The same signed request twice: the second is 401 (its sequence number is used)."""
+        header = {"Authorization": client.signature("GET", "/api/swarm/status", b"")}
+        first = client.get("/api/swarm/status", auth=False, headers=header)
+        second = client.get("/api/swarm/status", auth=False, headers=header)
+        assert (first.status_code, second.status_code) == (200, 401)
+
+    def test_only_health_is_open(self, client, farm):
+        """Health answers anyone; status, config and metrics need credentials too."""
         health = client.get("/api/health", auth=False)
-        assert health.json() == {"ok": True, "pid": farm.pid}
-        assert client.get("/api/swarm/status", auth=False).status_code == 200
-        assert client.get("/api/swarm/config", auth=False).status_code == 200
+        assert health.json() == {"ok": True, "pid": farm.pid, "problems": []}
+        for path in ("/api/swarm/status", "/api/swarm/config", "/metrics"):
+            assert client.get(path, auth=False).status_code == 401, path
+            assert client.get(path).status_code == 200, path
+
+    def test_a_host_that_is_not_the_farm_is_refused(self, client, farm):
+        """A Host naming another host or port (DNS rebinding): 421, even when signed."""
+        port = client.url.rsplit(":", 1)[1]
+        for host in (f"evil.example:{port}", "127.0.0.1:1"):
+            response = client.post("/api/workers/claim", json=CLAIM, headers={"Host": host})
+            assert response.status_code == 421, host
+        assert farm.pool.profiles == {}
 
 
 class TestClaimAndRelease:
@@ -110,6 +134,14 @@ class TestClaimAndRelease:
         response = client.post(f"/api/workers/{worker['id']}/release")
         assert response.json() == {"id": worker["id"], "state": "claimed"}
         assert farm.pool.workers[worker["id"]].released == clock.now
+
+    def test_an_unverified_interpreter_is_refused_and_nothing_registered(self, client, farm):
+        """A claim naming a program off the allow-list: 403 saying so, nothing registered."""
+        response = client.post("/api/workers/claim", json=UNVERIFIED)
+        assert response.status_code == 403
+        assert "not on the farm's allow-list" in response.json()["detail"]
+        assert farm.pool.profiles == {}
+        assert farm.store.claim_totals() == (0, 0, 0)
 
     def test_releasing_an_unknown_worker_is_404(self, client):
         """A worker id the farm never had is a 404 that names it."""
@@ -160,7 +192,6 @@ class TestValidation:
 class TestStatusAndConfig:
     def test_the_status_reports_profiles_workers_and_totals(self, client, farm, clock):
         """Status JSON v1: the farm's pid/url/home, a profile with counts, its workers."""
-        farm.url = "http://farm.test"
         client.post("/api/workers/claim", json=CLAIM)
         warm_all(farm)
         clock.now += 2.5
@@ -168,7 +199,7 @@ class TestStatusAndConfig:
         assert data["version"] == 1
         assert (data["pid"], data["url"], data["home"]) == (
             farm.pid,
-            "http://farm.test",
+            client.url,
             str(farm.home.root),
         )
         assert data["uptime_s"] == 2.5
@@ -223,10 +254,11 @@ class TestTelemetryAndMetrics:
         assert farm.store.telemetry_count() == 1
 
     def test_metrics_count_workers_and_claims(self, client, farm):
-        """/metrics (Prometheus text) reads the pool: workers by state, claims served."""
+        """/metrics (Prometheus text, scraped with the bearer token) reads the pool: workers
+        by state, claims served."""
         client.post("/api/workers/claim", json=CLAIM)
         warm_all(farm)
-        text = client.get("/metrics").text
+        text = client.get("/metrics", auth="bearer").text
         assert f'shadowfarm_workers{{profile="{PROFILE.key}",state="warm"}} 1.0' in text
         assert "shadowfarm_claims_total 1.0" in text
         assert "shadowfarm_workers_requested_total 2.0" in text
