@@ -1,4 +1,8 @@
-"""FarmClient's error mapping against a tiny local HTTP server, and discover()."""
+"""FarmClient's error mapping against a tiny local HTTP server, and discover().
+
+The server answers the challenge with the farm's own session code (farm_server.auth), so
+the client's proof and signatures are the real ones; a server with another token plays an
+endpoint that is not the farm."""
 
 from __future__ import annotations
 
@@ -12,25 +16,33 @@ from typing import Any
 
 import pytest
 
-from pytest_shadowfarm.errors import FarmError
+from farm_server.auth import Sessions
+from pytest_shadowfarm.errors import FarmError, TrustError
 from pytest_shadowfarm.farm.client import FarmClient, FarmEndpoint, discover
 from shadowfarm_wire.home import FarmHome
 from shadowfarm_wire.profile import current_profile
+from shadowfarm_wire.trust import CHALLENGE_PATH, SCHEME
 from tests.apptools import pretend_running
 
 PROFILE = current_profile("/src/proj", distributions=[("numpy", "1")], executable="/py")
+TOKEN = "s3cret"
 
 
 class Canned(ThreadingHTTPServer):
-    """Answers each path with a canned (status, body); records what it was sent."""
+    """Answers the challenge as a farm holding ``token`` does, and each other path with a
+    canned (status, body); records what it was sent and whether the signature held."""
 
     daemon_threads = True
 
-    def __init__(self) -> None:
+    def __init__(self, token: str = TOKEN) -> None:
         super().__init__(("127.0.0.1", 0), Handler)
+        self.sessions = Sessions(token)
         self.answers: dict[str, tuple[int, bytes]] = {}
         self.delay_s = 0.0
+        self.challenges = 0
         self.seen: list[tuple[str, str, str | None, Any]] = []
+        self.signed: list[bool] = []
+        self.raw: list[bytes] = []
 
     @property
     def url(self) -> str:
@@ -46,10 +58,21 @@ class Handler(BaseHTTPRequestHandler):
 
     def _reply(self) -> None:
         length = int(self.headers.get("content-length") or 0)
-        body = json.loads(self.rfile.read(length)) if length else None
-        self.server.seen.append((self.command, self.path, self.headers["authorization"], body))
+        data = self.rfile.read(length) if length else b""
+        body = json.loads(data) if data else None
         time.sleep(self.server.delay_s)
-        status, raw = self.server.answers.get(self.path, (404, b'{"detail": "Not Found"}'))
+        if self.path == CHALLENGE_PATH:
+            self.server.challenges += 1
+            answer = self.server.sessions.challenge(body["client_nonce"])
+            status, raw = 200, json.dumps(answer).encode()
+        else:
+            auth = self.headers["authorization"]
+            self.server.seen.append((self.command, self.path, auth, body))
+            self.server.raw.append(bytes(self.headers) + data)
+            self.server.signed.append(
+                self.server.sessions.verify(auth or "", self.command, self.path, data)
+            )
+            status, raw = self.server.answers.get(self.path, (404, b'{"detail": "Not Found"}'))
         self.send_response(status)
         self.send_header("content-length", str(len(raw)))
         self.end_headers()
@@ -74,7 +97,7 @@ def server() -> Iterator[Canned]:
 
 @pytest.fixture
 def client(server: Canned) -> FarmClient:
-    return FarmClient(FarmEndpoint(server.url, "s3cret"), timeout=2.0)
+    return FarmClient(FarmEndpoint(server.url, TOKEN), timeout=2.0)
 
 
 def worker(**fields: Any) -> dict[str, Any]:
@@ -94,11 +117,15 @@ class TestErrors:
         with pytest.raises(FarmError, match="JSON that is not an object"):
             client.get_config()
 
-    def test_a_refused_token_says_so(self, server, client):
-        """401: the farm refused our token, with its detail."""
+    def test_a_refused_signature_says_so(self, server, client):
+        """401: the client proves the farm again once (it may have restarted), then says
+        the farm refused our signed request, with its detail."""
         server.answer("/api/swarm/drain", 401, {"detail": "missing or wrong bearer token"})
-        with pytest.raises(FarmError, match=r"refused our token.*\(missing or wrong bearer"):
+        with pytest.raises(
+            FarmError, match=r"refused our signed request.*\(missing or wrong bearer"
+        ):
             client.drain()
+        assert (server.challenges, len(server.seen), server.signed) == (2, 2, [True, True])
 
     def test_an_http_error_quotes_the_farms_message(self, server, client):
         """A 422 quotes 'message' when there is one, else 'detail'."""
@@ -113,14 +140,15 @@ class TestErrors:
         """No answer within the timeout: the message says how long it waited."""
         server.answer("/api/swarm/status", 200, {})
         server.delay_s = 0.5
-        client = FarmClient(FarmEndpoint(server.url, None), timeout=0.1)
+        client = FarmClient(FarmEndpoint(server.url, TOKEN), timeout=0.1)
         with pytest.raises(FarmError, match=r"did not answer within 0\.1s"):
             client.status()
 
 
 class TestClaim:
-    def test_a_claim_sends_the_token_and_body_and_reads_the_slots(self, server, client):
-        """The bearer token and the claim body go out; the slots come back, at most count."""
+    def test_a_claim_is_signed_and_sends_the_body_and_reads_the_slots(self, server, client):
+        """After the farm's proof, the claim body goes out signed (never the token); the
+        slots come back, at most count."""
         server.answer(
             "/api/workers/claim",
             200,
@@ -134,7 +162,15 @@ class TestClaim:
         )
         claim = client.claim(PROFILE, 2, modules=["json"], client={"pid": 1})
         [(method, path, auth, body)] = server.seen
-        assert (method, path, auth) == ("POST", "/api/workers/claim", "Bearer s3cret")
+        assert (method, path, server.challenges, server.signed) == (
+            "POST",
+            "/api/workers/claim",
+            1,
+            [True],
+        )
+        assert auth is not None
+        assert auth.startswith(f"{SCHEME} ")
+        assert TOKEN.encode() not in server.raw[0]
         assert (body["count"], body["modules"], body["client"]) == (2, ["json"], {"pid": 1})
         assert (claim.claim_id, claim.warming, claim.registered) == ("c-1", 2, False)
         assert [s.id for s in claim.workers] == ["w-1", "w-2"]
@@ -168,6 +204,31 @@ class TestClaim:
         assert client.drain() == []
 
 
+class TestProof:
+    def test_an_endpoint_that_cannot_prove_is_sent_nothing(self):
+        """A server that does not hold our token (another farm, someone else's process on
+        the port): TrustError, and no request but the challenge reaches it."""
+        impostor = Canned(token="not-ours")
+        thread = threading.Thread(target=impostor.serve_forever, kwargs={"poll_interval": 0.05})
+        thread.start()
+        try:
+            impostor.answer("/api/workers/claim", 200, {})
+            claimant = FarmClient(FarmEndpoint(impostor.url, TOKEN), timeout=2.0)
+            with pytest.raises(TrustError, match="did not prove it is the farm of this home"):
+                claimant.claim(PROFILE, 1)
+            assert (impostor.challenges, impostor.seen) == (1, [])
+        finally:
+            impostor.shutdown()
+            impostor.server_close()
+            thread.join(10)
+
+    def test_without_a_token_nothing_is_asked(self, server):
+        """No token to check the farm with: TrustError before any request."""
+        with pytest.raises(TrustError, match="no token to check the farm"):
+            FarmClient(FarmEndpoint(server.url, None), timeout=2.0).status()
+        assert (server.challenges, server.seen) == (0, [])
+
+
 class TestDiscover:
     def test_off_means_no_farm(self, tmp_path: Path):
         """'off': None, whatever runs."""
@@ -181,6 +242,11 @@ class TestDiscover:
         pretend_running(home, "http://127.0.0.1:9/")
         assert discover("auto", home) == FarmEndpoint("http://127.0.0.1:9", home.read_token())
 
-    def test_a_url_is_used_as_given(self, tmp_path: Path):
-        """A URL setting: that URL (without the trailing slash), no token without a home."""
-        assert discover("http://farm:8/", FarmHome(tmp_path)) == FarmEndpoint("http://farm:8", None)
+    def test_a_url_is_used_as_given_with_the_homes_token(self, tmp_path: Path):
+        """A URL setting: that URL (without the trailing slash), with the token of the
+        farm home to check it with; a home without a token is a TrustError naming the fix."""
+        home = FarmHome(tmp_path / "home").create()
+        with pytest.raises(TrustError, match=r"no token in the farm home.*--sf-farm-home"):
+            discover("http://farm:8/", home)
+        token = home.ensure_token()
+        assert discover("http://farm:8/", home) == FarmEndpoint("http://farm:8", token)
