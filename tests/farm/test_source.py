@@ -1,4 +1,7 @@
-"""FarmSource: claims from an in-process farm over HTTP, the cold fallbacks, give-backs."""
+"""FarmSource: claims from an in-process farm over HTTP, the cold fallbacks, give-backs.
+
+The claimed workers' sockets are opened by tests.apptools.WorkerDoors (the warm worker's
+own door), since a claimed worker counts only once it took the hand-off."""
 
 from __future__ import annotations
 
@@ -9,15 +12,15 @@ from typing import Any
 
 import pytest
 
-from farm_server.api import create_app
 from farm_server.farm import Farm
+from pytest_shadowfarm.errors import TrustError
 from pytest_shadowfarm.farm.client import FarmClient, FarmEndpoint
 from pytest_shadowfarm.farm.handoff import WarmSlot
 from pytest_shadowfarm.farm.source import FarmSource
 from pytest_shadowfarm.run import Run
 from pytest_shadowfarm.settings import Settings
 from shadowfarm_wire.home import FarmHome
-from tests.apptools import Clock, make_farm, warm_all
+from tests.apptools import Clock, WorkerDoors, make_farm, serve_farm, warm_all
 
 
 def closed_port_url() -> str:
@@ -41,10 +44,16 @@ def home(tmp_path: Path) -> FarmHome:
 @pytest.fixture
 def farm(home: FarmHome, api_server) -> Iterator[Farm]:
     farm = make_farm(home, Clock())
-    with api_server.mount(create_app(farm)) as url:
-        farm.url = url
+    with serve_farm(api_server, farm):
         yield farm
     farm.store.close()
+
+
+@pytest.fixture
+def doors(farm: Farm) -> Iterator[WorkerDoors]:
+    doors = WorkerDoors(farm)
+    yield doors
+    doors.close()
 
 
 @pytest.fixture
@@ -92,8 +101,9 @@ class TestReserve:
         assert source.header == "shadowfarm: no farm running; cold workers"
         assert warnings_seen == []
 
-    def test_an_unreachable_farm_costs_one_warning(self, make_source, warnings_seen):
+    def test_an_unreachable_farm_costs_one_warning(self, make_source, home, warnings_seen):
         """A farm URL that refuses connections: 0 reserved, a warning, the header says so."""
+        home.create().ensure_token()  # the home to check that farm with
         url = closed_port_url()
         source = make_source(url)
         assert source.reserve(3) == 0
@@ -116,23 +126,52 @@ class TestReserve:
         )
         assert list(farm.pool.profiles) == [source.claim.profile_key]
 
-    def test_a_partial_claim_reserves_what_came(self, make_source, farm):
+    def test_a_partial_claim_reserves_what_came(self, make_source, farm, doors):
         """One warm worker for two asked: 1 reserved, a farm_claim event with the numbers."""
         make_source(farm.url).reserve(1)
         [warm_id] = warm_all(farm)
+        doors.open(warm_id)
         source = make_source(farm.url)
         assert source.reserve(2) == 1
         assert [slot.id for slot in source.claimed] == [warm_id]
         assert source.header == "shadowfarm: 1 warm workers (farm), 1 cold"
         [event] = source.run.events.of("farm_claim")
         assert (event["requested"], event["granted"]) == (2, 1)
+        [hello] = doors.admitted
+        assert (hello["id"], hello["profile"]) == ("gw0", source.claim.profile_key)
+        source.release_all()  # as at the end of the run: the unused connection is closed
+
+    def test_a_claimed_worker_that_refuses_the_hand_off_is_not_counted(
+        self, make_source, farm, warnings_seen
+    ):
+        """A warm worker nobody answers for: 0 reserved, a warning, given back at once."""
+        make_source(farm.url).reserve(1)
+        [warm_id] = warm_all(farm)
+        source = make_source(farm.url)
+        assert source.reserve(1) == 0
+        assert source.header == "shadowfarm: 0 warm workers (farm), 1 cold"
+        assert warnings_seen[-1].startswith(f"farm worker {warm_id} could not be handed over")
+        assert (source.claimed, farm.pool.workers[warm_id].released is not None) == ([], True)
+
+    def test_a_socket_outside_the_farms_home_is_not_connected(self, make_source, farm, doors):
+        """A claim naming a socket outside the home's sockets directory: no hand-off."""
+        make_source(farm.url).reserve(1)
+        [warm_id] = warm_all(farm)
+        doors.open(warm_id)
+        source = make_source(farm.url)
+        source.home = FarmHome(farm.home.root.parent / "elsewhere").create()
+        slot = WarmSlot(warm_id, farm.pool.workers[warm_id].socket, "t")
+        with pytest.raises(TrustError, match="not in the farm's sockets directory"):
+            source.connect(slot, "gw0")
+        assert doors.admitted == []
 
 
 class TestGivingBack:
-    def test_a_released_worker_is_given_back_once(self, make_source, farm):
+    def test_a_released_worker_is_given_back_once(self, make_source, farm, doors):
         """release() of a handed-over worker tells the farm once; again, nothing is sent."""
         make_source(farm.url).reserve(1)
         [warm_id] = warm_all(farm)
+        doors.open(warm_id)
         source = make_source(farm.url)
         source.reserve(1)
         sent = count_releases(source)
@@ -143,20 +182,23 @@ class TestGivingBack:
         assert farm.pool.workers[warm_id].released is not None
         assert source.claimed == []
 
-    def test_release_all_gives_back_what_was_never_handed_over(self, make_source, farm):
+    def test_release_all_gives_back_what_was_never_handed_over(self, make_source, farm, doors):
         """At the end of the run, every claimed worker not yet released goes back."""
         make_source(farm.url).reserve(1)
         [warm_id] = warm_all(farm)
+        doors.open(warm_id)
         source = make_source(farm.url)
         source.reserve(1)
         sent = count_releases(source)
         source.release_all()
         assert (sent, source.claimed) == ([warm_id], [])
 
-    def test_a_failed_handoff_warns_and_gives_the_slot_back(self, make_source, farm, warnings_seen):
+    def test_a_failed_handoff_warns_and_gives_the_slot_back(
+        self, make_source, farm, warnings_seen, doors
+    ):
         """A warm worker that could not be connected: a warning, an event, a release."""
         make_source(farm.url).reserve(1)
-        warm_all(farm)
+        doors.open(*warm_all(farm))
         source = make_source(farm.url)
         source.reserve(1)
         sent = count_releases(source)
@@ -200,7 +242,7 @@ class TestClaimOne:
         source = make_source(farm.url)
         source.reserve(1)
         url = closed_port_url()
-        source.client = FarmClient(FarmEndpoint(url, None), timeout=1.0)
+        source.client = FarmClient(FarmEndpoint(url, farm.token), timeout=1.0)
         assert source.claim_one() is None
         assert source.more_allowed is False
         assert warnings_seen[-1].startswith("farm not asked again in this run: the farm at")
