@@ -14,7 +14,7 @@ import execnet
 import pytest
 
 from pytest_shadowfarm.farm.handoff import WarmSlot, connect_worker, eligible, install
-from shadowfarm_wire.protocol import ACK, HandoffError, recv_hello
+from shadowfarm_wire.protocol import ACK, HandoffError, recv_hello, send_refusal
 
 
 @dataclass
@@ -148,11 +148,23 @@ class TestConnectWorker:
         )
         assert isinstance(hello["umask"], int)
 
-    def test_a_refusal_is_a_handoff_error(self, listener):
-        """A worker that answers anything but ACK refused: HandoffError naming it."""
+    def test_an_unknown_answer_is_a_handoff_error(self, listener):
+        """A worker that answers neither ACK nor a refusal: HandoffError naming it."""
         path, _, answers = listener
-        answers.append(b"0")
+        answers.append(b"x")
         with pytest.raises(
-            HandoffError, match=r"worker w-1 refused the hand-off \(answered b'0'\)"
+            HandoffError, match=r"worker w-1 refused the hand-off \(answered b'x'\)"
         ):
             connect_worker(WarmSlot("w-1", path, "bad"), "gw0", env={}, cwd="/")
+
+    def test_a_refusal_carries_the_workers_reason(self, listener):
+        """A worker that cannot serve this run (its context) says why; the error quotes it."""
+        path, _, answers = listener
+        ours, theirs = socket.socketpair()
+        with ours, theirs:
+            send_refusal(ours, "PYTHONHASHSEED 1 is not this worker's 0")
+            answers.append(theirs.recv(4096))
+        with pytest.raises(
+            HandoffError, match=r"worker w-1 refused this run: PYTHONHASHSEED 1 is not"
+        ):
+            connect_worker(WarmSlot("w-1", path, "tok"), "gw0", env={}, cwd="/")
