@@ -13,13 +13,16 @@ import pytest
 from farm_server import daemon
 from farm_server.config import FarmConfig
 from farm_server.entries import ProfileEntry
+from farm_server.interpreters import Interpreters
 from farm_server.pool import Pool
 from farm_server.store import FarmStore
 from shadowfarm_wire.home import DaemonInfo, FarmHome
 from shadowfarm_wire.profile import current_profile
 from tests.apptools import NoProcessLauncher
 
-PROFILE = current_profile("/src/proj", distributions=[("numpy", "1")], executable="/py")
+PROFILE = current_profile("/src/proj", distributions=[("numpy", "1")])
+#: stored before the allow-list existed: an interpreter the farm never verified
+UNVERIFIED = current_profile("/src/old", distributions=[("numpy", "1")], executable="/py")
 
 
 @pytest.fixture
@@ -57,16 +60,18 @@ class TestLoadConfig:
 
 class TestRestoreProfiles:
     def test_stored_profiles_come_back_and_broken_ones_are_skipped(self, store, tmp_path, caplog):
-        """A saved profile is restored with its scaling; one that no longer parses is logged."""
+        """A saved profile is restored with its scaling; one that no longer parses, or whose
+        interpreter the farm does not allow, is logged and not restored."""
         entry = ProfileEntry(PROFILE, registered=5.0, min_warm=1, max_warm=3, health="healthy")
         store.save_profile(entry)
+        store.save_profile(ProfileEntry(UNVERIFIED, registered=5.0))
         store._exec(
             "INSERT INTO profiles VALUES ('broken', '{}', '[]', NULL, NULL, 6.0, NULL, NULL, 0, "
             "'unknown')"
         )
         pool = Pool(FarmConfig(), NoProcessLauncher(), tmp_path, idle=lambda: 1.0, cores=1)
         with caplog.at_level(logging.WARNING, logger="shadowfarm.daemon"):
-            daemon._restore_profiles(pool, store)
+            daemon._restore_profiles(pool, store, Interpreters(tmp_path))
         restored = pool.profiles[PROFILE.key]
         assert (restored.registered, restored.min_warm, restored.max_warm, restored.health) == (
             5.0,
@@ -76,6 +81,7 @@ class TestRestoreProfiles:
         )
         assert list(pool.profiles) == [PROFILE.key]
         assert "stored profile broken ignored" in caplog.text
+        assert f"stored profile {UNVERIFIED.key} ignored: interpreter '/py'" in caplog.text
 
 
 class TestUrl:
