@@ -35,20 +35,36 @@ class TestWhere:
 
 
 class TestCreate:
-    def test_every_directory_is_private(self, tmp_path):
-        """root, sockets and logs are 0700, even when root existed with looser bits."""
-        root = tmp_path / "home"
-        root.mkdir(mode=0o755)
-        root.chmod(0o755)
-        home = FarmHome(root).create()
+    def test_every_directory_it_creates_is_private(self, tmp_path):
+        """root, sockets and logs are created 0700."""
+        home = FarmHome(tmp_path / "a" / "home").create()
         assert [mode(p) for p in (home.root, home.sockets, home.logs)] == [0o700] * 3
 
-    def test_a_symlink_in_the_way_is_an_error_with_the_fix(self, tmp_path):
-        """A symlink where a private directory should be: HomeError naming it and --home."""
-        (tmp_path / "elsewhere").mkdir()
-        (tmp_path / "home").symlink_to(tmp_path / "elsewhere")
-        with pytest.raises(HomeError, match=r"home is not a directory; .*--home"):
+    def test_an_existing_home_is_checked_and_never_chmodded(self, tmp_path):
+        """An existing root others may read is used as it is (its own directories are
+        0700); one others can write to is a HomeError with the fix, its mode untouched."""
+        root = tmp_path / "home"
+        root.mkdir()
+        root.chmod(0o755)
+        home = FarmHome(root).create()
+        assert [mode(p) for p in (home.root, home.sockets, home.logs)] == [0o755, 0o700, 0o700]
+        shared = tmp_path / "shared"
+        shared.mkdir()
+        shared.chmod(0o775)
+        with pytest.raises(HomeError, match=r"others can write to it; run 'chmod go-w"):
+            FarmHome(shared).create()
+        assert mode(shared) == 0o775
+
+    def test_a_symlink_in_the_way_is_checked_where_it_leads(self, tmp_path):
+        """A symlink where the home should be: the directory it leads to must be private
+        enough, else HomeError naming the fix and --home."""
+        elsewhere = tmp_path / "elsewhere"
+        elsewhere.mkdir()
+        elsewhere.chmod(0o777)
+        (tmp_path / "home").symlink_to(elsewhere)
+        with pytest.raises(HomeError, match=r"others can write to it; .*--home"):
             FarmHome(tmp_path / "home").create()
+        assert list(elsewhere.iterdir()) == []
 
     @pytest.mark.skipif(os.getuid() != 0, reason="giving a directory away needs root")
     def test_a_directory_of_another_user_is_refused(self, tmp_path):
