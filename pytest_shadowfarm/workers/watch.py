@@ -78,6 +78,8 @@ class HealthWatch:
         #: the workers this watch started
         self.started: list[str] = []
         self.failed_starts = 0
+        #: workers drained without a replacement of their own, not yet given back to the run
+        self.owed = 0
         self._outside_bytes = 0
         self._outside_at = -OUTSIDE_EVERY_S
         #: each worker's RSS after its first test: what a fresh worker costs
@@ -177,7 +179,10 @@ class HealthWatch:
             if ready or (decision is not None and decision.decision == "swap"):
                 self._retire(session, sick, decision)
         target = run.workers_at_start  # a fixed -n N keeps N workers
-        if not self._starting() and len(run.workers.working()) < target and self._pending():
+        # Only a worker this watch drained is given back: one that finished its share
+        # (xdist shuts it down when nothing is left for it) is not short of anything.
+        short = self.owed and len(run.workers.working()) < target
+        if short and not self._starting() and self._pending():
             self._start_worker(session, None, None)  # a worker drained without its own
 
     def _starting(self) -> bool:
@@ -218,6 +223,8 @@ class HealthWatch:
             expect()
         if sick is not None:
             self.replacing[sick] = replacement
+        else:
+            self.owed -= 1
         run.events.emit(
             "health_replacement",
             worker=sick,
@@ -239,6 +246,8 @@ class HealthWatch:
             take_back(record.node)
         record.node.shutdown()
         run.workers.drain(worker, ended="replaced", reason=reason)
+        if self.replacing.get(worker) is None:
+            self.owed += 1
         tests = self.tests_done.get(worker, 0)
         self.replaced.append(
             {
