@@ -80,6 +80,8 @@ class HealthWatch:
         self.failed_starts = 0
         self._outside_bytes = 0
         self._outside_at = -OUTSIDE_EVERY_S
+        #: PSI memory "some" avg10 of the run's cgroup (or the host), when readable
+        self._pressure_pct: float | None = None
         #: each worker's RSS after its first test: what a fresh worker costs
         self._fresh_bytes: dict[str, int] = {}
 
@@ -154,6 +156,7 @@ class HealthWatch:
                 run.now(),
                 outside_bytes=self._outside() + self._reserve(),
                 remaining_tests=self._remaining_tests(),
+                pressure_pct=self._pressure_pct,
             )
         }
         for assessment in sorted(assessments.values(), key=lambda a: -a.score):
@@ -275,6 +278,10 @@ class HealthWatch:
         if now - self._outside_at < OUTSIDE_EVERY_S and not self.monitor.alarmed():
             return self._outside_bytes
         self._outside_at = now
+        from pytest_shadowfarm.workers.ceiling import read_pressure
+
+        pressure = read_pressure(self.ceiling.cgroup)
+        self._pressure_pct = pressure.some_avg10 if pressure is not None else None
         import psutil
 
         own = int(psutil.Process().memory_info().rss)
