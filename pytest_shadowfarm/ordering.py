@@ -163,7 +163,8 @@ class OrderingPlugin:
         mode, note = self.effective_mode()
         picked = [ranked[n] for n in nodeids]
         entries = [
-            Entry(r.nodeid, module_key(r.nodeid), r.urgency, r.priority, r.etc) for r in picked
+            Entry(r.nodeid, module_key(r.nodeid), r.urgency, r.priority, r.etc, r.signalled)
+            for r in picked
         ]
         items[:] = ordered(items, entries, mode)
         if mode == "none":
