@@ -117,6 +117,9 @@ class SessionWriter:
                 workers=run.workers_at_start,
             )
             run.estimator = Estimator(run.recent.durations)
+            if not run.workers_at_start:
+                # under xdist the tests share the wall with each other: no wall model yet
+                run.overheads = run.store.overheads(workers=0)
             # every test with a result has its runs in recent: no count over the history
             run.history = run.store.summary(tests=len(run.recent.runs))
         except (HistoryError, OSError, sqlite3.Error) as exc:
@@ -136,10 +139,18 @@ class SessionWriter:
         return prediction_line(
             len(nodeids),
             len(plan.known_etc),
-            sum(plan.etc.values()),
+            plan.predicted_total_s,
             like_this_run=run.recent.like_this_run,
             workers=run.workers_at_start,
+            wall_s=self.predicted_wall_s(),
         )
+
+    def predicted_wall_s(self) -> float | None:
+        """When the run should end: its tests plus what recent runs spent around them."""
+        plan, overheads = self.run.plan, self.run.overheads
+        if overheads is None or plan.predicted_total_s is None:
+            return None
+        return overheads.wall(plan.predicted_total_s, len(plan.expected))
 
     def pytest_report_collectionfinish(self, items: Sequence[pytest.Item]) -> str | None:
         if self.run.xdist:
@@ -281,6 +292,8 @@ class SessionWriter:
 
     def pytest_terminal_summary(self, terminalreporter: TerminalReporter) -> None:
         run = self.run
+        traces = run.recorder.traces
+        expected = run.plan.expected
         lines = summary_lines(
             predicted_s=run.plan.predicted_total_s,
             actual_s=run.recorder.actual_total_s,
@@ -288,6 +301,10 @@ class SessionWriter:
             anomalies=self.anomalies(),
             history=run.history,
             recorded=run.recorded,
+            predicted_wall_s=self.predicted_wall_s(),
+            ran=len(traces),
+            selected=len(expected) or None,
+            predicted_ran_s=sum(expected.get(n, 0.0) for n in traces),
         )
         terminalreporter.section("shadowfarm", sep="-")
         for line in lines:

@@ -107,7 +107,7 @@ def order(entries: Sequence[Entry], mode: str, *, etc_floor: float = ETC_FLOOR_S
         for prefix, t in totals.items()
     }
 
-    def key(i: int) -> list[tuple[float, float, int]]:
+    def key(i: int) -> list[tuple[int, float, int]]:
         path = paths[i]
         own = (0 if hot[i] else 1, -urgencies[i], i)
         return [rank[path[:d]] for d in range(1, len(path) + 1)] + [own]
