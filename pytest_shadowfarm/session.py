@@ -35,6 +35,7 @@ from pytest_shadowfarm.report.terminal import (
     header_line,
     prediction_line,
     summary_lines,
+    write_own_line,
 )
 from pytest_shadowfarm.swarm.usage import USAGE_ATTR, add_usage
 from pytest_shadowfarm.vcs import head_commit_and_branch
@@ -177,7 +178,7 @@ class SessionWriter:
         line = self.predict(list(ids))
         reporter = self.config.pluginmanager.get_plugin("terminalreporter")
         if reporter is not None and self.config.option.verbose >= 0:
-            reporter.write_line(line)
+            write_own_line(reporter, line)
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_testnodedown(self, node: Any, error: object) -> None:

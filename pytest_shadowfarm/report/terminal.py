@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from pytest_shadowfarm.history.records import HistorySummary
 from pytest_shadowfarm.recorder import TestTrace
@@ -18,6 +19,7 @@ __all__ = [
     "parse_seconds",
     "prediction_line",
     "summary_lines",
+    "write_own_line",
 ]
 
 #: a test is an anomaly when it took more than this many times its estimate …
@@ -37,6 +39,18 @@ def parse_seconds(text: str) -> float:
     """The seconds of a :func:`format_seconds` text ("1.50s", "2m05.0s")."""
     minutes, _, rest = text.rpartition("m")
     return (int(minutes) * 60 if minutes else 0) + float(rest.rstrip("s"))
+
+
+def write_own_line(reporter: Any, line: str) -> None:
+    """Write ``line`` to pytest's terminal reporter on a line of its own.
+
+    xdist shows its worker status by rewriting the current line without ending it
+    ("ready: 2/2 workers"); a plain ``write_line`` then lands at the end of that status.
+    """
+    writer = getattr(reporter, "_tw", None)
+    if getattr(writer, "width_of_current_line", 0):
+        writer.line()  # type: ignore[union-attr]
+    reporter.write_line(line)
 
 
 def header_line(history: HistorySummary | None) -> str:
