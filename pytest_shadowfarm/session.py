@@ -16,6 +16,7 @@ import sqlite3
 import threading
 import warnings
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -23,6 +24,7 @@ import pytest
 from pytest_shadowfarm.compat import dsession, starting_workers
 from pytest_shadowfarm.errors import HistoryError, ShadowFarmWarning
 from pytest_shadowfarm.estimate import WINDOW, Estimator
+from pytest_shadowfarm.files import ensure_state_dir
 from pytest_shadowfarm.gcpause import paused_gc
 from pytest_shadowfarm.history import HistoryStore, RunRecord
 from pytest_shadowfarm.priority.signals import failure_window
@@ -90,6 +92,8 @@ class SessionWriter:
         #: the history's close, overlapping the end of the session (joined at unconfigure)
         self._closing: threading.Thread | None = None
         self._report: dict[str, Any] | None = None
+        #: the state directory this run made (said once, in the header)
+        self.created_dir: Path | None = None
 
     # --- session start: history -------------------------------------------------------------
 
@@ -108,6 +112,8 @@ class SessionWriter:
     def _read_history(self) -> None:
         run = self.run
         try:
+            if ensure_state_dir(self.settings.history.parent):
+                self.created_dir = self.settings.history.parent
             run.store = HistoryStore.open(
                 self.settings.history, keep=self.settings.history_keep, warn=run.warn
             )
@@ -127,8 +133,15 @@ class SessionWriter:
             run.warn(f"history disabled for this run: {exc}")
             run.store = None
 
-    def pytest_report_header(self) -> str:
-        return header_line(self.run.history)
+    def pytest_report_header(self) -> list[str]:
+        lines = [header_line(self.run.history)]
+        if self.created_dir is not None:
+            lines.insert(
+                0,
+                f"shadowfarm: created {self.created_dir} for the history and run reports "
+                "(its .gitignore keeps it out of git)",
+            )
+        return lines
 
     # --- prediction ------------------------------------------------------------------------
 
@@ -223,9 +236,22 @@ class SessionWriter:
                 self._record(wall)
             if self.settings.report_json is not None:
                 write_report(self.settings.report_json, self.final_report(), on_error=run.warn)
+            if self.settings.timeline is not None:
+                self._write_timeline(self.settings.timeline)
         if run.store is not None:
             self._closing = run.store.close_in_background()
             run.store = None
+
+    def _write_timeline(self, path: Path) -> None:
+        from pytest_shadowfarm.report.timeline import render_svg
+
+        report = self.final_report()
+        svg = render_svg(report.get("tests", []), wall_s=report.get("wall_s"))
+        try:
+            ensure_state_dir(path.parent)
+            path.write_text(svg, encoding="utf-8")
+        except OSError as exc:
+            self.run.warn(f"cannot write the timeline to {path} (--sf-timeline): {exc}")
 
     def final_report(self) -> dict[str, Any]:
         """The run report (what ``--sf-report-json`` writes), built once the session ended.

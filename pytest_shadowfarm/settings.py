@@ -33,6 +33,7 @@ class Settings:
     rootdir: Path
     history: Path
     report_json: Path | None = None
+    timeline: Path | None = None
     history_keep: int = 50
     order: str = "grouped"
     base: str | None = None
