@@ -275,6 +275,7 @@ class SessionWriter:
             test_extras=run.test_extras,
         )
         report = {**build_report(run.recorder, summary), **run.report_extras}
+        report["predicted_wall_s"] = self.predicted_wall_s()
         if run.wall_s is not None:
             self._report = report
         return report
