@@ -18,8 +18,6 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pytest_shadowfarm.compat import check_internals, distributing, dsession, starting_workers
-from pytest_shadowfarm.priority.order import order
-from pytest_shadowfarm.report.terminal import write_own_line
 from pytest_shadowfarm.sched.inputs import from_ranked
 from pytest_shadowfarm.sched.policy import TestInputs
 from pytest_shadowfarm.sched.scheduler import SCOPES, ShadowFarmScheduling
@@ -173,7 +171,10 @@ class SchedulerPlugin:
         Called once, when the first collection is scheduled: the controller collects
         nothing itself, so pytest's collection-finish report has no tests to show.
         """
+        # here, not at the top: xdist workers import this module and must not pay for these
         from pytest_shadowfarm.ordering import entries_of, order_lines
+        from pytest_shadowfarm.priority.order import order
+        from pytest_shadowfarm.report.terminal import write_own_line
 
         reporter = self.config.pluginmanager.get_plugin("terminalreporter")
         if reporter is None or self.config.option.verbose < 0:
