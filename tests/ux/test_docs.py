@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 #: phrases that tell the reader about an earlier version instead of this one
 HISTORY = re.compile(r"\b(used to|no longer|until \d{4}-\d\d-\d\d|earlier history)\b", re.I)

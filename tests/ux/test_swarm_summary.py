@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from pytest_shadowfarm.registry import WorkerRecord
 from pytest_shadowfarm.swarm.summary import summary_lines
-from pytest_shadowfarm.workers.registry import WorkerRecord
 
 WORKERS = [WorkerRecord("gw0", joined_s=0.0, left_s=10.0), WorkerRecord("gw1", joined_s=5.0)]
 

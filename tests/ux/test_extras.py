@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 #: distribution name -> the module it is imported as
 MODULE = {"prometheus-client": "prometheus_client"}
 

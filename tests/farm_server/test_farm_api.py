@@ -6,10 +6,10 @@ import re
 from collections.abc import Iterator
 
 import pytest
-from farmtools import RunningFarm, gone, wait_until
 
 from farm_server import daemon
 from shadowfarm_wire.home import FarmHome
+from tests.farmtools import RunningFarm, gone, wait_until
 
 pytestmark = pytest.mark.slow
 
