@@ -275,6 +275,9 @@ class SessionWriter:
         )
         report = {**build_report(run.recorder, summary), **run.report_extras}
         report["predicted_wall_s"] = self.predicted_wall_s()
+        # a run stopped early (-x, --maxfail) is compared over the tests that ran
+        report["selected_tests"] = len(run.plan.expected)
+        report["predicted_ran_s"] = sum(run.plan.expected.get(n, 0.0) for n in run.recorder.traces)
         if run.wall_s is not None:
             self._report = report
         return report

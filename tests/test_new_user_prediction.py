@@ -110,3 +110,25 @@ class TestXdistWall:
         predicted = seconds_after(result, "run ends after about")
         actual = seconds_after(result, "; wall")
         assert abs(predicted - actual) <= 0.5 * actual, (predicted, actual)
+
+
+class TestGitHubSummaryStoppedEarly:
+    def test_a_run_stopped_early_is_compared_over_what_ran(self) -> None:
+        """The job summary of a -x run compares the tests that ran, and says it stopped."""
+        from pytest_shadowfarm.report.github import build_summary
+
+        report = {
+            "version": 1,
+            "wall_s": 1.0,
+            "predicted_total_s": 40.0,
+            "predicted_ran_s": 0.5,
+            "selected_tests": 100,
+            "actual_total_s": 0.55,
+            "counts": {"failed": 1},
+            "tests": [{"nodeid": "t.py::x", "outcome": "failed", "duration_s": 0.55}],
+            "workers": [],
+            "events": [],
+        }
+        text = build_summary(report, [])
+        assert "Stopped early after 1 of 100 tests: predicted 0.50s for those" in text
+        assert "-98" not in text
