@@ -124,9 +124,7 @@ class SessionWriter:
                 workers=run.workers_at_start,
             )
             run.estimator = Estimator(run.recent.durations)
-            if not run.workers_at_start:
-                # under xdist the tests share the wall with each other: no wall model yet
-                run.overheads = run.store.overheads(workers=0)
+            run.overheads = run.store.overheads(workers=run.workers_at_start)
             # every test with a result has its runs in recent: no count over the history
             run.history = run.store.summary(tests=len(run.recent.runs))
         except (HistoryError, OSError, sqlite3.Error) as exc:
@@ -164,7 +162,8 @@ class SessionWriter:
         plan, overheads = self.run.plan, self.run.overheads
         if overheads is None or plan.predicted_total_s is None:
             return None
-        return overheads.wall(plan.predicted_total_s, len(plan.expected))
+        workers = self.run.workers_at_start
+        return overheads.wall(plan.predicted_total_s, len(plan.expected), workers)
 
     def pytest_report_collectionfinish(self, items: Sequence[pytest.Item]) -> str | None:
         if self.run.xdist:
@@ -276,6 +275,9 @@ class SessionWriter:
         )
         report = {**build_report(run.recorder, summary), **run.report_extras}
         report["predicted_wall_s"] = self.predicted_wall_s()
+        # a run stopped early (-x, --maxfail) is compared over the tests that ran
+        report["selected_tests"] = len(run.plan.expected)
+        report["predicted_ran_s"] = sum(run.plan.expected.get(n, 0.0) for n in run.recorder.traces)
         if run.wall_s is not None:
             self._report = report
         return report

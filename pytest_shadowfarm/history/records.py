@@ -125,6 +125,8 @@ class Overheads:
     #: seconds from the last test's end to the end of the session
     after_s: float
 
-    def wall(self, tests_s: float, tests: int) -> float:
-        """The predicted wall time of a run of ``tests`` tests taking ``tests_s`` in all."""
-        return self.before_s + tests_s + self.per_test_s * tests + self.after_s
+    def wall(self, tests_s: float, tests: int, workers: int = 0) -> float:
+        """The predicted wall time of a run of ``tests`` tests taking ``tests_s`` in all,
+        shared by ``workers`` xdist workers (0: one process)."""
+        busy = tests_s + self.per_test_s * tests
+        return self.before_s + busy / max(1, workers) + self.after_s

@@ -288,10 +288,12 @@ class HistoryStore:
         ).fetchall()
         if not rows:
             return None
+        # With workers, tests overlap and the gaps are not per test: only the time
+        # before the first test and after the last one are read then.
         found = [
             Overheads(
                 before_s=max(0.0, first),
-                per_test_s=max(0.0, (last - first - total) / count),
+                per_test_s=0.0 if workers else max(0.0, (last - first - total) / count),
                 after_s=max(0.0, wall - last),
             )
             for wall, count, total, first, last in rows

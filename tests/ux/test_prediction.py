@@ -98,3 +98,37 @@ class TestTotals:
         assert found is not None
         assert (found.before_s, found.per_test_s, found.after_s) == (1.0, 0.25, 1.5)
         assert found.wall(2.0, 2) == pytest.approx(5.0)
+
+
+class TestXdistWall:
+    def test_under_n_2_the_header_predicts_the_wall_too(self, suite: pytest.Pytester) -> None:
+        """At -n 2 the prediction also says when the run should end (tests shared by 2)."""
+        for _ in range(2):
+            suite.runpytest_subprocess("-p", "shadowfarm", "-n", "2").assert_outcomes(passed=4)
+        result = suite.runpytest_subprocess("-p", "shadowfarm", "-n", "2")
+        result.stdout.fnmatch_lines(["shadowfarm: 4 tests, 4 with history; predicted total *"])
+        predicted = seconds_after(result, "run ends after about")
+        actual = seconds_after(result, "; wall")
+        assert abs(predicted - actual) <= 0.5 * actual, (predicted, actual)
+
+
+class TestGitHubSummaryStoppedEarly:
+    def test_a_run_stopped_early_is_compared_over_what_ran(self) -> None:
+        """The job summary of a -x run compares the tests that ran, and says it stopped."""
+        from pytest_shadowfarm.report.github import build_summary
+
+        report = {
+            "version": 1,
+            "wall_s": 1.0,
+            "predicted_total_s": 40.0,
+            "predicted_ran_s": 0.5,
+            "selected_tests": 100,
+            "actual_total_s": 0.55,
+            "counts": {"failed": 1},
+            "tests": [{"nodeid": "t.py::x", "outcome": "failed", "duration_s": 0.55}],
+            "workers": [],
+            "events": [],
+        }
+        text = build_summary(report, [])
+        assert "Stopped early after 1 of 100 tests: predicted 0.50s for those" in text
+        assert "-98" not in text
