@@ -13,12 +13,13 @@ from __future__ import annotations
 import hmac
 from typing import TYPE_CHECKING, Annotated, Any, Optional, cast
 
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, create_model
 
+from farm_server.apidocs import add_docs_page
 from farm_server.config import FarmConfig, describe_errors
 from shadowfarm_wire.profile import Profile
 
@@ -95,7 +96,12 @@ def create_app(farm: Farm) -> FastAPI:
         version="1",
         description="Warm pytest-xdist workers on demand. State-changing requests need "
         "'Authorization: Bearer <token>' (the token file in the farm's home directory).",
+        # FastAPI's own pages load their scripts from a CDN: a farm on a host without
+        # internet access would serve a blank /docs. Ours is one self-contained page.
+        docs_url=None,
+        redoc_url=None,
     )
+    add_docs_page(app)
     token = farm.token.encode()
 
     @app.middleware("http")
@@ -180,6 +186,12 @@ def create_app(farm: Farm) -> FastAPI:
     def telemetry(body: TelemetryBody) -> dict[str, Any]:
         row = farm.store.add_telemetry(farm.clock(), body.claim_id, body.worker_id, body.samples)
         return {"stored": len(body.samples), "id": row}
+
+    @app.get("/api/swarm/telemetry")
+    def recent_telemetry(
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    ) -> dict[str, Any]:
+        return {"telemetry": farm.store.recent_telemetry(limit)}
 
     @app.get("/metrics")
     def metrics() -> Response:
