@@ -78,6 +78,8 @@ class HealthWatch:
         #: the workers this watch started
         self.started: list[str] = []
         self.failed_starts = 0
+        #: workers drained without a replacement of their own: the run is owed that many
+        self.owed = 0
         self._outside_bytes = 0
         self._outside_at = -OUTSIDE_EVERY_S
         #: PSI memory "some" avg10 of the run's cgroup (or the host), when readable
@@ -179,9 +181,11 @@ class HealthWatch:
             decision = assessments.get(sick)
             if ready or (decision is not None and decision.decision == "swap"):
                 self._retire(session, sick, decision)
-        target = run.workers_at_start  # a fixed -n N keeps N workers
-        if not self._starting() and len(run.workers.working()) < target and self._pending():
-            self._start_worker(session, None, None)  # a worker drained without its own
+        # A worker drained without its own replacement is given back while work waits;
+        # a worker that simply ran out of work is not (xdist ends those as a run winds down).
+        if self.owed and not self._starting() and self._pending(session):
+            self.owed -= 1
+            self._start_worker(session, None, None)
 
     def _starting(self) -> bool:
         """Whether a worker this watch started has not collected yet."""
@@ -190,7 +194,13 @@ class HealthWatch:
             for r in self.started
         )
 
-    def _pending(self) -> bool:
+    def _pending(self, session: Any) -> bool:
+        """Whether tests wait that no worker holds yet."""
+        waiting = getattr(session.sched, "waiting", None)  # our scheduler
+        if waiting is None:
+            waiting = getattr(session.sched, "pending", None)  # xdist's load scheduling
+        if waiting is not None:
+            return bool(waiting)
         return len(self.run.plan.etc) > len(self.run.recorder.traces)
 
     def _start_worker(self, session: Any, sick: str | None, assessment: Assessment | None) -> None:
@@ -242,6 +252,8 @@ class HealthWatch:
             take_back(record.node)
         record.node.shutdown()
         run.workers.drain(worker, ended="replaced", reason=reason)
+        if self.replacing.get(worker) is None:
+            self.owed += 1
         tests = self.tests_done.get(worker, 0)
         self.replaced.append(
             {
