@@ -2,8 +2,8 @@
 
 Each trial starts from an empty history: ``example_project`` runs once to learn, then
 once more, and the second run's report (``--sf-report-json``) gives the predicted total
-(``predicted_total_s``, the sum of every test's ETC, said in the header) and the actual
-total (``actual_total_s``, the sum of the tests' setup + call + teardown seconds).
+(``predicted_total_s``, the sum of the tests' mean durations, said in the header) and
+the actual total (``actual_total_s``, the sum of the tests' setup + call + teardown seconds).
 Printed per trial: both totals and the error ``predicted / actual - 1``; then the
 median error and the largest one. Target: every second run within 15%.
 

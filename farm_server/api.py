@@ -15,7 +15,7 @@ import math
 from typing import TYPE_CHECKING, Annotated, Any, Optional, cast
 from urllib.parse import urlsplit
 
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
@@ -31,6 +31,7 @@ from pydantic import (
 )
 from starlette.concurrency import run_in_threadpool
 
+from farm_server.apidocs import add_docs_page
 from farm_server.auth import Guard, Sessions
 from farm_server.config import FarmConfig, describe_errors
 from farm_server.errors import InterpreterRejected
@@ -138,7 +139,12 @@ def create_app(farm: Farm) -> FastAPI:
         description="Warm pytest-xdist workers on demand. Every route except /api/health and "
         f"{CHALLENGE_PATH} needs 'Authorization: Bearer <token>' (the token file in the "
         "farm's home directory) or a request signed with a challenge's session key.",
+        # FastAPI's own pages load their scripts from a CDN: a farm on a host without
+        # internet access would serve a blank /docs. Ours is one self-contained page.
+        docs_url=None,
+        redoc_url=None,
     )
+    add_docs_page(app)
     sessions = Sessions(farm.token)
     app.add_middleware(
         Guard,
@@ -235,6 +241,12 @@ def create_app(farm: Farm) -> FastAPI:
     def telemetry(body: TelemetryBody) -> dict[str, Any]:
         row = farm.store.add_telemetry(farm.clock(), body.claim_id, body.worker_id, body.samples)
         return {"stored": len(body.samples), "id": row}
+
+    @app.get("/api/swarm/telemetry")
+    def recent_telemetry(
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    ) -> dict[str, Any]:
+        return {"telemetry": farm.store.recent_telemetry(limit)}
 
     @app.get("/metrics")
     def metrics() -> Response:

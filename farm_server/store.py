@@ -219,5 +219,23 @@ class FarmStore:
                 )
             return row
 
+    def recent_telemetry(self, limit: int) -> list[dict[str, Any]]:
+        """The newest ``limit`` telemetry posts, newest first."""
+        rows = self._exec(
+            "SELECT id, received, claim_id, worker_id, payload FROM telemetry "
+            "ORDER BY id DESC LIMIT ?",
+            (limit,),
+        )
+        return [
+            {
+                "id": row_id,
+                "received": received,
+                "claim_id": claim_id,
+                "worker_id": worker_id,
+                "samples": json.loads(payload),
+            }
+            for row_id, received, claim_id, worker_id, payload in rows
+        ]
+
     def telemetry_count(self) -> int:
         return int(self._exec("SELECT count(*) FROM telemetry")[0][0])

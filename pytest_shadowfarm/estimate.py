@@ -29,12 +29,20 @@ Everything but unseen node ids is computed in ``__init__``, and answers are memo
 so :meth:`Estimator.estimate` is a dictionary lookup for the thousands of calls per run.
 
 Negative, NaN, infinite and non-numeric durations (imported files carry them) are dropped.
+
+The median is the right answer to "how long will this test take" (what ordering and
+scheduling ask), but the wrong one for a sum: test durations are skewed to the right,
+so a sum of medians falls short of the sum of what the tests take, more so the more
+samples each window holds (on pygments, 15-26% low by the fourth run).
+:meth:`Estimator.expected` is the recency-weighted *mean* of the same window, what a
+predicted total adds up.
 """
 
 from __future__ import annotations
 
 import functools
 import math
+import operator
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -171,12 +179,16 @@ class Estimator:
         #: function and module only when a fallback is first needed (most runs need few
         #: or none; a float dict costs the garbage collector nothing, 5,000 lists do)
         self._seconds: dict[str, float] = {}
+        #: nodeid -> the recency-weighted mean of its window (see :meth:`expected`)
+        self._mean: dict[str, float] = {}
         self._pooled: dict[tuple[str, str], Estimate] = {}
         for nodeid, durations in history.items():
             window = _valid_window(durations)
             if not window:
                 continue
             seconds = self._seconds[nodeid] = _weighted_median(window)
+            weights = WEIGHTS[: len(window)]
+            self._mean[nodeid] = math.fsum(map(operator.mul, window, weights)) / sum(weights)
             self._cache[nodeid] = Estimate(
                 max(seconds, MIN_ETC_S), "history", len(window), _spread(window, seconds)
             )
@@ -227,6 +239,11 @@ class Estimator:
         if found is None:
             found = self._pooled[(source, key)] = _pooled(samples, source)
         return found
+
+    def expected(self, nodeid: str) -> float:
+        """The mean seconds of ``nodeid``: what a sum of tests adds up (see the module)."""
+        mean = self._mean.get(nodeid)
+        return max(mean, MIN_ETC_S) if mean is not None else self.estimate(nodeid).seconds
 
     def etc(self, nodeid: str) -> float:
         """The expected duration of ``nodeid`` in seconds."""

@@ -111,6 +111,14 @@ OPTIONS: tuple[Option, ...] = (
         is_path=True,
     ),
     Option(
+        "timeline",
+        "Write the run's timeline, which worker ran which test when, as an SVG picture "
+        "to PATH (with or without GitHub Actions).",
+        path_or_none,
+        metavar="PATH",
+        is_path=True,
+    ),
+    Option(
         "history_keep",
         "How many results to keep per test in the history (default: 50).",
         positive_int,
@@ -119,8 +127,9 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option(
         "order",
-        "Run order in one process: grouped (modules ranked by total priority over total ETC, "
-        "tests by urgency inside), test (by urgency alone) or none (collection order) "
+        "Run order in one process: grouped (modules kept together, those with a recent "
+        "failure, a changed or a new test first and those tests first inside; tests by "
+        "urgency inside), test (by urgency alone) or none (collection order) "
         "(default: grouped).",
         choice("grouped", "test", "none"),
         default="grouped",

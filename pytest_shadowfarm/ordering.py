@@ -26,7 +26,7 @@ This module reads pytest objects (markers, options) and passes plain values to
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -40,12 +40,15 @@ from pytest_shadowfarm.settings import Settings
 
 if TYPE_CHECKING:
     from pytest_shadowfarm.priority.plan import Planner
+    from pytest_shadowfarm.priority.score import Ranked
     from pytest_shadowfarm.run import Run
 
 __all__ = [
     "IMPORT_CACHE",
     "OrderingPlugin",
+    "entries_of",
     "marker_importance",
+    "order_lines",
     "pythonpath",
     "weights_of",
 ]
@@ -107,6 +110,39 @@ def marker_priorities(items: Sequence[pytest.Item]) -> dict[str, float]:
     return found
 
 
+def entries_of(ranked: Sequence[Ranked]) -> list[Entry]:
+    """The order entries of ranked tests (in the same order)."""
+    return [
+        Entry(r.nodeid, module_key(r.nodeid), r.urgency, r.priority, r.etc, r.signalled)
+        for r in ranked
+    ]
+
+
+def order_lines(
+    run: Run,
+    ranked: Mapping[str, Ranked],
+    run_order: Sequence[Ranked],
+    mode: str,
+    note: str | None,
+) -> list[str]:
+    """The order line, the change-impact note and the ``--sf-explain`` table of a run.
+
+    One function for both the single-process order and the xdist scheduler, so that a
+    run prints the same lines with or without ``-n``.
+    """
+    if mode == "none":
+        line = summary_line(mode, (), None, note=note)
+    else:
+        line = summary_line(mode, ranked.values(), run.plan.changed)
+        line += f" ({note})" if note else ""
+    lines = [line]
+    if run.plan.change_note:
+        lines.append(run.plan.change_note)
+    if run.settings.explain:
+        lines += explain_lines(run_order, run.settings.explain)
+    return lines
+
+
 class OrderingPlugin:
     """Puts the collected tests in run order from the run's plan."""
 
@@ -159,27 +195,13 @@ class OrderingPlugin:
         run = self.run
         nodeids = [item.nodeid for item in items]
         ranked = self.planner.rank(nodeids, run.estimator, run.recent, markers)
-        changed = run.plan.changed
         mode, note = self.effective_mode()
-        picked = [ranked[n] for n in nodeids]
-        entries = [
-            Entry(r.nodeid, module_key(r.nodeid), r.urgency, r.priority, r.etc) for r in picked
-        ]
+        entries = entries_of([ranked[n] for n in nodeids])
         items[:] = ordered(items, entries, mode)
-        if mode == "none":
-            line = summary_line(mode, (), None, note=note)
-        else:
-            line = summary_line(mode, ranked.values(), changed)
-            line += f" ({note})" if note else ""
+        run_order = [ranked[item.nodeid] for item in items]
+        self.lines = order_lines(run, ranked, run_order, mode, note)
         if self.config.getoption("failedfirst", False) or self.config.getoption("newfirst", False):
-            line += "; --ff/--nf then move previous failures/new tests to the front"
-        self.lines = [line]
-        if run.plan.change_note:
-            self.lines.append(run.plan.change_note)
-        if self.settings.explain:
-            self.lines += explain_lines(
-                [ranked[item.nodeid] for item in items], self.settings.explain
-            )
+            self.lines[0] += "; --ff/--nf then move previous failures/new tests to the front"
 
     def pytest_report_collectionfinish(self) -> list[str]:
         return self.lines

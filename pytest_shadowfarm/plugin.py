@@ -1,8 +1,10 @@
 """pytest entry point (``pytest -p shadowfarm``): options and hooks only.
 
-Installed, the plugin is loaded by pytest's autoload but stays inert until it is named
-with ``-p shadowfarm`` (on the command line, in ``addopts`` or ``PYTEST_ADDOPTS``): an
-installed test tool must not reorder or write anything in projects that did not ask.
+Installed, the plugin is loaded by pytest's autoload but stays inert until it is asked
+for: named with ``-p shadowfarm`` (on the command line, in ``addopts`` or
+``PYTEST_ADDOPTS``), given any explicit ``--sf-*`` option, or enabled with
+``enabled = true`` in ``[tool.shadowfarm]``. An installed test tool must not reorder or
+write anything in projects that did not ask; a user who typed ``--sf-order test`` did.
 """
 
 from __future__ import annotations
@@ -48,9 +50,29 @@ def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
 
 
 def is_enabled(config: pytest.Config) -> bool:
-    """True when ``-p shadowfarm`` was given (command line, addopts or PYTEST_ADDOPTS)."""
+    """True when asked for: ``-p shadowfarm``, an explicit ``--sf-*`` option, or config.
+
+    ``-p`` and ``--sf-*`` count from the command line, ``addopts`` or ``PYTEST_ADDOPTS``;
+    config is ``enabled = true`` in ``[tool.shadowfarm]``. A ``-p shadowfarm`` given
+    under ``PYTEST_DISABLE_PLUGIN_AUTOLOAD`` loads us too, and is seen here the same way.
+    """
     named = getattr(config.option, "plugins", None) or []
-    return any(name in PLUGIN_NAMES for name in named)
+    if any(name in PLUGIN_NAMES for name in named):
+        return True
+    if any(getattr(config.option, opt.dest, None) is not None for opt in OPTIONS):
+        return True
+    try:
+        table = read_pyproject_table(config.rootpath)
+    except ConfigError:
+        return False  # nothing asked for us; the TOML error is pytest's or the project's
+    enabled = table.get("enabled", False)
+    if not isinstance(enabled, bool):
+        msg = (
+            f"pytest-shadowfarm: {config.rootpath / 'pyproject.toml'} [tool.shadowfarm] "
+            f"enabled={enabled!r} is not valid: write enabled = true or enabled = false"
+        )
+        raise pytest.UsageError(msg)
+    return enabled
 
 
 def load_settings(config: pytest.Config, env: dict[str, str] | None = None) -> Settings:

@@ -24,6 +24,7 @@ from pytest_shadowfarm.registry import WorkerRegistry
 
 if TYPE_CHECKING:
     from pytest_shadowfarm.history import HistoryStore, HistorySummary
+    from pytest_shadowfarm.history.records import Overheads
     from pytest_shadowfarm.settings import Settings
 
 __all__ = ["EventLog", "Run"]
@@ -90,6 +91,8 @@ class Run:
         self.history: HistorySummary | None = None
         self.recent = RecentHistory(durations={}, call_durations={}, runs={}, failures={})
         self.estimator = Estimator({})
+        #: time outside test durations in recent runs like this one (None: unknown)
+        self.overheads: Overheads | None = None
         # the plan, the workers, what happens
         self.plan = Plan()
         self.workers = WorkerRegistry(self.now)

@@ -16,6 +16,7 @@ import sqlite3
 import threading
 import warnings
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -23,6 +24,7 @@ import pytest
 from pytest_shadowfarm.compat import dsession, starting_workers
 from pytest_shadowfarm.errors import HistoryError, ShadowFarmWarning
 from pytest_shadowfarm.estimate import WINDOW, Estimator
+from pytest_shadowfarm.files import ensure_state_dir
 from pytest_shadowfarm.gcpause import paused_gc
 from pytest_shadowfarm.history import HistoryStore, RunRecord
 from pytest_shadowfarm.history.opening import is_damaged, set_aside
@@ -36,6 +38,7 @@ from pytest_shadowfarm.report.terminal import (
     header_line,
     prediction_line,
     summary_lines,
+    write_own_line,
 )
 from pytest_shadowfarm.usage import USAGE_ATTR, add_usage
 from pytest_shadowfarm.vcs import head_commit_and_branch
@@ -90,6 +93,8 @@ class SessionWriter:
         #: the history's close, overlapping the end of the session (joined at unconfigure)
         self._closing: threading.Thread | None = None
         self._report: dict[str, Any] | None = None
+        #: the state directory this run made (said once, in the header)
+        self.created_dir: Path | None = None
 
     # --- session start: history -------------------------------------------------------------
 
@@ -145,6 +150,8 @@ class SessionWriter:
 
     def _load_history(self) -> None:
         run = self.run
+        if ensure_state_dir(self.settings.history.parent):
+            self.created_dir = self.settings.history.parent
         run.store = HistoryStore.open(
             self.settings.history, keep=self.settings.history_keep, warn=run.warn
         )
@@ -155,11 +162,19 @@ class SessionWriter:
             workers=run.workers_at_start,
         )
         run.estimator = Estimator(run.recent.durations)
+        run.overheads = run.store.overheads(workers=run.workers_at_start)
         # every test with a result has its runs in recent: no count over the history
         run.history = run.store.summary(tests=len(run.recent.runs))
 
-    def pytest_report_header(self) -> str:
-        return header_line(self.run.history)
+    def pytest_report_header(self) -> list[str]:
+        lines = [header_line(self.run.history)]
+        if self.created_dir is not None:
+            lines.insert(
+                0,
+                f"shadowfarm: created {self.created_dir} for the history and run reports "
+                "(its .gitignore keeps it out of git)",
+            )
+        return lines
 
     # --- prediction ------------------------------------------------------------------------
 
@@ -171,10 +186,19 @@ class SessionWriter:
         return prediction_line(
             len(nodeids),
             len(plan.known_etc),
-            sum(plan.etc.values()),
+            plan.predicted_total_s,
             like_this_run=run.recent.like_this_run,
             workers=run.workers_at_start,
+            wall_s=self.predicted_wall_s(),
         )
+
+    def predicted_wall_s(self) -> float | None:
+        """When the run should end: its tests plus what recent runs spent around them."""
+        plan, overheads = self.run.plan, self.run.overheads
+        if overheads is None or plan.predicted_total_s is None:
+            return None
+        workers = self.run.workers_at_start
+        return overheads.wall(plan.predicted_total_s, len(plan.expected), workers)
 
     def pytest_report_collectionfinish(self, items: Sequence[pytest.Item]) -> str | None:
         if self.run.xdist:
@@ -201,7 +225,7 @@ class SessionWriter:
         line = self.predict(list(ids))
         reporter = self.config.pluginmanager.get_plugin("terminalreporter")
         if reporter is not None and self.config.option.verbose >= 0:
-            reporter.write_line(line)
+            write_own_line(reporter, line)
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_testnodedown(self, node: Any, error: object) -> None:
@@ -246,9 +270,22 @@ class SessionWriter:
                 self._record(wall)
             if self.settings.report_json is not None:
                 write_report(self.settings.report_json, self.final_report(), on_error=run.warn)
+            if self.settings.timeline is not None:
+                self._write_timeline(self.settings.timeline)
         if run.store is not None:
             self._closing = run.store.close_in_background()
             run.store = None
+
+    def _write_timeline(self, path: Path) -> None:
+        from pytest_shadowfarm.report.timeline import render_svg
+
+        report = self.final_report()
+        svg = render_svg(report.get("tests", []), wall_s=report.get("wall_s"))
+        try:
+            ensure_state_dir(path.parent)
+            path.write_text(svg, encoding="utf-8")
+        except OSError as exc:
+            self.run.warn(f"cannot write the timeline to {path} (--sf-timeline): {exc}")
 
     def final_report(self) -> dict[str, Any]:
         """The run report (what ``--sf-report-json`` writes), built once the session ended.
@@ -272,6 +309,10 @@ class SessionWriter:
             test_extras=run.test_extras,
         )
         report = {**build_report(run.recorder, summary), **run.report_extras}
+        report["predicted_wall_s"] = self.predicted_wall_s()
+        # a run stopped early (-x, --maxfail) is compared over the tests that ran
+        report["selected_tests"] = len(run.plan.expected)
+        report["predicted_ran_s"] = sum(run.plan.expected.get(n, 0.0) for n in run.recorder.traces)
         if run.wall_s is not None:
             self._report = report
         return report
@@ -316,6 +357,8 @@ class SessionWriter:
 
     def pytest_terminal_summary(self, terminalreporter: TerminalReporter) -> None:
         run = self.run
+        traces = run.recorder.traces
+        expected = run.plan.expected
         lines = summary_lines(
             predicted_s=run.plan.predicted_total_s,
             actual_s=run.recorder.actual_total_s,
@@ -323,6 +366,10 @@ class SessionWriter:
             anomalies=self.anomalies(),
             history=run.history,
             recorded=run.recorded,
+            predicted_wall_s=self.predicted_wall_s(),
+            ran=len(traces),
+            selected=len(expected) or None,
+            predicted_ran_s=sum(expected.get(n, 0.0) for n in traces),
         )
         terminalreporter.section("shadowfarm", sep="-")
         for line in lines:

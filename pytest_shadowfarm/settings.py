@@ -33,6 +33,7 @@ class Settings:
     rootdir: Path
     history: Path
     report_json: Path | None = None
+    timeline: Path | None = None
     history_keep: int = 50
     order: str = "grouped"
     base: str | None = None
@@ -93,8 +94,13 @@ def _toml_lookup(table: Mapping[str, Any], dotted: str) -> Any:
     return node
 
 
+#: ``[tool.shadowfarm]`` keys that are not options: ``enabled`` turns the plugin on
+#: without ``-p shadowfarm`` (read by the plugin before any setting is resolved)
+TOML_ONLY_KEYS = frozenset({"enabled"})
+
+
 def _known_toml_keys() -> set[str]:
-    return {opt.toml for opt in OPTIONS}
+    return {opt.toml for opt in OPTIONS} | TOML_ONLY_KEYS
 
 
 def _check_unknown_toml_keys(table: Mapping[str, Any], pyproject: Path) -> None:

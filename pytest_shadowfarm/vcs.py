@@ -9,7 +9,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-__all__ = ["GIT_TIMEOUT_S", "git", "head_commit_and_branch"]
+__all__ = ["GIT_TIMEOUT_S", "git", "git_refusal", "head_commit_and_branch"]
 
 GIT_TIMEOUT_S = 5.0
 
@@ -30,6 +30,30 @@ def git(cwd: Path, *args: str) -> str | None:
     if done.returncode != 0:
         return None
     return done.stdout.strip()
+
+
+def git_refusal(cwd: Path) -> str | None:
+    """Why git refuses to work in ``cwd``, in git's own words; None if it does not refuse.
+
+    "Not a git repository" is what a missing repository looks like; anything else (e.g.
+    "detected dubious ownership in repository", when the checkout belongs to another user,
+    with git's own ``safe.directory`` fix) is what the user must read.
+    """
+    try:
+        done = subprocess.run(
+            ["git", "rev-parse", "--show-toplevel"],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=GIT_TIMEOUT_S,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    message = " ".join(done.stderr.split())
+    if done.returncode == 0 or not message or "not a git repository" in message.lower():
+        return None
+    return message
 
 
 def head_commit_and_branch(cwd: Path) -> tuple[str | None, str | None]:

@@ -87,7 +87,12 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         ),
     )
     exp.add_argument("file", metavar="FILE")
-    exp.add_argument("--format", choices=FORMATS, required=True, help="the format to write")
+    exp.add_argument(
+        "--format",
+        choices=FORMATS,
+        help="the format to write (default: from FILE's name: *.xml junit, "
+        "lastfailed lastfailed, *.json or .test_durations test-durations)",
+    )
     exp.set_defaults(run=run_export)
 
     merge = commands.add_parser(
@@ -169,7 +174,8 @@ def run_show(args: argparse.Namespace, ctx: Context) -> int:
     path = history_path(args.history, ctx)
     with _open_existing(path, ctx) as store:
         summary = store.summary()
-        runs = store.runs()
+        # by start time, not by row id: a merge appends older runs after newer ones
+        runs = sorted(store.runs(), key=lambda run: (run[1].started, run[0]))
         by_test = store.results_by_test()
         durations = store.durations()
     estimator = Estimator(durations)
@@ -243,12 +249,29 @@ def run_import(args: argparse.Namespace, ctx: Context) -> int:
     return 0
 
 
+def export_format(file: Path) -> str:
+    """The export format a file name asks for; ConfigError saying how to choose one."""
+    name = file.name.lower()
+    if name == "lastfailed":
+        return "lastfailed"
+    if file.suffix.lower() == ".xml":
+        return "junit"
+    if name == ".test_durations" or file.suffix.lower() == ".json":
+        return "test-durations"
+    msg = (
+        f"{file.name}: cannot tell the format from the file name; pass --format "
+        f"({', '.join(FORMATS)}) or name it *.xml, *.json, .test_durations or lastfailed"
+    )
+    raise ConfigError(msg)
+
+
 def run_export(args: argparse.Namespace, ctx: Context) -> int:
     file = ctx.path(args.file)
+    fmt = args.format or export_format(file)
     path = history_path(args.history, ctx)
     with _open_existing(path, ctx) as store:
-        count = export_history(store, file, args.format, now=ctx.clock())
-    ctx.print(f"exported {count} tests from {ctx.show(path)} to {ctx.show(file)} ({args.format})")
+        count = export_history(store, file, fmt, now=ctx.clock())
+    ctx.print(f"exported {count} tests from {ctx.show(path)} to {ctx.show(file)} ({fmt})")
     return 0
 
 

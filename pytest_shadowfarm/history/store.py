@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import statistics
 import threading
 import warnings
 from collections import defaultdict
@@ -28,6 +29,7 @@ from pytest_shadowfarm.history.opening import (
 )
 from pytest_shadowfarm.history.records import (
     HistorySummary,
+    Overheads,
     PastResult,
     RecentHistory,
     ResultRecord,
@@ -272,6 +274,35 @@ class HistoryStore:
         for nodeid, duration in rows:
             grouped[nodeid].append(duration)
         return dict(grouped)
+
+    def overheads(self, *, workers: int = 0, runs: int = 3) -> Overheads | None:
+        """The time outside test durations of the newest ``runs`` pytest runs with
+        ``workers`` workers (medians), or None when no such run recorded test start times.
+        """
+        rows = self._db.execute(
+            "SELECT r.wall_s, COUNT(*), TOTAL(x.duration_s), MIN(x.start_s), "
+            "MAX(x.start_s + x.duration_s) FROM runs r JOIN results x ON x.run_id = r.id "
+            "WHERE r.source = 'pytest' AND r.workers = ? AND x.start_s IS NOT NULL "
+            "GROUP BY r.id ORDER BY r.id DESC LIMIT ?",
+            (workers, runs),
+        ).fetchall()
+        if not rows:
+            return None
+        # With workers, tests overlap and the gaps are not per test: only the time
+        # before the first test and after the last one are read then.
+        found = [
+            Overheads(
+                before_s=max(0.0, first),
+                per_test_s=0.0 if workers else max(0.0, (last - first - total) / count),
+                after_s=max(0.0, wall - last),
+            )
+            for wall, count, total, first, last in rows
+        ]
+        return Overheads(
+            before_s=statistics.median(o.before_s for o in found),
+            per_test_s=statistics.median(o.per_test_s for o in found),
+            after_s=statistics.median(o.after_s for o in found),
+        )
 
     def runs(self) -> list[tuple[int, RunRecord]]:
         rows = self._db.execute(

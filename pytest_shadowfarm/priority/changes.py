@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pytest_shadowfarm.errors import ChangeDetectionError
-from pytest_shadowfarm.vcs import git
+from pytest_shadowfarm.vcs import git, git_refusal
 
 __all__ = ["DEFAULT_BRANCHES", "ChangedFiles", "changed_files", "default_branch"]
 
@@ -85,6 +85,8 @@ def changed_files(cwd: Path, base: str | None = None) -> ChangedFiles:
     if not top:
         if shutil.which("git") is None:
             msg = "git is not installed"
+        elif refusal := git_refusal(cwd):
+            msg = f"git refused to read {cwd}: {refusal}"
         else:
             msg = f"{cwd} is not inside a git repository"
         raise ChangeDetectionError(msg)

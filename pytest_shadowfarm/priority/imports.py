@@ -2,7 +2,9 @@
 
 Which project files does a test module execute when it is imported? Every ``import`` and
 ``from ... import`` anywhere in a file (also inside functions and ``try``) is an edge, as
-are the package ``__init__.py`` files that importing a dotted name runs. Names are
+are ``importlib.import_module("a.b")`` and ``__import__("a.b")`` with a literal name, and
+the package ``__init__.py`` files that importing a dotted name runs. A name computed at
+run time cannot be read from the source and is not followed. Names are
 resolved like the interpreter would under pytest's default ``prepend`` import mode:
 against the importing file's *basedir* (its first ancestor directory without an
 ``__init__.py``, which pytest puts on ``sys.path``), then the roots passed in (rootdir,
@@ -29,7 +31,8 @@ from typing import Any
 
 __all__ = ["CACHE_VERSION", "ImportCache", "ImportGraph", "ImportSpec", "parse_imports"]
 
-CACHE_VERSION = 1
+#: 2: literal import_module/__import__ calls are edges too
+CACHE_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -54,7 +57,23 @@ def parse_imports(source: bytes) -> tuple[ImportSpec, ...]:
         elif isinstance(node, ast.ImportFrom):
             names = tuple(alias.name for alias in node.names if alias.name != "*")
             specs.append(ImportSpec(node.module or "", node.level, names))
+        elif isinstance(node, ast.Call) and (name := _literal_import(node)):
+            specs.append(ImportSpec(name))
     return tuple(specs)
+
+
+def _literal_import(call: ast.Call) -> str | None:
+    """ "a.b" of ``import_module("a.b")`` / ``importlib.import_module("a.b")`` / ``__import__``."""
+    func = call.func
+    called = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
+    if called not in ("import_module", "__import__") or not call.args:
+        return None
+    first = call.args[0]
+    value = first.value if isinstance(first, ast.Constant) else None
+    # a relative name needs package= to resolve: not followed
+    if isinstance(value, str) and value and not value.startswith("."):
+        return value
+    return None
 
 
 class ImportCache:

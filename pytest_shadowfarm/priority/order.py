@@ -5,7 +5,13 @@
 - ``test``: every test by its own urgency, whatever its module.
 - ``none``: the order given.
 
-How blocks are ranked in ``grouped``: by the block's total priority over its total ETC
+How blocks are ranked in ``grouped``: a block that holds a *signalled* test (one that
+failed recently, was changed or is new: :attr:`Entry.signalled`) goes before every block
+that holds none, and inside a block its signalled tests go first. Signalled blocks rank
+by their signalled tests' priority over those tests' ETC, because those tests run first
+in the block and are what the block's early failures come from; a slow module with one
+test that failed last time must not sink behind a thousand fast passing ones. The
+other blocks rank by the block's total priority over its total ETC
 (Smith's rule with the block as one job). Once a block starts it runs to its end, so what
 it costs the blocks behind it is its *whole* time; with priorities read as expected
 failures, swapping two neighbouring blocks A, B changes the sum of failure times by
@@ -44,6 +50,8 @@ class Entry(NamedTuple):
     priority: float
     #: expected seconds
     etc: float
+    #: failed recently, changed or new: its block goes to the front and it goes first in it
+    signalled: bool = False
 
 
 def class_path(nodeid: str) -> tuple[str, ...]:
@@ -69,25 +77,40 @@ def order(entries: Sequence[Entry], mode: str, *, etc_floor: float = ETC_FLOOR_S
     urgencies = [_finite(e[2]) for e in entries]
     if mode == "test":
         return sorted(indices, key=lambda i: (-urgencies[i], i))
+    # a plain 5-tuple has no signalled flag
+    hot = [len(e) > 5 and bool(e[5]) for e in entries]
     # grouped: each entry sorts by the (block rank, first index) of every block it is in,
     # outermost first, then by its own (urgency, index). Distinct blocks at one level
     # never share a first index, so blocks cannot interleave.
     paths = [(e[1], *class_path(e[0])) for e in entries]
+    # per block: [priority, seconds] of all its tests, and of its signalled tests
     totals: dict[tuple[str, ...], list[float]] = {}
     first: dict[tuple[str, ...], int] = {}
     for i, path in enumerate(paths):
         priority, seconds = max(0.0, _finite(entries[i][3])), max(0.0, _finite(entries[i][4]))
         for depth in range(1, len(path) + 1):
             prefix = path[:depth]
-            total = totals.setdefault(prefix, [0.0, 0.0])
+            total = totals.setdefault(prefix, [0.0, 0.0, 0.0, 0.0, 0.0])
             total[0] += priority
             total[1] += seconds
+            if hot[i]:
+                total[2] += priority
+                total[3] += seconds
+                total[4] = 1.0
             first.setdefault(prefix, i)
-    rank = {prefix: (-(p / max(t, etc_floor)), first[prefix]) for prefix, (p, t) in totals.items()}
+    rank = {
+        prefix: (
+            (0, -(t[2] / max(t[3], etc_floor)), first[prefix])
+            if t[4]
+            else (1, -(t[0] / max(t[1], etc_floor)), first[prefix])
+        )
+        for prefix, t in totals.items()
+    }
 
-    def key(i: int) -> list[tuple[float, int]]:
+    def key(i: int) -> list[tuple[int, float, int]]:
         path = paths[i]
-        return [rank[path[:d]] for d in range(1, len(path) + 1)] + [(-urgencies[i], i)]
+        own = (0 if hot[i] else 1, -urgencies[i], i)
+        return [rank[path[:d]] for d in range(1, len(path) + 1)] + [own]
 
     return sorted(indices, key=key)
 

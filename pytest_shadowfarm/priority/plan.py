@@ -33,7 +33,10 @@ class Plan:
     etc: dict[str, float] = field(default_factory=dict)
     #: the part of ``etc`` that comes from the test's own history
     known_etc: dict[str, float] = field(default_factory=dict)
+    #: the sum of the tests' mean durations (None while no test has history)
     predicted_total_s: float | None = None
+    #: nodeid -> mean seconds: what the predicted total adds up (see Estimator.expected)
+    expected: dict[str, float] = field(default_factory=dict)
     #: nodeid -> priority, urgency and their reasons (empty until ranked)
     ranked: dict[str, Ranked] = field(default_factory=dict)
     #: nodeid -> importance from ``@pytest.mark.shadowfarm``
@@ -89,9 +92,10 @@ class Planner:
         for nodeid in missing:
             est = estimator.estimate(nodeid)
             plan.etc[nodeid] = est.seconds
+            plan.expected[nodeid] = estimator.expected(nodeid)
             if est.source == "history":
                 plan.known_etc[nodeid] = est.seconds
-        plan.predicted_total_s = sum(plan.etc.values()) if plan.known_etc else None
+        plan.predicted_total_s = sum(plan.expected.values()) if plan.known_etc else None
 
     def change_impact(self, nodeids: Sequence[str]) -> ChangeImpact | None:
         """The change signal for these tests (once per run); None with a note when off."""

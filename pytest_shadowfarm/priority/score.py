@@ -78,6 +78,11 @@ class Ranked:
     likely_failure: bool
     flaky: bool
 
+    @property
+    def signalled(self) -> bool:
+        """Failed recently, changed or new: what the grouped order brings to the front."""
+        return any(self.components.get(k, 0.0) > 0 for k in ("failure", "change", "new"))
+
 
 def score(
     *,

@@ -144,7 +144,14 @@ def _headline(report: Mapping[str, Any], failures: Sequence[Failure]) -> list[st
         )
     predicted = report.get("predicted_total_s")
     actual = report.get("actual_total_s")
-    if predicted:
+    ran, selected = len(report.get("tests", [])), report.get("selected_tests") or 0
+    if predicted and ran < selected and report.get("predicted_ran_s"):
+        lines.append(
+            f"Stopped early after {ran} of {selected} tests: predicted "
+            f"{_s(report['predicted_ran_s'])} for those, actual {_s(actual)} "
+            f"({_pct(actual or 0.0, report['predicted_ran_s'])}); wall {_s(report.get('wall_s'))}."
+        )
+    elif predicted:
         lines.append(
             f"Predicted {_s(predicted)} of test time, actual {_s(actual)} "
             f"({_pct(actual or 0.0, predicted)}); wall {_s(report.get('wall_s'))}."

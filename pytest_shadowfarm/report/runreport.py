@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pytest_shadowfarm.files import ensure_state_dir, readable_by_umask
 from pytest_shadowfarm.recorder import RunRecorder
 from pytest_shadowfarm.registry import WorkerRecord
 
@@ -75,8 +76,9 @@ def build_report(recorder: RunRecorder, summary: RunSummary) -> dict[str, Any]:
 def write_report(path: Path, report: Mapping[str, Any], *, on_error: Callable[[str], None]) -> bool:
     """Write atomically (temp file + rename); on OSError call ``on_error`` and return False."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        ensure_state_dir(path.parent)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        readable_by_umask(fd)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             json.dump(report, fh, indent=2)
             fh.write("\n")

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from _pytest.terminal import TerminalReporter
 
     from pytest_shadowfarm.priority.plan import Planner
+    from pytest_shadowfarm.priority.score import Ranked
     from pytest_shadowfarm.run import Run
 
 __all__ = [
@@ -110,6 +111,8 @@ class SchedulerPlugin:
         self._markers_from: str | None = None
         self.crashed: set[str] = set()
         self.crash_failed: list[str] = []
+        #: the order lines were written (once per run)
+        self._told = False
 
     # --- markers from the workers ---------------------------------------------------------
 
@@ -157,7 +160,30 @@ class SchedulerPlugin:
         """ETC, urgency and front flag per test: the priority engine's ranks of this run."""
         run = self.run
         ranked = self.planner.rank(nodeids, run.estimator, run.recent)
+        if not self._told:
+            self._told = True
+            self._tell(ranked)
         return from_ranked(ranked, run.plan.markers)
+
+    def _tell(self, ranked: Mapping[str, Ranked]) -> None:
+        """The order, change-impact and explain lines, as a run without ``-n`` prints them.
+
+        Called once, when the first collection is scheduled: the controller collects
+        nothing itself, so pytest's collection-finish report has no tests to show.
+        """
+        # here, not at the top: xdist workers import this module and must not pay for these
+        from pytest_shadowfarm.ordering import entries_of, order_lines
+        from pytest_shadowfarm.priority.order import order
+        from pytest_shadowfarm.report.terminal import write_own_line
+
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is None or self.config.option.verbose < 0:
+            return
+        mode = self.run.settings.order
+        tests = list(ranked.values())
+        run_order = [tests[i] for i in order(entries_of(tests), mode)]
+        for line in order_lines(self.run, ranked, run_order, mode, None):
+            write_own_line(reporter, line)
 
     def _rejected(self, worker: str, diff: str) -> None:
         first = "\n".join(diff.splitlines()[:12])
@@ -249,8 +275,6 @@ class SchedulerPlugin:
         if sched is None or sched.collection is None:
             return
         write = terminalreporter.write_line
-        if self.run.plan.change_note:
-            write(self.run.plan.change_note)
         if self.config.option.verbose > 0:
             per_test = sched.cpu_s / max(len(sched.collection), 1) * 1e6
             write(

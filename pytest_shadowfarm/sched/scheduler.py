@@ -190,6 +190,11 @@ class ShadowFarmScheduling:
         return all(state.count < 2 for state in self._state.values())
 
     @property
+    def waiting(self) -> bool:
+        """Whether tests wait that no worker holds yet."""
+        return bool(self._queue)
+
+    @property
     def has_pending(self) -> bool:
         if self._queue:
             return True

@@ -62,6 +62,15 @@ def apply_worker_range(config: pytest.Config, settings: Settings) -> None:
         config.option.numprocesses = settings.workers.low
 
 
+def auto_workers() -> int | None:
+    """How many workers ``-n auto`` starts on this machine (xdist's own count)."""
+    try:
+        from xdist.plugin import auto_detect_cpus
+    except ImportError:
+        return os.cpu_count()
+    return int(auto_detect_cpus())
+
+
 class _Ticker(threading.Thread):
     """Puts a tick on the dsession queue every ``interval``: nothing else, ever."""
 
@@ -320,6 +329,7 @@ class SwarmPlugin:
             max_workers=self.limits.workers.high if scaled and self.limits else None,
             telemetry=list(self.hub.workers.values()),
             cpu_fraction=self.cpu_fraction(),
+            auto_workers=auto_workers(),
         )
         for line in lines:
             terminalreporter.write_line(line)

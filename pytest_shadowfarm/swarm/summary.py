@@ -37,22 +37,27 @@ def summary_lines(
     max_workers: int | None,
     telemetry: Sequence[WorkerTelemetryState] = (),
     cpu_fraction: float | None = None,
+    auto_workers: int | None = None,
 ) -> list[str]:
     """One line per scaling decision, the worker-seconds spent, and the telemetry in brief.
 
-    ``max_workers`` is the swarm's MAX when it scaled (None for a fixed swarm): the cost
-    of a static ``-n MAX`` for the same wall time is shown next to what was spent.
+    ``max_workers`` is the swarm's MAX when it scaled (None for a fixed swarm). What was
+    spent is compared with what the user would otherwise have run: ``-n auto``, which
+    starts ``auto_workers`` workers (the machine's CPUs); without that count, with a
+    static ``-n MAX``. The line names its baseline either way.
     """
     lines = [line for line in map(_event_line, events) if line is not None]
     spent = worker_seconds(workers, wall_s)
     if workers:
         cost = f"swarm: {spent:.1f} worker-s over {wall_s:.1f} s wall, {len(workers)} workers"
         if max_workers is not None:
-            static = max_workers * wall_s
+            base = auto_workers if auto_workers else max_workers
+            name = f"-n auto ({base} workers here)" if auto_workers else f"-n {max_workers}"
+            static = base * wall_s
             saved = 1.0 - spent / static if static > 0 else 0.0
             cost += (
-                f"; a static -n {max_workers} would have cost {static:.1f} worker-s "
-                f"({max_workers} x {wall_s:.1f} s; {abs(saved):.0%} "
+                f"; baseline static {name}: {static:.1f} worker-s "
+                f"({base} x {wall_s:.1f} s; {abs(saved):.0%} "
                 f"{'less' if saved >= 0 else 'more'} spent)"
             )
         lines.append(cost)

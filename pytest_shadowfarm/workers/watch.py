@@ -78,10 +78,12 @@ class HealthWatch:
         #: the workers this watch started
         self.started: list[str] = []
         self.failed_starts = 0
-        #: workers drained without a replacement of their own, not yet given back to the run
+        #: workers drained without a replacement of their own: the run is owed that many
         self.owed = 0
         self._outside_bytes = 0
         self._outside_at = -OUTSIDE_EVERY_S
+        #: PSI memory "some" avg10 of the run's cgroup (or the host), when readable
+        self._pressure_pct: float | None = None
         #: each worker's RSS after its first test: what a fresh worker costs
         self._fresh_bytes: dict[str, int] = {}
 
@@ -156,6 +158,7 @@ class HealthWatch:
                 run.now(),
                 outside_bytes=self._outside() + self._reserve(),
                 remaining_tests=self._remaining_tests(),
+                pressure_pct=self._pressure_pct,
             )
         }
         for assessment in sorted(assessments.values(), key=lambda a: -a.score):
@@ -178,12 +181,11 @@ class HealthWatch:
             decision = assessments.get(sick)
             if ready or (decision is not None and decision.decision == "swap"):
                 self._retire(session, sick, decision)
-        target = run.workers_at_start  # a fixed -n N keeps N workers
-        # Only a worker this watch drained is given back: one that finished its share
-        # (xdist shuts it down when nothing is left for it) is not short of anything.
-        short = self.owed and len(run.workers.working()) < target
-        if short and not self._starting() and self._pending():
-            self._start_worker(session, None, None)  # a worker drained without its own
+        # A worker drained without its own replacement is given back while work waits;
+        # a worker that simply ran out of work is not (xdist ends those as a run winds down).
+        if self.owed and not self._starting() and self._pending(session):
+            self.owed -= 1
+            self._start_worker(session, None, None)
 
     def _starting(self) -> bool:
         """Whether a worker this watch started has not collected yet."""
@@ -192,7 +194,13 @@ class HealthWatch:
             for r in self.started
         )
 
-    def _pending(self) -> bool:
+    def _pending(self, session: Any) -> bool:
+        """Whether tests wait that no worker holds yet."""
+        waiting = getattr(session.sched, "waiting", None)  # our scheduler
+        if waiting is None:
+            waiting = getattr(session.sched, "pending", None)  # xdist's load scheduling
+        if waiting is not None:
+            return bool(waiting)
         return len(self.run.plan.etc) > len(self.run.recorder.traces)
 
     def _start_worker(self, session: Any, sick: str | None, assessment: Assessment | None) -> None:
@@ -223,8 +231,6 @@ class HealthWatch:
             expect()
         if sick is not None:
             self.replacing[sick] = replacement
-        else:
-            self.owed -= 1
         run.events.emit(
             "health_replacement",
             worker=sick,
@@ -284,6 +290,10 @@ class HealthWatch:
         if now - self._outside_at < OUTSIDE_EVERY_S and not self.monitor.alarmed():
             return self._outside_bytes
         self._outside_at = now
+        from pytest_shadowfarm.workers.ceiling import read_pressure
+
+        pressure = read_pressure(self.ceiling.cgroup)
+        self._pressure_pct = pressure.some_avg10 if pressure is not None else None
         import psutil
 
         own = int(psutil.Process().memory_info().rss)

@@ -357,9 +357,9 @@ class TestExport:
         assert "no history file there" in err
         assert not (tmp_path / "out.json").exists()
 
-    def test_the_format_is_required(self, cli, history):
-        """export has no default format: argparse says --format is required."""
-        code, _, err = cli("history", "export", "out.json")
+    def test_a_name_without_a_known_format_asks_for_format(self, cli, history):
+        """export guesses the format from the name; when it cannot, it asks for --format."""
+        code, _, err = cli("history", "export", "out.dat")
         assert code == 2
         assert "--format" in err
 

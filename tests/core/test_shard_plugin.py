@@ -122,11 +122,11 @@ class TestShardOption:
         assert result.ret == 0
         result.stdout.fnmatch_lines(["shadowfarm: shard 2/3 ran 0 of 2 tests*"])
 
-    def test_without_a_plugin_enabled_nothing_is_deselected(self, pytester):
-        """Shards are a shadowfarm feature: inert without -p shadowfarm."""
+    def test_an_explicit_sf_shard_enables_the_plugin(self, pytester):
+        """--sf-shard alone asks for the plugin, as -p shadowfarm does: one of two runs."""
         pytester.makepyfile("def test_a(): pass\ndef test_b(): pass\n")
         result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--sf-shard=1/2")
-        result.assert_outcomes(passed=2)
+        result.assert_outcomes(passed=1)
 
     @pytest.mark.parametrize("spec", ["0/2", "3/2", "two", "1/0"])
     def test_a_bad_spec_names_the_option_and_the_fix(self, pytester, spec):

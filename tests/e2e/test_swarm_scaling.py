@@ -143,7 +143,7 @@ class TestScaling:
         result.stdout.fnmatch_lines(
             [
                 "swarm * 1 -> *: * s of work left*",
-                "swarm: * worker-s over * s wall, * workers; a static -n 3 would have cost *",
+                "swarm: * worker-s over * s wall, * workers; baseline static -n auto (*): *",
                 "telemetry: * samples from * workers; * (I/O-bound)",
             ]
         )

@@ -27,7 +27,7 @@ class TestSummaryLines:
         assert lines == [
             "swarm     1.0s  1 -> 2: demand",
             "swarm     2.0s  a new worker failed to start: boom",
-            "swarm: 14.0 worker-s over 10.0 s wall, 2 workers; a static -n 4 would have cost "
+            "swarm: 14.0 worker-s over 10.0 s wall, 2 workers; baseline static -n 4: "
             "40.0 worker-s (4 x 10.0 s; 65% less spent)",
         ]
 
