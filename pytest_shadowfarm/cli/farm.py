@@ -1,4 +1,5 @@
-"""``shadowfarm farm start|serve|stop|status|workers|scale|drain|config``: run the farm.
+"""``shadowfarm farm start|serve|stop|status|workers|scale|drain|config``: run the farm
+(``simulate`` and ``forecast``: ``cli/forecast.py``).
 
 The farm keeps its state in one directory: ``--home DIR``, else ``$SHADOWFARM_HOME``,
 else ``$XDG_STATE_HOME/shadowfarm`` (``~/.local/state/shadowfarm``). Read commands take
@@ -12,7 +13,7 @@ import importlib.util
 import json
 from typing import Any
 
-from pytest_shadowfarm.cli import Context, whole_number
+from pytest_shadowfarm.cli import Context, forecast, whole_number
 from pytest_shadowfarm.errors import FarmError
 
 __all__ = ["register"]
@@ -85,6 +86,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     )
     config_set.add_argument("pairs", nargs="+", metavar="KEY=VALUE")
     config_set.set_defaults(run=_config_set)
+    forecast.register(commands)  # simulate, forecast
 
 
 # --- helpers --------------------------------------------------------------------------------
