@@ -47,6 +47,7 @@ class Plan:
     made: float
     start: float
     levels: np.ndarray
+    #: workers kept for keep_s seconds after a claim
     level: int
     keep_s: float
     threshold: float
@@ -60,7 +61,9 @@ class Plan:
 
 @dataclass(frozen=True)
 class Choice:
-    level: int
+    #: workers kept in busy hours, and after a claim for keep_s seconds
+    busy_level: int
+    keep_level: int
     threshold: float
     keep_s: float
     hit_rate: float
@@ -86,7 +89,7 @@ def choose(
     end = scores_start + n_hours * HOUR
     inside = (times >= scores_start) & (times < end)
     if not inside.any() or cap <= 0:
-        return Choice(0, math.inf, 0.0, 1.0, 0.0)
+        return Choice(0, 0, math.inf, 0.0, 1.0, 0.0)
     cum = np.concatenate([[0], np.cumsum(workers)])
     idx = np.nonzero(inside)[0]
     ta, wa = times[idx], workers[idx]
@@ -98,7 +101,7 @@ def choose(
     since = np.where(before >= 0, ta - times[np.maximum(before, 0)], np.inf)
     hour_of = ((ta + warmup_s - scores_start) // HOUR).astype(int).clip(0, n_hours - 1)
     total = float(wa.sum())
-    levels = np.arange(1, cap + 1)
+    levels = np.arange(0, cap + 1)
     hits_by_level = np.clip(levels[:, None] - prior[None, :], 0, wa[None, :]).astype(float)
 
     gaps = np.diff(times[times >= scores_start - DAY_S])
@@ -112,6 +115,9 @@ def choose(
     t_in = times[(times >= scores_start) & (times < end)]
     nxt = np.append(t_in[1:], end)
     minute_edges = n_hours * 60
+    busy_level = levels[:, None]
+    keep_level = levels[None, :]
+    both = np.maximum(busy_level, keep_level)
     best: Choice | None = None
     fallback: Choice | None = None
     for keep in keeps:
@@ -128,17 +134,36 @@ def choose(
         floor_warm = since <= keep
         for threshold in thresholds:
             busy_hours = scores >= threshold
-            served = busy_hours[hour_of] | floor_warm
-            hits = hits_by_level @ served
-            unit_idle = float(np.where(busy_hours, HOUR, covered).sum())
-            for k, level in enumerate(levels):
-                rate = float(hits[k]) / total
-                idle = unit_idle * level
-                option = Choice(int(level), threshold, keep, rate, idle)
-                if rate >= objective and (best is None or idle < best.idle_s):
-                    best = option
-                if fallback is None or (rate, -idle) > (fallback.hit_rate, -fallback.idle_s):
-                    fallback = option
+            busy = busy_hours[hour_of]
+            # hits per (busy level, keep-alive level): claims grouped by what covers them
+            g11 = hits_by_level @ (busy & floor_warm)
+            g10 = hits_by_level @ (busy & ~floor_warm)
+            g01 = hits_by_level @ (~busy & floor_warm)
+            hits = g11[both] + g10[busy_level] + g01[keep_level]
+            cov_busy = float(covered[busy_hours].sum())
+            cov_quiet = float(covered[~busy_hours].sum())
+            idle = (
+                busy_level * HOUR * float(busy_hours.sum())
+                + np.maximum(0, keep_level - busy_level) * cov_busy
+                + keep_level * cov_quiet
+            )
+            rate = hits / total
+            ok = rate >= objective
+            if ok.any():
+                masked = np.where(ok, idle, np.inf)
+                i, j = np.unravel_index(int(np.argmin(masked)), masked.shape)
+                if best is None or masked[i, j] < best.idle_s:
+                    best = Choice(
+                        int(i), int(j), threshold, keep, float(rate[i, j]), float(idle[i, j])
+                    )
+            i, j = np.unravel_index(int(np.argmax(rate - idle * 1e-12)), rate.shape)
+            if fallback is None or (rate[i, j], -idle[i, j]) > (
+                fallback.hit_rate,
+                -fallback.idle_s,
+            ):
+                fallback = Choice(
+                    int(i), int(j), threshold, keep, float(rate[i, j]), float(idle[i, j])
+                )
     assert fallback is not None
     return best if best is not None else fallback
 
@@ -220,10 +245,17 @@ class ForecastPolicy:
                 cap=self.cap,
             )
         else:
-            choice = Choice(0, math.inf, 0.0, 1.0, 0.0)
-        levels = np.where(scores >= choice.threshold, choice.level, 0).astype(int)
+            choice = Choice(0, 0, math.inf, 0.0, 1.0, 0.0)
+        levels = np.where(scores >= choice.threshold, choice.busy_level, 0).astype(int)
         self.plan = Plan(
-            now, origin, levels, choice.level, choice.keep_s, choice.threshold, choice.hit_rate, fc
+            now,
+            origin,
+            levels,
+            choice.keep_level,
+            choice.keep_s,
+            choice.threshold,
+            choice.hit_rate,
+            fc,
         )
         return self.plan
 

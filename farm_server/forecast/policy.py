@@ -20,7 +20,9 @@ __all__ = ["Histogram", "KeepAlive", "Oracle", "PoolPolicy", "Static"]
 
 
 class PoolPolicy(Protocol):
-    name: str
+    @property
+    def name(self) -> str: ...
+
     #: measured seconds from a worker's start to warm (the daemon keeps it current)
     warmup_s: float
 

@@ -44,7 +44,8 @@ class SimResult:
 def simulate(
     runs: list[Run], policy: PoolPolicy, warmup_s: float = 20.0, *, window: float | None = None
 ) -> SimResult:
-    """Replay ``runs`` (sorted) against ``policy``; score from ``window`` (default: last 28 days)."""
+    """Replay ``runs`` (sorted) against ``policy``; score from ``window`` (default: the
+    last 28 days)."""
     window = eval_start(runs) if window is None else window
     end = runs[-1].time
     start = max(runs[0].time, window - LEAD_DAYS * 86400.0)

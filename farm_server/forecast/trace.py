@@ -49,12 +49,17 @@ def read_trace(path: Path) -> list[Run]:
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        msg = f"{path}: cannot read the trace ({exc}); give a CSV file with header time,workers,seconds"
+        msg = (
+            f"{path}: cannot read the trace ({exc}); "
+            "give a CSV file with the header time,workers,seconds"
+        )
         raise TraceError(msg) from None
     reader = csv.reader(text.splitlines())
     header = next(reader, None)
     if header is None or tuple(h.strip() for h in header) != HEADER:
-        msg = f"{path}:1: the header must be 'time,workers,seconds', found {','.join(header or [])!r}"
+        msg = (
+            f"{path}:1: the header must be 'time,workers,seconds', found {','.join(header or [])!r}"
+        )
         raise TraceError(msg)
     runs: list[Run] = []
     for line, row in enumerate(reader, start=2):

@@ -119,7 +119,7 @@ def _forecast(args: argparse.Namespace, ctx: Context) -> int:
         acc = score(series, runs[-1].time, default_forecaster(), args.holdout_days)
     except ValueError as exc:
         raise FarmError(f"{ctx.show(ctx.path(args.trace))}: {exc}") from None
-    data = {
+    data: dict[str, Any] = {
         "model": acc.model,
         "mase": round(acc.mase, 4),
         "seasonal_naive_mase": round(acc.seasonal_naive_mase, 4),
