@@ -23,6 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from farm_server.config import FarmConfig, ValidationError
+from farm_server.forecast.book import PolicyBook
+from farm_server.forecast.models import default_forecaster
+from farm_server.forecast.planner import ForecastPolicy
 from farm_server.home import DaemonInfo, FarmHome
 from farm_server.pool import ClaimResult, Pool, ProfileEntry
 from farm_server.procs import ProcessLauncher, become_subreaper
@@ -140,6 +143,18 @@ def _restore_profiles(pool: Pool, store: FarmStore) -> None:
         )
 
 
+def policy_book(store: FarmStore, config: Callable[[], FarmConfig]) -> PolicyBook:
+    """The forecast policies of the pool, taught from the store's claim log."""
+
+    def make() -> ForecastPolicy:
+        cfg = config()
+        return ForecastPolicy(
+            default_forecaster(), objective=cfg.forecast_objective, cap=cfg.max_processes
+        )
+
+    return PolicyBook(store.claim_log, make)
+
+
 def _setup_logging(home: FarmHome, level: str) -> None:
     handler = logging.FileHandler(home.logs / "daemon.log")
     handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
@@ -177,6 +192,7 @@ def serve(
     store = FarmStore.open(home.database)
     store.prune_workers()
     pool = Pool(_load_config(store), ProcessLauncher(home.logs, cwd=home.root), home.sockets)
+    pool.book = policy_book(store, lambda: pool.config)
     farm = Farm(home, token, store, pool)
     pool.on_change = farm.persist
     _restore_profiles(pool, store)

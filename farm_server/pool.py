@@ -133,8 +133,12 @@ class Pool:
         on_change: Callable[[str, Any], None] = lambda kind, obj: None,
         idle: Callable[[], float] = idle_cores,
         cores: int | None = None,
+        book: Any = None,
     ) -> None:
         self.config = config
+        #: the forecast policies per profile (forecast.book.PolicyBook), used when
+        #: config.forecast is on
+        self.book = book
         self.launcher = launcher
         self.sockets = sockets
         self.clock = clock
@@ -181,6 +185,11 @@ class Pool:
         """(min, max) unclaimed workers wanted now: 0 when retired, drained or idle."""
         if entry.retired is not None or entry.drained:
             return (0, 0)
+        high = self.config.default_max_warm if entry.max_warm is None else entry.max_warm
+        if self.config.forecast and self.book is not None:
+            # the forecast replaces both min_warm and the idle TTL (it drains quiet hours)
+            wanted = self.book.target(entry.key, now, entry.warmup_times)
+            return (min(wanted, high), high)
         last = entry.last_claim if entry.last_claim is not None else entry.registered
         if now - last > self.config.idle_ttl_s:
             return (0, 0)
@@ -229,6 +238,8 @@ class Pool:
             entry, created = self.register(profile, shadow_tests)
             entry.last_claim = now
             entry.drained = False
+            if self.book is not None:  # learns even while off, to be ready when switched on
+                self.book.observe(entry.key, now, count)
             warm = [w for w in self.live("warm", entry.key)]
             warm.sort(key=lambda w: (-len(wanted & w.modules), w.ready or 0.0))
             chosen = warm[:count]

@@ -199,6 +199,16 @@ def _status(args: argparse.Namespace, ctx: Context) -> int:
             f"(min {p['min_warm']}, max {p['max_warm']}{', drained' if p['drained'] else ''})  "
             f"warm-up median {_duration(p['warmup_s_median'])}"
         )
+        fc = p.get("forecast")
+        if fc:
+            hours = "  ".join(
+                f"{h['median']:.1f}/{h['p95']:.1f}->{h['target']}" for h in fc["next_hours"]
+            )
+            ctx.print(
+                f"  forecast ({fc['model']}) next hours median/p95->target: {hours}; "
+                f"target now {fc['target']}, keep-alive {fc['keep_alive_workers']} for "
+                f"{_duration(fc['keep_alive_s'])}"
+            )
     return 0
 
 
