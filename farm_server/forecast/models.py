@@ -114,7 +114,7 @@ class SeasonalNaive:
 class HourOfWeek:
     """Quantiles of the same hour of week over the last ``weeks`` weeks (median point)."""
 
-    weeks: int = 6
+    weeks: int = 8
     name: str = "hour-of-week"
     min_history: int = WEEK
 
