@@ -76,6 +76,13 @@ class Forecaster(Protocol):
     def forecast(self, history: HourlySeries, horizon: int) -> Forecast: ...
 
 
+def _nanquantile(lags: np.ndarray, q: float, method: str = "linear") -> np.ndarray:
+    """Per-column quantile ignoring unknown (nan) weeks; 0 where none is known."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-nan columns: short history
+        return np.nan_to_num(np.nanquantile(lags, q, axis=0, method=method))  # type: ignore[call-overload]
+
+
 def _end(history: HourlySeries) -> float:
     return history.start + len(history) * HOUR
 
@@ -106,7 +113,7 @@ class SeasonalNaive:
         point = np.nan_to_num(lags[0])
         quantiles = {0.5: point}
         for q in QUANTILES[1:]:
-            quantiles[q] = np.maximum(point, np.nan_to_num(np.nanquantile(lags, q, axis=0)))
+            quantiles[q] = np.maximum(point, _nanquantile(lags, q))
         return Forecast(_end(history), self.name, quantiles)
 
 
@@ -120,9 +127,7 @@ class HourOfWeek:
 
     def forecast(self, history: HourlySeries, horizon: int) -> Forecast:
         lags = _same_hour_lags(history.values, horizon, self.weeks)
-        quantiles = {
-            q: np.nan_to_num(np.nanquantile(lags, q, axis=0, method="lower")) for q in QUANTILES
-        }
+        quantiles = {q: _nanquantile(lags, q, "lower") for q in QUANTILES}
         return Forecast(_end(history), self.name, quantiles)
 
 
