@@ -188,8 +188,9 @@ class Pool:
         high = self.config.default_max_warm if entry.max_warm is None else entry.max_warm
         if self.config.forecast and self.book is not None:
             # the forecast replaces both min_warm and the idle TTL (it drains quiet hours)
-            wanted = self.book.target(entry.key, now, entry.warmup_times)
-            return (min(wanted, high), high)
+            # the forecast's target is the cap too: it scales in as well as out
+            wanted = min(self.book.target(entry.key, now, entry.warmup_times), high)
+            return (wanted, wanted)
         last = entry.last_claim if entry.last_claim is not None else entry.registered
         if now - last > self.config.idle_ttl_s:
             return (0, 0)
@@ -446,7 +447,9 @@ class Pool:
                     for w in self.live(profile_key=entry.key)
                     if w.state in ("warming", "warm") and not w.end_reason
                 ]
-                for worker in sorted(unclaimed, key=lambda w: w.spawned)[
+                # Over the cap, the newest go first: those still warming are worth the
+                # least (the replay simulator scales in the same way).
+                for worker in sorted(unclaimed, key=lambda w: -w.spawned)[
                     : max(0, len(unclaimed) - high)
                 ]:
                     self._end(worker, "over max_warm")

@@ -63,7 +63,7 @@ class TestForecastPool:
         assert pool.target(entry, clock.now)[0] == 0
         clock.now = CUT + 12 * 3600
         low, high = pool.target(entry, clock.now)
-        assert 0 < low <= high == 8
+        assert 0 < low == high <= 8
         view = forecast_view(pool, PROFILE.key, clock.now)
         assert view is not None
         assert view["target"] == low
