@@ -149,7 +149,7 @@ def policy_book(store: FarmStore, config: Callable[[], FarmConfig]) -> PolicyBoo
     def make() -> ForecastPolicy:
         cfg = config()
         return ForecastPolicy(
-            default_forecaster(), objective=cfg.forecast_objective, cap=cfg.max_processes
+            default_forecaster(), objective=cfg.forecast_objective, cap=cfg.default_max_warm
         )
 
     return PolicyBook(store.claim_log, make)

@@ -101,7 +101,8 @@ def choose(
     since = np.where(before >= 0, ta - times[np.maximum(before, 0)], np.inf)
     hour_of = ((ta + warmup_s - scores_start) // HOUR).astype(int).clip(0, n_hours - 1)
     total = float(wa.sum())
-    levels = np.arange(0, cap + 1)
+    # levels past the largest need add no hits, only idle
+    levels = np.arange(0, min(cap, int((prior + wa).max())) + 1)
     hits_by_level = np.clip(levels[:, None] - prior[None, :], 0, wa[None, :]).astype(float)
 
     gaps = np.diff(times[times >= scores_start - DAY_S])
