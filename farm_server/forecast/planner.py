@@ -70,6 +70,35 @@ class Choice:
     idle_s: float
 
 
+def realized(
+    times: np.ndarray,
+    workers: np.ndarray,
+    plans: list[Plan],
+    since: float,
+    until: float,
+    warmup_s: float,
+) -> float | None:
+    """Hit rate the recorded ``plans`` (each in force until the next one starts) had on
+    the claims in [since, until), reckoned as :func:`choose` does: claims a warm-up apart
+    share the warm workers."""
+    if not plans or not len(times):
+        return None
+    cum = np.concatenate([[0], np.cumsum(workers)])
+    hits = total = 0.0
+    ends = [p.start for p in plans[1:]] + [until]
+    for plan, end in zip(plans, ends, strict=True):
+        lo_t, hi_t = max(since, plan.start), min(end, until)
+        for i in np.nonzero((times >= lo_t) & (times < hi_t))[0]:
+            a = times[i]
+            lo = int(np.searchsorted(times, a - warmup_s, side="right"))
+            level = plan.level_at(a + warmup_s)
+            if lo > 0 and a - times[lo - 1] <= plan.keep_s:
+                level = max(level, plan.level)
+            hits += min(max(level - (cum[i] - cum[lo]), 0), workers[i])
+            total += workers[i]
+    return hits / total if total else None
+
+
 def choose(
     times: np.ndarray,
     workers: np.ndarray,
@@ -178,6 +207,10 @@ class ForecastPolicy:
     objective: float = 0.95
     #: the replay of the past is optimistic about the future by about this much
     margin: float = 0.01
+    #: the most added to the objective when the last plans fell short of it
+    max_correction: float = 0.03
+    #: days of the past plans' record checked against what came
+    check_days: int = 14
     cap: int = 16
     horizon_h: int = 48
     lookback_days: int = 28
@@ -189,6 +222,8 @@ class ForecastPolicy:
     #: the score each past plan gave its first day's hours (absolute hour -> score)
     _scores: dict[int, float] = field(default_factory=dict)
     _next_plan: float = -math.inf
+    #: the plans made, to check them against the claims that came
+    _plans: list[Plan] = field(default_factory=list)
 
     def observe(self, when: float, workers: int) -> None:
         self._times.append(when)
@@ -220,6 +255,16 @@ class ForecastPolicy:
             # hours between are filled by the day's forecast above
         return out
 
+    def _correction(self, origin: float, times: np.ndarray, workers: np.ndarray) -> float:
+        """How far the recent plans fell short of the objective on the claims that came
+        (0 when they met it): added to the next plan's objective, up to max_correction."""
+        since = origin - self.check_days * DAY_S
+        self._plans = [p for p in self._plans if p.start + 2 * DAY_S > since]
+        rate = realized(times, workers, self._plans, since, origin, self.warmup_s)
+        if rate is None:
+            return 0.0
+        return min(self.max_correction, max(0.0, self.objective - rate))
+
     def replan(self, now: float) -> Plan:
         origin = floor_hour(now)
         series = self._series(origin)
@@ -242,7 +287,9 @@ class ForecastPolicy:
                 past,
                 back * HOUR,
                 warmup_s=self.warmup_s,
-                objective=min(1.0, self.objective + self.margin),
+                objective=min(
+                    1.0, self.objective + self.margin + self._correction(origin, times, workers)
+                ),
                 cap=self.cap,
             )
         else:
@@ -258,6 +305,7 @@ class ForecastPolicy:
             choice.hit_rate,
             fc,
         )
+        self._plans.append(self.plan)
         return self.plan
 
     # --- the pool's questions ------------------------------------------------------------

@@ -10,7 +10,7 @@ from forecast_data import MONDAY, seasonal_runs
 
 from farm_server.forecast.demand import HOUR
 from farm_server.forecast.models import HourOfWeek
-from farm_server.forecast.planner import ForecastPolicy, Plan, choose
+from farm_server.forecast.planner import ForecastPolicy, Plan, choose, realized
 from farm_server.forecast.policy import Histogram, KeepAlive, Oracle, Static
 
 
@@ -135,3 +135,17 @@ class TestBaselines:
         assert [oracle.target(t) for t in (79.0, 80.0, 99.0, 100.0)] == [0, 3, 3, 0]
         assert oracle.next_change(0.0) == 80.0
         assert oracle.next_change(80.0) == 100.0
+
+
+class TestSelfCheck:
+    def test_plans_that_fell_short_raise_the_next_objective(self):
+        """An empty plan met none of the claims that came: the next plan aims higher,
+        by at most max_correction; plans that served every claim add nothing."""
+        policy = ForecastPolicy(HourOfWeek(), warmup_s=20.0)
+        times = np.array([MONDAY + 3600.0, MONDAY + 7200.0])
+        workers = np.array([2, 2])
+        policy._plans = [Plan(MONDAY, MONDAY, np.zeros(24, dtype=int), 0, 0.0, math.inf, 1.0)]
+        assert realized(times, workers, policy._plans, MONDAY, MONDAY + 86400, 20.0) == 0.0
+        assert policy._correction(MONDAY + 86400, times, workers) == 0.03
+        policy._plans = [Plan(MONDAY, MONDAY, np.full(24, 2), 0, 0.0, 0.0, 1.0)]
+        assert policy._correction(MONDAY + 86400, times, workers) == 0.0
