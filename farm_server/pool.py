@@ -239,8 +239,6 @@ class Pool:
             entry, created = self.register(profile, shadow_tests)
             entry.last_claim = now
             entry.drained = False
-            if self.book is not None:  # learns even while off, to be ready when switched on
-                self.book.observe(entry.key, now, count)
             warm = [w for w in self.live("warm", entry.key)]
             warm.sort(key=lambda w: (-len(wanted & w.modules), w.ready or 0.0))
             chosen = warm[:count]
@@ -253,6 +251,8 @@ class Pool:
             self.claims += 1
             self.requested += count
             self.granted += len(chosen)
+            if self.book is not None:  # learns even while off, to be ready when switched on
+                self.book.observe(entry.key, now, count, len(chosen))
             if chosen:  # from now on, idle cores are those the run leaves
                 self.idle()
                 self.measured_since = now

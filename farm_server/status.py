@@ -17,6 +17,7 @@ __all__ = [
     "STATUS_VERSION",
     "PoolCollector",
     "forecast_view",
+    "idle_worker_s",
     "profile_view",
     "status",
     "worker_view",
@@ -81,6 +82,16 @@ def profile_view(
     }
 
 
+def idle_worker_s(pool: Pool, key: str, now: float) -> float:
+    """Seconds the profile's workers of this daemon life spent warming or warm, unclaimed."""
+    total = 0.0
+    for worker in pool.workers.values():
+        if worker.profile_key == key:
+            until = worker.claimed or worker.ended or now
+            total += max(0.0, until - worker.spawned)
+    return total
+
+
 def forecast_view(pool: Pool, key: str, now: float, hours: int = 6) -> dict[str, Any] | None:
     """The forecast policy's view of a profile (None when forecasting is off)."""
     if not pool.config.forecast or pool.book is None:
@@ -104,6 +115,8 @@ def forecast_view(pool: Pool, key: str, now: float, hours: int = 6) -> dict[str,
             }
             for t in ahead
         ],
+        "hit_rate": pool.book.hit_rate(key),
+        "idle_worker_s": round(idle_worker_s(pool, key, now), 1),
         "keep_alive_s": plan.keep_s,
         "keep_alive_workers": plan.level,
         "planned_hit_rate": round(plan.expected_hit_rate, 4),
@@ -160,6 +173,16 @@ class PoolCollector:
             "Forecast workers claimed in the current hour (median), per profile",
             labels=["profile"],
         )
+        hit_rate = GaugeMetricFamily(
+            "shadowfarm_pool_hit_rate",
+            "Warm workers granted / requested since start, per profile (forecast on)",
+            labels=["profile"],
+        )
+        idle = GaugeMetricFamily(
+            "shadowfarm_pool_idle_worker_seconds",
+            "Worker-seconds spent warming or warm unclaimed since start, per profile",
+            labels=["profile"],
+        )
         warmup = GaugeMetricFamily(
             "shadowfarm_warmup_seconds_median",
             "Median warm-up time per profile",
@@ -179,6 +202,9 @@ class PoolCollector:
                 view = forecast_view(self.pool, entry.key, now, hours=1)
                 if view and view["next_hours"][0]["median"] is not None:
                     forecast.add_metric([entry.key], view["next_hours"][0]["median"])
+                if view and view["hit_rate"] is not None:
+                    hit_rate.add_metric([entry.key], view["hit_rate"])
+                idle.add_metric([entry.key], idle_worker_s(self.pool, entry.key, now))
             claims = self.pool.claims
             requested, granted, rejected = (
                 self.pool.requested,
@@ -189,6 +215,8 @@ class PoolCollector:
         yield warmup
         yield target
         yield forecast
+        yield hit_rate
+        yield idle
         yield CounterMetricFamily("shadowfarm_claims", "Claims served since start", value=claims)
         yield CounterMetricFamily(
             "shadowfarm_workers_requested", "Workers asked for", value=requested

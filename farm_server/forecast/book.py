@@ -22,6 +22,8 @@ class PolicyBook:
     load_log: Callable[[str], Iterable[tuple[float, int]]]
     make: Callable[[], PoolPolicy]
     policies: dict[str, PoolPolicy] = field(default_factory=dict)
+    #: per profile, since the daemon started: [workers requested, granted warm]
+    served: dict[str, list[int]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def get(self, profile_key: str) -> PoolPolicy:
@@ -34,8 +36,15 @@ class PolicyBook:
                 self.policies[profile_key] = policy
             return policy
 
-    def observe(self, profile_key: str, when: float, workers: int) -> None:
+    def observe(self, profile_key: str, when: float, workers: int, granted: int = 0) -> None:
         self.get(profile_key).observe(when, workers)
+        counts = self.served.setdefault(profile_key, [0, 0])
+        counts[0] += workers
+        counts[1] += granted
+
+    def hit_rate(self, profile_key: str) -> float | None:
+        requested, granted = self.served.get(profile_key, (0, 0))
+        return granted / requested if requested else None
 
     def target(self, profile_key: str, now: float, warmup_times: list[float]) -> int:
         policy = self.get(profile_key)

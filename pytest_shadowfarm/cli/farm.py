@@ -209,6 +209,8 @@ def _status(args: argparse.Namespace, ctx: Context) -> int:
                 f"target now {fc['target']}, keep-alive {fc['keep_alive_workers']} for "
                 f"{_duration(fc['keep_alive_s'])}"
             )
+            rate = "-" if fc["hit_rate"] is None else f"{fc['hit_rate']:.0%}"
+            ctx.print(f"  so far: hit rate {rate}, idle {fc['idle_worker_s']:,.0f} worker-s")
     return 0
 
 

@@ -15,7 +15,7 @@ from farm_server.daemon import policy_book
 from farm_server.forecast import models
 from farm_server.forecast.models import ForecastWarning
 from farm_server.pool import Pool
-from farm_server.status import forecast_view
+from farm_server.status import PoolCollector, forecast_view
 from farm_server.store import FarmStore
 from pytest_shadowfarm.farm.profile import current_profile
 
@@ -68,6 +68,8 @@ class TestForecastPool:
         assert view is not None
         assert view["target"] == low
         assert len(view["next_hours"]) == 6
+        assert view["hit_rate"] is not None
+        assert view["idle_worker_s"] >= 0
 
     def test_a_restarted_farm_learns_from_the_stored_claims(self, tmp_path):
         """A new pool on the same database plans from the claim log at once."""
@@ -106,4 +108,22 @@ class TestForecastPool:
             clock.now = CUT + 12 * 3600
             assert pool.target(entry, clock.now)[0] > 0
         assert [type(w.message) for w in caught] == [ForecastWarning]
+        store.close()
+
+
+class TestMetrics:
+    def test_metrics_export_target_forecast_hit_rate_and_idle(self, tmp_path):
+        """/metrics' collector has the forecast gauges per profile."""
+        clock = Clock()
+        pool, store = farm(tmp_path, clock)
+        replay_claims(pool, store, clock)
+        clock.now = CUT + 12 * 3600
+        pool.reconcile()
+        names = {m.name for m in PoolCollector(pool).collect()}
+        assert {
+            "shadowfarm_pool_target",
+            "shadowfarm_forecast_demand",
+            "shadowfarm_pool_hit_rate",
+            "shadowfarm_pool_idle_worker_seconds",
+        } <= names
         store.close()
