@@ -63,6 +63,16 @@ class FarmConfig(BaseModel):
         le=1 << 40,
         description="each log (daemon, its stderr, every worker's) is kept under this size",
     )
+    forecast: bool = Field(
+        default=False,
+        description=(
+            "keep warm workers from each profile's demand forecast (min_warm ignored, "
+            "max_warm the cap) instead of a static min_warm"
+        ),
+    )
+    forecast_objective: float = Field(
+        default=0.95, gt=0, le=1, description="hit rate the forecast policy aims at"
+    )
     tick_s: float = Field(default=0.5, ge=0.01, le=60, description="supervisor period")
 
     def updated(self, changes: dict[str, Any]) -> FarmConfig:

@@ -25,6 +25,9 @@ from pathlib import Path
 from farm_server.config import FarmConfig, ValidationError
 from farm_server.errors import FarmDaemonError, InterpreterRejected
 from farm_server.farm import Farm
+from farm_server.forecast.book import PolicyBook
+from farm_server.forecast.models import default_forecaster
+from farm_server.forecast.planner import ForecastPolicy
 from farm_server.interpreters import CheckedLauncher, Interpreters
 from farm_server.limits import BoundedH11Protocol, quiet_accept_errors, raise_fd_limit
 from farm_server.logs import LogKeeper, setup_logging
@@ -72,6 +75,18 @@ def _restore_profiles(pool: Pool, store: FarmStore, interpreters: Interpreters) 
         )
 
 
+def policy_book(store: FarmStore, config: Callable[[], FarmConfig]) -> PolicyBook:
+    """The forecast policies of the pool, taught from the store's claim log."""
+
+    def make() -> ForecastPolicy:
+        cfg = config()
+        return ForecastPolicy(
+            default_forecaster(), objective=cfg.forecast_objective, cap=cfg.default_max_warm
+        )
+
+    return PolicyBook(store.claim_log, make)
+
+
 def _url(host: str, port: int) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
@@ -110,6 +125,7 @@ def serve(
     interpreters = Interpreters(home.root)
     launcher = CheckedLauncher(ProcessLauncher(home.logs, cwd=home.root), interpreters)
     pool = Pool(_load_config(store), launcher, home.sockets)
+    pool.book = policy_book(store, lambda: pool.config)
     farm = Farm(home, token, store, pool, interpreters)
     pool.on_change = farm.persist
     _restore_profiles(pool, store, interpreters)

@@ -54,8 +54,12 @@ class Pool:
         on_change: Callable[[str, Any], None] = lambda kind, obj: None,
         idle: Callable[[], float] = idle_cores,
         cores: int | None = None,
+        book: Any = None,
     ) -> None:
         self.config = config
+        #: the forecast policies per profile (forecast.book.PolicyBook), used when
+        #: config.forecast is on
+        self.book = book
         self.launcher = launcher
         self.sockets = sockets
         self.clock = clock
@@ -102,6 +106,12 @@ class Pool:
         """(min, max) unclaimed workers wanted now: 0 when retired, drained or idle."""
         if entry.retired is not None or entry.drained:
             return (0, 0)
+        high = self.config.default_max_warm if entry.max_warm is None else entry.max_warm
+        if self.config.forecast and self.book is not None:
+            # the forecast replaces both min_warm and the idle TTL (it drains quiet hours)
+            # the forecast's target is the cap too: it scales in as well as out
+            wanted = min(self.book.target(entry.key, now, entry.warmup_times), high)
+            return (wanted, wanted)
         last = entry.last_claim if entry.last_claim is not None else entry.registered
         if now - last > self.config.idle_ttl_s:
             return (0, 0)
@@ -162,6 +172,8 @@ class Pool:
             self.claims += 1
             self.requested += count
             self.granted += len(chosen)
+            if self.book is not None:  # learns even while off, to be ready when switched on
+                self.book.observe(entry.key, now, count, len(chosen))
             if chosen:  # from now on, idle cores are those the run leaves
                 self.idle()
                 self.measured_since = now
@@ -367,7 +379,9 @@ class Pool:
                     for w in self.live(profile_key=entry.key)
                     if w.state in ("warming", "warm") and not w.end_reason
                 ]
-                for worker in sorted(unclaimed, key=lambda w: w.spawned)[
+                # Over the cap, the newest go first: those still warming are worth the
+                # least (the replay simulator scales in the same way).
+                for worker in sorted(unclaimed, key=lambda w: -w.spawned)[
                     : max(0, len(unclaimed) - high)
                 ]:
                     self._end(worker, "over max_warm")

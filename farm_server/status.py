@@ -13,7 +13,15 @@ from typing import Any
 
 from farm_server.pool import STATES, Pool, ProfileEntry, Worker
 
-__all__ = ["STATUS_VERSION", "PoolCollector", "profile_view", "status", "worker_view"]
+__all__ = [
+    "STATUS_VERSION",
+    "PoolCollector",
+    "forecast_view",
+    "idle_worker_s",
+    "profile_view",
+    "status",
+    "worker_view",
+]
 
 STATUS_VERSION = 1
 
@@ -70,6 +78,48 @@ def profile_view(
         "counts": counts,
         "last_claim_age_s": _age(entry.last_claim, now),
         "warmup_s_median": round(statistics.median(times), 3) if times else None,
+        "forecast": forecast_view(pool, entry.key, now),
+    }
+
+
+def idle_worker_s(pool: Pool, key: str, now: float) -> float:
+    """Seconds the profile's workers of this daemon life spent warming or warm, unclaimed."""
+    total = 0.0
+    for worker in pool.workers.values():
+        if worker.profile_key == key:
+            until = worker.claimed or worker.ended or now
+            total += max(0.0, until - worker.spawned)
+    return total
+
+
+def forecast_view(pool: Pool, key: str, now: float, hours: int = 6) -> dict[str, Any] | None:
+    """The forecast policy's view of a profile (None when forecasting is off)."""
+    if not pool.config.forecast or pool.book is None:
+        return None
+    policy = pool.book.policies.get(key)
+    plan = getattr(policy, "plan", None)
+    if policy is None or plan is None:
+        return None
+    fc = plan.forecast
+    hour = now // 3600 * 3600
+    ahead = [hour + h * 3600 for h in range(hours)]
+    return {
+        "model": getattr(getattr(policy, "forecaster", None), "chosen", None) or (fc and fc.model),
+        "target": policy.target(now),
+        "next_hours": [
+            {
+                "hour": t,
+                "median": fc.at(t) if fc else None,
+                "p95": fc.at(t, 0.95) if fc else None,
+                "target": plan.level_at(t),
+            }
+            for t in ahead
+        ],
+        "hit_rate": pool.book.hit_rate(key),
+        "idle_worker_s": round(idle_worker_s(pool, key, now), 1),
+        "keep_alive_s": plan.keep_s,
+        "keep_alive_workers": plan.level,
+        "planned_hit_rate": round(plan.expected_hit_rate, 4),
     }
 
 
@@ -113,6 +163,26 @@ class PoolCollector:
             "Live farm workers by profile and state",
             labels=["profile", "state"],
         )
+        target = GaugeMetricFamily(
+            "shadowfarm_pool_target",
+            "Unclaimed workers the pool wants now, per profile",
+            labels=["profile"],
+        )
+        forecast = GaugeMetricFamily(
+            "shadowfarm_forecast_demand",
+            "Forecast workers claimed in the current hour (median), per profile",
+            labels=["profile"],
+        )
+        hit_rate = GaugeMetricFamily(
+            "shadowfarm_pool_hit_rate",
+            "Warm workers granted / requested since start, per profile (forecast on)",
+            labels=["profile"],
+        )
+        idle = GaugeMetricFamily(
+            "shadowfarm_pool_idle_worker_seconds",
+            "Worker-seconds spent warming or warm unclaimed since start, per profile",
+            labels=["profile"],
+        )
         warmup = GaugeMetricFamily(
             "shadowfarm_warmup_seconds_median",
             "Median warm-up time per profile",
@@ -127,6 +197,14 @@ class PoolCollector:
                     workers.add_metric([entry.key, state], n)
                 if entry.warmup_times:
                     warmup.add_metric([entry.key], statistics.median(entry.warmup_times))
+                now = self.pool.clock()
+                target.add_metric([entry.key], self.pool.target(entry, now)[0])
+                view = forecast_view(self.pool, entry.key, now, hours=1)
+                if view and view["next_hours"][0]["median"] is not None:
+                    forecast.add_metric([entry.key], view["next_hours"][0]["median"])
+                if view and view["hit_rate"] is not None:
+                    hit_rate.add_metric([entry.key], view["hit_rate"])
+                idle.add_metric([entry.key], idle_worker_s(self.pool, entry.key, now))
             claims = self.pool.claims
             requested, granted, rejected = (
                 self.pool.requested,
@@ -135,6 +213,10 @@ class PoolCollector:
             )
         yield workers
         yield warmup
+        yield target
+        yield forecast
+        yield hit_rate
+        yield idle
         yield CounterMetricFamily("shadowfarm_claims", "Claims served since start", value=claims)
         yield CounterMetricFamily(
             "shadowfarm_workers_requested", "Workers asked for", value=requested

@@ -160,6 +160,15 @@ class FarmStore:
         )[0]
         return (int(row[0]), int(row[1]), int(row[2]))
 
+    def claim_log(self, profile_key: str) -> list[tuple[float, int]]:
+        """(time, workers requested) of every claim of ``profile_key``, oldest first: the
+        demand history the forecast policy learns from across restarts."""
+        rows = self._exec(
+            "SELECT created, requested FROM claims WHERE profile_key = ? ORDER BY created",
+            (profile_key,),
+        )
+        return [(float(t), int(n)) for t, n in rows]
+
     def save_worker(self, worker: Any) -> None:
         self._exec(
             "INSERT OR REPLACE INTO workers VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",

@@ -1,4 +1,5 @@
-"""``shadowfarm farm start|serve|stop|status|workers|scale|drain|config``: run the farm.
+"""``shadowfarm farm start|serve|stop|status|workers|scale|drain|config``: run the farm
+(``simulate`` and ``forecast``: ``cli/forecast.py``).
 
 The farm keeps its state in one directory: ``--home DIR``, else ``$SHADOWFARM_HOME``,
 else ``$XDG_STATE_HOME/shadowfarm`` (``~/.local/state/shadowfarm``). Read commands take
@@ -12,7 +13,7 @@ import importlib.util
 import json
 from typing import Any
 
-from pytest_shadowfarm.cli import Context, whole_number
+from pytest_shadowfarm.cli import Context, forecast, whole_number
 from pytest_shadowfarm.errors import FarmError
 
 __all__ = ["register"]
@@ -85,6 +86,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     )
     config_set.add_argument("pairs", nargs="+", metavar="KEY=VALUE")
     config_set.set_defaults(run=_config_set)
+    forecast.register(commands)  # simulate, forecast
 
 
 # --- helpers --------------------------------------------------------------------------------
@@ -201,6 +203,18 @@ def _status(args: argparse.Namespace, ctx: Context) -> int:
             f"(min {p['min_warm']}, max {p['max_warm']}{', drained' if p['drained'] else ''})  "
             f"warm-up median {_duration(p['warmup_s_median'])}"
         )
+        fc = p.get("forecast")
+        if fc:
+            hours = "  ".join(
+                f"{h['median']:.1f}/{h['p95']:.1f}->{h['target']}" for h in fc["next_hours"]
+            )
+            ctx.print(
+                f"  forecast ({fc['model']}) next hours median/p95->target: {hours}; "
+                f"target now {fc['target']}, keep-alive {fc['keep_alive_workers']} for "
+                f"{_duration(fc['keep_alive_s'])}"
+            )
+            rate = "-" if fc["hit_rate"] is None else f"{fc['hit_rate']:.0%}"
+            ctx.print(f"  so far: hit rate {rate}, idle {fc['idle_worker_s']:,.0f} worker-s")
     return 0
 
 
