@@ -1,19 +1,20 @@
 """The forecast policy: a pool plan per day from the demand forecast and the idle-time histogram.
 
 Once a day (a warm-up before 00:00 UTC) it forecasts the next 48 h of hourly demand and
-chooses three numbers by replaying the last four weeks of claims, its own past
-forecasts included (an objective over the whole horizon, not a per-hour quantile):
+chooses its levels by replaying the last four weeks of claims, its own past forecasts
+included (an objective over the whole horizon, not a per-hour quantile; see
+``levels.py``):
 
-- ``level``: workers kept warm in a "busy" hour and after an arrival: enough for the
-  bursts seen (a push of several commits asks for workers again before the
-  replacements are warm);
-- ``threshold``: an hour is busy when its forecast (the mean of its quantiles) reaches
-  it; busy hours are warmed a measured warm-up ahead of the hour;
-- ``keep_s``: after a claim the level stays ``keep_s`` seconds (keep-alive, chosen among
+- levels per forecast band: hours are grouped by forecast score (the mean of its
+  quantiles), each group keeps its own number of warm workers from a warm-up before the
+  hour, a higher forecast never fewer; quiet hours can keep a couple for a lone push
+  while busy ones keep enough for bursts (a push of several commits asks for workers
+  again before the replacements are warm);
+- ``keep_s``: after a claim a keep-alive level stays ``keep_s`` seconds (chosen among
   the idle-time histogram's percentiles, as in Shahrad et al.): bursts between forecast
   hours are served.
 
-The cheapest triple (idle worker-seconds) whose replay meets the hit-rate objective wins.
+The cheapest choice (idle worker-seconds) whose replay meets the hit-rate objective wins.
 When the forecast lowers the level at an hour's start, the pool never drops below the
 demand observed in the last hour (AWS predictive scaling never scales in on a forecast
 alone). Everything is capped by ``cap``.
@@ -29,15 +30,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from farm_server.forecast.demand import HOUR, HourlySeries, floor_hour, hourly_demand
+from farm_server.forecast.levels import Choice, choose
 from farm_server.forecast.models import Forecast, Forecaster, HourOfWeek
 
 __all__ = ["ForecastPolicy", "Plan", "choose"]
 
 DAY_S = 86400.0
-#: keep-alive candidates: percentiles of the idle times (gaps between claims)
-KEEP_PERCENTILES = (25, 50, 60, 70, 80, 85, 90, 95, 97.5, 99)
-#: the idle-time histogram's range (longer gaps are left to the forecast)
-KEEP_RANGE_S = 4 * 3600.0
 
 
 @dataclass(frozen=True)
@@ -50,24 +48,12 @@ class Plan:
     #: workers kept for keep_s seconds after a claim
     level: int
     keep_s: float
-    threshold: float
     expected_hit_rate: float
     forecast: Forecast | None = None
 
     def level_at(self, when: float) -> int:
         i = int((when - self.start) // HOUR)
         return int(self.levels[i]) if 0 <= i < len(self.levels) else 0
-
-
-@dataclass(frozen=True)
-class Choice:
-    #: workers kept in busy hours, and after a claim for keep_s seconds
-    busy_level: int
-    keep_level: int
-    threshold: float
-    keep_s: float
-    hit_rate: float
-    idle_s: float
 
 
 def realized(
@@ -97,105 +83,6 @@ def realized(
             hits += min(max(level - (cum[i] - cum[lo]), 0), workers[i])
             total += workers[i]
     return hits / total if total else None
-
-
-def choose(
-    times: np.ndarray,
-    workers: np.ndarray,
-    scores: np.ndarray,
-    scores_start: float,
-    *,
-    warmup_s: float,
-    objective: float,
-    cap: int,
-) -> Choice:
-    """The cheapest (level, threshold, keep_s) whose replay of the past meets ``objective``.
-
-    ``times``/``workers``: the claims; ``scores[i]``: the forecast made for hour
-    ``scores_start + i*3600``. Claims before ``scores_start`` only provide context.
-    """
-    n_hours = len(scores)
-    end = scores_start + n_hours * HOUR
-    inside = (times >= scores_start) & (times < end)
-    if not inside.any() or cap <= 0:
-        return Choice(0, 0, math.inf, 0.0, 1.0, 0.0)
-    cum = np.concatenate([[0], np.cumsum(workers)])
-    idx = np.nonzero(inside)[0]
-    ta, wa = times[idx], workers[idx]
-    # claims in the warm-up before a claim took workers whose replacements are not warm yet
-    lo = np.searchsorted(times, ta - warmup_s, side="right")
-    prior = cum[idx] - cum[lo]
-    # the keep-alive is warm at a claim if some claim at least a warm-up earlier lies within it
-    before = lo - 1
-    since = np.where(before >= 0, ta - times[np.maximum(before, 0)], np.inf)
-    hour_of = ((ta + warmup_s - scores_start) // HOUR).astype(int).clip(0, n_hours - 1)
-    total = float(wa.sum())
-    # levels past the largest need add no hits, only idle
-    levels = np.arange(0, min(cap, int((prior + wa).max())) + 1)
-    hits_by_level = np.clip(levels[:, None] - prior[None, :], 0, wa[None, :]).astype(float)
-
-    gaps = np.diff(times[times >= scores_start - DAY_S])
-    gaps = gaps[(gaps > 0) & (gaps <= KEEP_RANGE_S)]
-    keeps = [0.0]
-    if len(gaps):
-        keeps += sorted({float(np.percentile(gaps, p)) for p in KEEP_PERCENTILES})
-    thresholds = sorted({*np.quantile(scores, np.linspace(0, 1, 21)).tolist(), math.inf})
-
-    # seconds of keep-alive per hour: segments [claim, min(claim + keep, next claim)]
-    t_in = times[(times >= scores_start) & (times < end)]
-    nxt = np.append(t_in[1:], end)
-    minute_edges = n_hours * 60
-    busy_level = levels[:, None]
-    keep_level = levels[None, :]
-    both = np.maximum(busy_level, keep_level)
-    best: Choice | None = None
-    fallback: Choice | None = None
-    for keep in keeps:
-        covered = np.zeros(n_hours)
-        if keep > 0:
-            seg_end = np.minimum(t_in + keep, nxt)
-            diff = np.zeros(minute_edges + 1)
-            a = ((t_in - scores_start) // 60).astype(int)
-            b = np.ceil((seg_end - scores_start) / 60).astype(int).clip(0, minute_edges)
-            np.add.at(diff, a, 1)
-            np.add.at(diff, b, -1)
-            on = np.cumsum(diff[:-1]) > 0
-            covered = on.reshape(n_hours, 60).sum(axis=1) * 60.0
-        floor_warm = since <= keep
-        for threshold in thresholds:
-            busy_hours = scores >= threshold
-            busy = busy_hours[hour_of]
-            # hits per (busy level, keep-alive level): claims grouped by what covers them
-            g11 = hits_by_level @ (busy & floor_warm)
-            g10 = hits_by_level @ (busy & ~floor_warm)
-            g01 = hits_by_level @ (~busy & floor_warm)
-            hits = g11[both] + g10[busy_level] + g01[keep_level]
-            cov_busy = float(covered[busy_hours].sum())
-            cov_quiet = float(covered[~busy_hours].sum())
-            idle = (
-                busy_level * HOUR * float(busy_hours.sum())
-                + np.maximum(0, keep_level - busy_level) * cov_busy
-                + keep_level * cov_quiet
-            )
-            rate = hits / total
-            ok = rate >= objective
-            if ok.any():
-                masked = np.where(ok, idle, np.inf)
-                i, j = np.unravel_index(int(np.argmin(masked)), masked.shape)
-                if best is None or masked[i, j] < best.idle_s:
-                    best = Choice(
-                        int(i), int(j), threshold, keep, float(rate[i, j]), float(idle[i, j])
-                    )
-            i, j = np.unravel_index(int(np.argmax(rate - idle * 1e-12)), rate.shape)
-            if fallback is None or (rate[i, j], -idle[i, j]) > (
-                fallback.hit_rate,
-                -fallback.idle_s,
-            ):
-                fallback = Choice(
-                    int(i), int(j), threshold, keep, float(rate[i, j]), float(idle[i, j])
-                )
-    assert fallback is not None
-    return best if best is not None else fallback
 
 
 @dataclass
@@ -269,7 +156,7 @@ class ForecastPolicy:
         origin = floor_hour(now)
         series = self._series(origin)
         if series is None or len(series) == 0:
-            self.plan = Plan(now, origin, np.zeros(0, dtype=int), 0, 0.0, math.inf, 1.0)
+            self.plan = Plan(now, origin, np.zeros(0, dtype=int), 0, 0.0, 1.0)
             return self.plan
         fc = self.forecaster.forecast(series, self.horizon_h + 1)
         scores = np.mean(np.vstack(list(fc.quantiles.values())), axis=0)
@@ -293,15 +180,13 @@ class ForecastPolicy:
                 cap=self.cap,
             )
         else:
-            choice = Choice(0, 0, math.inf, 0.0, 1.0, 0.0)
-        levels = np.where(scores >= choice.threshold, choice.busy_level, 0).astype(int)
+            choice = Choice.none()
         self.plan = Plan(
             now,
             origin,
-            levels,
+            choice.levels_for(scores),
             choice.keep_level,
             choice.keep_s,
-            choice.threshold,
             choice.hit_rate,
             fc,
         )

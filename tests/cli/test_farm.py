@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -193,3 +194,29 @@ class TestAgainstAFarm:
         assert result.code == 2
         assert "did not prove it is the farm of this home" in result.err
         assert farm.pool.profiles[PROFILE.key].drained is False
+
+
+class TestForecastStatus:
+    def test_status_shows_the_forecast_target_and_hit_rate_so_far(self, shadowfarm, farm, clock):
+        """With forecast on: per profile the next hours' median/p95 -> target, the target
+        now, the keep-alive, and the hit rate and idle worker-seconds so far."""
+        from farm_server.daemon import policy_book
+        from tests.farm_server.forecast.forecast_data import MONDAY, seasonal_runs
+
+        runs = seasonal_runs(5, night=0.0)
+        for i, run in enumerate(runs):
+            farm.store.record_claim(f"c{i}", PROFILE.key, run.workers, 0, {}, run.time)
+        farm.pool.config = farm.pool.config.updated({"forecast": True, "default_max_warm": 8})
+        farm.pool.book = policy_book(farm.store, lambda: farm.pool.config)
+        clock.now = MONDAY + 5 * 7 * 86400 + 12 * 3600  # a Monday noon after the log
+        farm.claim(PROFILE, 2, (), (), {})
+        warm_all(farm)
+        result = shadowfarm("status")
+        assert result.code == 0, result.err
+        lines = [line for line in result.out.splitlines() if "forecast (" in line]
+        assert len(lines) == 1
+        assert "next hours median/p95->target:" in lines[0]
+        assert len(re.findall(r" [0-9.]+/[0-9.]+->[0-9]+", lines[0])) == 6  # six hours
+        assert "target now " in lines[0]
+        assert "keep-alive " in lines[0]
+        assert "  so far: hit rate 0%, idle " in result.out

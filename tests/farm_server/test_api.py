@@ -263,3 +263,24 @@ class TestTelemetryAndMetrics:
         assert "shadowfarm_claims_total 1.0" in text
         assert "shadowfarm_workers_requested_total 2.0" in text
         assert f'shadowfarm_warmup_seconds_median{{profile="{PROFILE.key}"}} 0.0' in text
+
+    def test_metrics_export_the_forecast_per_profile(self, client, farm, clock):
+        """With forecast on, /metrics has per profile the target, the forecast demand of
+        the hour, the hit rate and the idle worker-seconds so far."""
+        from farm_server.daemon import policy_book
+        from tests.farm_server.forecast.forecast_data import MONDAY, seasonal_runs
+
+        for i, run in enumerate(seasonal_runs(5, night=0.0)):
+            farm.store.record_claim(f"c{i}", PROFILE.key, run.workers, 0, {}, run.time)
+        farm.pool.config = farm.pool.config.updated({"forecast": True, "default_max_warm": 8})
+        farm.pool.book = policy_book(farm.store, lambda: farm.pool.config)
+        clock.now = MONDAY + 5 * 7 * 86400 + 12 * 3600
+        client.post("/api/workers/claim", json=CLAIM)
+        text = client.get("/metrics", auth="bearer").text
+        for name in (
+            "shadowfarm_pool_target",
+            "shadowfarm_forecast_demand",
+            "shadowfarm_pool_hit_rate",
+            "shadowfarm_pool_idle_worker_seconds",
+        ):
+            assert f'{name}{{profile="{PROFILE.key}"}} ' in text, name

@@ -48,8 +48,18 @@ class TestCli:
                           cwd=trace.parent)  # fmt: skip
         assert done.returncode == 0, done.stderr
         data = json.loads(done.stdout)
+        assert {"model", "mase", "seasonal_naive_mase"} <= set(data)
         assert data["mase"] < data["seasonal_naive_mase"]
         assert data["model"]
+
+    def test_forecast_plot_draws_a_png(self, trace):
+        """--plot FILE.png writes a PNG of history, forecast band and pool target."""
+        pytest.importorskip("matplotlib")
+        done = shadowfarm("farm", "forecast", trace.name, "--holdout-days", "7", "--plot",
+                          "fc.png", cwd=trace.parent)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        assert (trace.parent / "fc.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert "plot written to fc.png" in done.stdout
 
     def test_a_bad_trace_row_is_named(self, tmp_path):
         """A bad row: exit 2, the file and line, the fix."""

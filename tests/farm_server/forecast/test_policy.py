@@ -17,7 +17,7 @@ from tests.farm_server.forecast.forecast_data import MONDAY, seasonal_runs
 def planned(levels: list[int], *, level: int = 0, keep_s: float = 0.0, cap: int = 16):
     """A policy with a fixed plan from MONDAY (no replanning)."""
     policy = ForecastPolicy(HourOfWeek(), warmup_s=20.0, cap=cap)
-    policy.plan = Plan(MONDAY, MONDAY, np.array(levels), level, keep_s, 0.0, 1.0)
+    policy.plan = Plan(MONDAY, MONDAY, np.array(levels), level, keep_s, 1.0)
     policy._next_plan = math.inf
     return policy
 
@@ -90,9 +90,31 @@ class TestChoose:
             np.array(times), np.array(workers), scores, MONDAY,
             warmup_s=20.0, objective=0.95, cap=16,
         )  # fmt: skip
-        assert (choice.busy_level, choice.threshold) == (6, 6.0)
+        assert choice.levels_for(scores).tolist() == [6 if s else 0 for s in scores]
         assert choice.hit_rate == 1.0
         assert choice.idle_s == 6 * 7 * HOUR
+
+    def test_quiet_hours_get_a_lower_level_than_busy_ones(self):
+        """Single runs in quiet hours need 2 workers, bursts of 3 in busy hours 6: each
+        band gets what its claims need, and a higher forecast never gets fewer workers."""
+        times, workers = [], []
+        for day in range(7):
+            for k in range(3):
+                times.append(MONDAY + day * 86400 + 10 * HOUR + 60 + 5 * k)
+            times.append(MONDAY + day * 86400 + 3 * HOUR + 60)
+        times.sort()
+        workers = [2] * len(times)
+        scores = np.full(7 * 24, 0.5)
+        scores[3::24] = 2.0
+        scores[10::24] = 6.0
+        choice = choose(
+            np.array(times), np.array(workers), scores, MONDAY,
+            warmup_s=20.0, objective=0.95, cap=16,
+        )  # fmt: skip
+        levels = choice.levels_for(scores)
+        assert (levels[10], levels[3], levels[0]) == (6, 2, 0)
+        assert choice.hit_rate == 1.0
+        assert list(choice.band_levels) == sorted(choice.band_levels)
 
     def test_the_cap_limits_the_level_and_the_best_effort_is_returned(self):
         """A cap below the bursts' needs: the best hit rate within the cap."""
@@ -144,8 +166,8 @@ class TestSelfCheck:
         policy = ForecastPolicy(HourOfWeek(), warmup_s=20.0)
         times = np.array([MONDAY + 3600.0, MONDAY + 7200.0])
         workers = np.array([2, 2])
-        policy._plans = [Plan(MONDAY, MONDAY, np.zeros(24, dtype=int), 0, 0.0, math.inf, 1.0)]
+        policy._plans = [Plan(MONDAY, MONDAY, np.zeros(24, dtype=int), 0, 0.0, 1.0)]
         assert realized(times, workers, policy._plans, MONDAY, MONDAY + 86400, 20.0) == 0.0
         assert policy._correction(MONDAY + 86400, times, workers) == 0.03
-        policy._plans = [Plan(MONDAY, MONDAY, np.full(24, 2), 0, 0.0, 0.0, 1.0)]
+        policy._plans = [Plan(MONDAY, MONDAY, np.full(24, 2), 0, 0.0, 1.0)]
         assert policy._correction(MONDAY + 86400, times, workers) == 0.0
