@@ -79,9 +79,9 @@ def count_releases(source: FarmSource) -> list[str]:
     sent: list[str] = []
     release = source.client.release
 
-    def spy(worker_id: str) -> None:
+    def spy(worker_id: str, ending: Any = None) -> None:
         sent.append(worker_id)
-        release(worker_id)
+        release(worker_id, ending)
 
     source.client.release = spy  # type: ignore[method-assign]
     return sent
