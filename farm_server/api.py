@@ -91,6 +91,12 @@ class ReleaseBody(Strict):
     reason: Annotated[str, StringConstraints(max_length=MAX_REASON)] = ""
 
 
+class EndingsBody(Strict):
+    endings: list[ReleaseBody] = Field(
+        max_length=256, description="how a run's workers that the farm did not provide ended"
+    )
+
+
 class ScaleBody(Strict):
     min_warm: int | None = Field(default=None, ge=0, le=256)
     max_warm: int | None = Field(default=None, ge=0, le=256)
@@ -225,6 +231,17 @@ def create_app(farm: Farm) -> FastAPI:
         if worker is None:
             raise HTTPException(404, f"no worker {worker_id!r} in this farm")
         return {"id": worker.id, "state": worker.state}
+
+    @app.post("/api/profiles/{profile_key}/endings")
+    def endings(
+        profile_key: Annotated[str, StringConstraints(max_length=64)], body: EndingsBody
+    ) -> dict[str, Any]:
+        """How a run's own (cold) workers of a profile ended: the profile learns from them
+        as from the farm's workers (the release body says it for those)."""
+        found = [WorkerEnding(**e.model_dump()) for e in body.endings]
+        if not farm.record_endings(profile_key, found):
+            raise HTTPException(404, f"no live profile {profile_key!r} in this farm")
+        return {"recorded": len(found)}
 
     @app.get("/api/swarm/status")
     def status() -> dict[str, Any]:

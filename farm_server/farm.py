@@ -98,6 +98,23 @@ class Farm:
         )
         return worker
 
+    def record_endings(self, profile_key: str, endings: list[WorkerEnding]) -> bool:
+        """Endings of a run's workers the farm did not provide; False: no such live profile."""
+        with self.pool.lock:
+            entry = self.pool.profiles.get(profile_key)
+            if entry is None or entry.retired is not None:
+                return False
+        for ending in endings:
+            self._write(
+                "recording how a run's worker ended",
+                self.store.record_ending,
+                profile_key,
+                "",
+                self.clock(),
+                ending,
+            )
+        return True
+
     def learned(self, profile_key: str) -> Learned:
         """What the farm learned of ``profile_key``'s workers: its max age, from the store."""
         try:

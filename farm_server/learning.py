@@ -10,12 +10,13 @@ instead of after.
 
 The rule (:func:`learn`), over the sick endings of the last :data:`MEMORY_S`:
 
-* the age a sick worker reached is the median of the newest :data:`CONSIDERED` of
-  them (the median, so that one worker that crashed early for another reason does not
-  set the age for all: a crash after fewer than :data:`MIN_TESTS` tests is counted but
-  says nothing about age);
-* the max age is :data:`SAFETY` times that, never below :data:`MIN_TESTS` tests or
-  :data:`MIN_SECONDS` seconds;
+* each sick ending gives a safe age: the age of a worker the run replaced because it
+  was getting sick (the health watch took it out ahead of its failure, with its own
+  margin), :data:`SAFETY` times the age of one that crashed (it had no margin);
+* the max age is the median safe age of the newest :data:`CONSIDERED` sick endings (the
+  median, so that one worker that crashed early for another reason does not set the age
+  for all: a crash after fewer than :data:`MIN_TESTS` tests is counted but says nothing
+  about age), never below :data:`MIN_TESTS` tests or :data:`MIN_SECONDS` seconds;
 * planned recycling (cause ``age``) is not sickness: it never lowers the age further,
   so the age does not ratchet down while the workers are healthy;
 * sick endings older than :data:`MEMORY_S` are forgotten: a profile whose leak was fixed
@@ -44,7 +45,7 @@ __all__ = [
     "learn",
 ]
 
-#: a worker is recycled at this share of the age at which its profile's workers got sick
+#: a worker is recycled at this share of the age at which its profile's workers crashed
 SAFETY = 0.75
 #: never recycle sooner than this (a fresh worker costs a start-up)
 MIN_TESTS = 5
@@ -91,9 +92,15 @@ class Learned:
         }
 
 
-def _median_age(values: list[float], floor: float) -> float | None:
-    usable = [v for v in values if v >= floor]
-    return statistics.median(usable) if usable else None
+def _median_safe_age(sick: list[StoredEnding], unit: str, floor: float) -> float | None:
+    """The median age (``unit``: "tests" or "seconds") the profile's workers may safely
+    reach, from sick endings at ``floor`` or older (None: none)."""
+    safe = []
+    for stored in sick:
+        age = float(getattr(stored.ending, unit))
+        if age >= floor:
+            safe.append(SAFETY * age if stored.ending.ended == "crashed" else age)
+    return statistics.median(safe) if safe else None
 
 
 def learn(endings: Iterable[StoredEnding], now: float) -> Learned:
@@ -104,17 +111,17 @@ def learn(endings: Iterable[StoredEnding], now: float) -> Learned:
     crashes = sum(1 for e in sick if e.ending.ended == "crashed")
     recycled = sum(1 for e in recent if e.ending.ended == "replaced" and e.ending.cause == "age")
     newest = sick[-CONSIDERED:]
-    tests = _median_age([float(e.ending.tests) for e in newest], MIN_TESTS)
-    seconds = _median_age([e.ending.seconds for e in newest], MIN_SECONDS)
-    max_tests = None if tests is None else max(MIN_TESTS, math.floor(SAFETY * tests))
-    max_seconds = None if seconds is None else max(MIN_SECONDS, round(SAFETY * seconds, 1))
+    tests = _median_safe_age(newest, "tests", MIN_TESTS)
+    seconds = _median_safe_age(newest, "seconds", MIN_SECONDS)
+    max_tests = None if tests is None else max(MIN_TESTS, math.floor(tests))
+    max_seconds = None if seconds is None else max(MIN_SECONDS, round(seconds, 1))
     basis = ""
     if sick:
         causes = sorted({e.ending.cause or e.ending.ended for e in sick})
         days = MEMORY_S / 86400
         basis = f"{len(sick)} sick workers ({', '.join(causes)}) in {days:g} days"
         if tests is not None:
-            basis += f", median {tests:g} tests"
+            basis += f", safe for {tests:g} tests"
         if seconds is not None:
             basis += f" / {seconds:.0f}s"
     return Learned(

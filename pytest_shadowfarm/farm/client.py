@@ -245,6 +245,12 @@ class FarmClient:
         body = ending.to_dict() if ending is not None else None
         self._request("POST", f"/api/workers/{worker_id}/release", body)
 
+    def report_endings(self, profile_key: str, endings: Iterable[WorkerEnding]) -> None:
+        """How the run's workers that the farm did not provide ended (the farm learns the
+        profile's max age from every worker of the run)."""
+        body = {"endings": [ending.to_dict() for ending in endings]}
+        self._request("POST", f"/api/profiles/{profile_key}/endings", body)
+
     def status(self) -> dict[str, Any]:
         return self._request("GET", "/api/swarm/status")
 

@@ -71,6 +71,8 @@ class FarmSource:
         self.distrust = ""
         #: farm worker id -> authenticated socket, connected at the claim, not yet used
         self.connected: dict[str, socket.socket] = {}
+        #: the cold workers' endings were sent (at the end of the run)
+        self.cold_reported = False
 
     # --- finding the farm ---------------------------------------------------------------
 
@@ -169,6 +171,7 @@ class FarmSource:
 
     def release_all(self) -> None:
         self._give_back(list(self.claimed))
+        self._report_cold_endings()
 
     def max_age(self) -> MaxAge:
         return self.claim.max_age if self.claim is not None else MaxAge()
@@ -176,9 +179,26 @@ class FarmSource:
     def ending(self, farm_id: str) -> WorkerEnding | None:
         """How the run's worker that farm worker ``farm_id`` became ended (None: unused)."""
         gateway = next((gw for gw, fid in self.warm.items() if fid == farm_id), None)
-        record = self.run.workers.get(gateway) if gateway is not None else None
-        if record is None:
-            return None
+        return self._ending_of(gateway) if gateway is not None else None
+
+    def _report_cold_endings(self) -> None:
+        """Tell the farm how the run's cold workers ended, once: they ran the same profile."""
+        if self.client is None or self.claim is None or self.cold_reported:
+            return
+        self.cold_reported = True
+        endings = [
+            ending
+            for record in self.run.workers
+            if record.id not in self.warm and (ending := self._ending_of(record.id)) is not None
+        ]
+        if endings:
+            with contextlib.suppress(FarmError):  # the farm went away: it learns less
+                self.client.report_endings(self.claim.profile_key, endings[:256])
+
+    def _ending_of(self, gateway: str) -> WorkerEnding | None:
+        record = self.run.workers.get(gateway)
+        if record is None or record.ready_s is None:
+            return None  # never started its session: it says nothing about the profile
         ended = record.ended if record.ended in ENDINGS else "finished"
         end = record.left_s if record.left_s is not None else self.run.now()
         start = record.ready_s if record.ready_s is not None else record.joined_s

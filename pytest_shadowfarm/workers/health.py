@@ -50,6 +50,9 @@ __all__ = [
 
 Decision = Literal["ok", "prepare", "swap"]
 
+#: tests before its max age at which a worker is swapped out: the two it holds
+AGE_SWAP_TESTS = 2.0
+
 
 @dataclass(frozen=True)
 class Sample:
@@ -276,7 +279,11 @@ class HealthMonitor:
                     base, fit, level, share, swap_at, prepare_at, pace, now, state, remaining
                 )
             )
-        age = self._age(base, state, now, pace, swap_at, prepare_at, remaining)
+        # An age is exact, not a prediction: the worker goes when what it holds (the
+        # scheduler commits two) takes it to its age, with no margin for a misjudged slope.
+        age_swap = AGE_SWAP_TESTS
+        age_prepare = age_swap + min(startup_tests, 1e6) + th.prepare_margin_tests
+        age = self._age(base, state, now, pace, age_swap, age_prepare, remaining)
         if age is not None:
             candidates.append(age)
         if state.memory_errors:
@@ -315,10 +322,12 @@ class HealthMonitor:
         """The worker against its max age (tests, else seconds); None when it has none."""
         th = self.thresholds
         done = base.tests_done
+        if pace <= 0:
+            return None  # its pace is not known yet: when to start a replacement is not
         if th.max_age_tests is not None:
             left = float(th.max_age_tests - done)
             limit = f"max age {th.max_age_tests} tests"
-        elif th.max_age_s is not None and state.first_t is not None and pace > 0:
+        elif th.max_age_s is not None and state.first_t is not None:
             left = (th.max_age_s - (now - state.first_t)) / pace
             limit = f"max age {th.max_age_s:g}s"
         else:

@@ -12,7 +12,8 @@ main loop:
 * once the replacement has collected, or at ``swap`` whatever comes first, the sick
   worker is drained: it gets no new test, runs what it holds and leaves
   (``ended = "replaced"`` with the monitor's reason). So a ``-n N`` run keeps N workers,
-  plus one while a replacement starts.
+  plus one while a replacement starts. A worker that is only old (its max age, learned
+  by the farm) serves on to ``swap``, beside its replacement.
 
 A worker that crashes anyway is handled by the scheduler (its test is rerun once on a
 fresh worker). What happened goes into the run report (``health``) and the summary.
@@ -183,7 +184,11 @@ class HealthWatch:
                 (r := run.workers.get(replacement)) is not None and r.collected_s is not None
             )
             decision = assessments.get(sick)
-            if ready or (decision is not None and decision.decision == "swap"):
+            if decision is not None and decision.decision == "swap":
+                self._retire(session, sick, decision)
+            elif ready and (decision is None or decision.cause != "age"):
+                # a sick worker goes as soon as its replacement is up; one that is only
+                # old serves on to its age (recycling it sooner would cost more starts)
                 self._retire(session, sick, decision)
         # A worker drained without its own replacement is given back while work waits;
         # a worker that simply ran out of work is not (xdist ends those as a run winds down).

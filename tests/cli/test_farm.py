@@ -146,11 +146,11 @@ class TestAgainstAFarm:
         farm.release(b, WorkerEnding("crashed", "crash", 48, 30.0, "Killed"))
         out = shadowfarm("status").out
         assert (
-            "  max age 33 tests or 18.80s: 2 sick workers (1 crashed), 0 recycled at the max "
+            "  max age 38 tests or 21.20s: 2 sick workers (1 crashed), 0 recycled at the max "
             "age; last: Killed"
         ) in out
         [profile] = json.loads(shadowfarm("status", "--json").out)["profiles"]
-        assert profile["learned"]["max_age_tests"] == 33
+        assert profile["learned"]["max_age_tests"] == 38
         assert profile["learned"]["basis"].startswith("2 sick workers (crash, memory) in 7 days")
 
     def test_status_json_is_the_api_document(self, shadowfarm, farm):

@@ -41,17 +41,26 @@ class TestLearning:
         assert farm.api("POST", f"/api/workers/{b['id']}/release", json=crash).status_code == 200
 
         learned = learned_of(farm.status(), profile.key)
-        assert (learned["sick"], learned["crashes"], learned["max_age_tests"]) == (2, 1, 33)
+        # safe ages: 40 (replaced ahead of its failure), 0.75 x 48 = 36 (crashed): median 38
+        assert (learned["sick"], learned["crashes"], learned["max_age_tests"]) == (2, 1, 38)
         assert learned["last_reason"] == "Killed"
-        assert farm.claim(profile, 1)["max_age"]["tests"] == 33
+        assert farm.claim(profile, 1)["max_age"]["tests"] == 38
         metrics = farm.api("GET", "/metrics").text
-        assert f'shadowfarm_profile_max_age_tests{{profile="{profile.key}"}} 33.0' in metrics
+        assert f'shadowfarm_profile_max_age_tests{{profile="{profile.key}"}} 38.0' in metrics
+
+        # the run's own (cold) workers of the profile count too
+        cold = {"endings": [{"ended": "replaced", "cause": "memory", "tests": 30}]}
+        response = farm.api("POST", f"/api/profiles/{profile.key}/endings", json=cold)
+        assert response.status_code == 200, response.text
+        assert farm.claim(profile, 1)["max_age"]["tests"] == 36  # median of 40, 36, 30
+        unknown = farm.api("POST", "/api/profiles/0000000000000000/endings", json=cold)
+        assert unknown.status_code == 404
 
         daemon.stop(farm.home)
         restarted = start_farm()
         assert restarted.home.root == farm.home.root
-        assert restarted.claim(profile, 1)["max_age"]["tests"] == 33
-        assert learned_of(restarted.status(), profile.key)["sick"] == 2
+        assert restarted.claim(profile, 1)["max_age"]["tests"] == 36
+        assert learned_of(restarted.status(), profile.key)["sick"] == 3
 
     def test_a_bad_ending_is_refused_and_a_release_without_one_still_works(
         self, start_farm, farm_project

@@ -281,7 +281,7 @@ class TestEndings:
         assert (stored.ending.tests, stored.ending.reason) == (40, "memory would reach")
         later = make_source(farm.url)
         later.reserve(1)
-        assert later.max_age().tests == 30
+        assert later.max_age().tests == 40
         assert "1 sick workers (memory)" in later.max_age().basis
 
     def test_a_crashed_worker_feeds_the_profile_s_history(self, make_source, farm, doors):
@@ -308,3 +308,25 @@ class TestEndings:
         source.reserve(1)
         source.release_all()
         assert farm.store.endings(source.claim.profile_key) == []
+
+    def test_the_run_s_cold_workers_are_reported_for_the_profile_too(
+        self, make_source, farm, doors
+    ):
+        """At the end, the endings of the workers the farm did not provide go to the
+        profile (once); a worker that never started its session is left out."""
+        make_source(farm.url).reserve(1)
+        doors.open(*warm_all(farm))
+        source = make_source(farm.url)
+        source.reserve(1)
+        run = source.run
+        run.workers.ready("gw3")
+        for i in range(25):
+            run.recorder.started(f"t.py::test_{i}", float(i), "gw3")
+        run.workers.drain("gw3", ended="replaced", reason="memory would reach", cause="memory")
+        run.workers.down("gw3")
+        run.workers.asked("gw4")  # asked for, never started
+        source.release_all()
+        source.release_all()
+        [stored] = farm.store.endings(source.claim.profile_key)
+        assert (stored.worker_id, stored.ending.ended, stored.ending.tests) == ("", "replaced", 25)
+        assert farm.learned(source.claim.profile_key).max_age.tests == 25

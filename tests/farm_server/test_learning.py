@@ -36,31 +36,33 @@ class TestLearn:
         assert not learned.max_age.limited
         assert (learned.endings, learned.sick) == (20, 0)
 
-    def test_a_worker_replaced_for_memory_lowers_the_max_age_below_its_age(self):
-        """Replaced for memory after 40 tests: recycle at SAFETY x 40 tests."""
+    def test_a_worker_replaced_for_memory_sets_the_max_age_at_its_age(self):
+        """Replaced for memory after 40 tests (the watch already left its margin): later
+        workers are recycled at 40 tests / 80 s."""
         learned = learn([ending("replaced", "memory", tests=40, seconds=80.0)], NOW)
-        assert learned.max_age.tests == int(SAFETY * 40)
-        assert learned.max_age.seconds == SAFETY * 80.0
+        assert (learned.max_age.tests, learned.max_age.seconds) == (40, 80.0)
         assert learned.sick == 1
         assert "1 sick workers (memory)" in learned.max_age.basis
         assert learned.last_reason == "why"
 
-    def test_a_crash_feeds_the_history(self):
-        """A crashed worker counts as sick (and as a crash) and sets the age too."""
+    def test_a_crash_feeds_the_history_with_a_safety_margin(self):
+        """A crashed worker (no margin left) counts as sick, as a crash, and sets the age
+        at SAFETY x its age."""
         learned = learn([ending("crashed", "crash", tests=20)], NOW)
-        assert (learned.sick, learned.crashes, learned.max_age.tests) == (1, 1, 15)
+        assert (learned.sick, learned.crashes) == (1, 1)
+        assert learned.max_age.tests == int(SAFETY * 20)
 
     def test_errors_and_pressure_are_sickness_too(self):
         """Setup errors and memory pressure replacements lower the age as memory ones do."""
         for cause in ("errors", "pressure"):
-            assert learn([ending("replaced", cause, tests=100)], NOW).max_age.tests == 75
+            assert learn([ending("replaced", cause, tests=100)], NOW).max_age.tests == 100
 
     def test_recycling_at_the_max_age_does_not_ratchet_it_down(self):
         """Workers replaced at the max age ("age") are planned: the age stays put."""
         sick = [ending("replaced", "memory", tests=40, ago=3600)]
         recycled = [ending("replaced", "age", tests=30, ago=60)] * 20
         learned = learn(sick + recycled, NOW)
-        assert learned.max_age.tests == 30
+        assert learned.max_age.tests == 40
         assert (learned.sick, learned.recycled) == (1, 20)
 
     def test_the_median_of_the_newest_sick_workers_counts(self):
@@ -69,13 +71,13 @@ class TestLearn:
             ending("replaced", "memory", tests=t, ago=1000 - i)
             for i, t in enumerate([40, 44, 8, 42, 38])
         ]
-        assert learn(endings, NOW).max_age.tests == int(SAFETY * 40)
+        assert learn(endings, NOW).max_age.tests == 40
 
     def test_only_the_newest_few_sick_workers_count(self):
         """A leak that got worse: the old, longer-lived workers fall out of the window."""
         old = [ending("replaced", "memory", tests=200, ago=5000 + i) for i in range(10)]
         new = [ending("replaced", "memory", tests=40, ago=100 + i) for i in range(CONSIDERED)]
-        assert learn(old + new, NOW).max_age.tests == int(SAFETY * 40)
+        assert learn(old + new, NOW).max_age.tests == 40
 
     def test_a_crash_at_the_start_says_nothing_about_age(self):
         """Sick after fewer than MIN_TESTS tests (and seconds): counted, but no limit."""
@@ -83,8 +85,8 @@ class TestLearn:
         assert (learned.sick, learned.max_age.tests, learned.max_age.seconds) == (1, None, None)
 
     def test_the_age_never_goes_below_the_floor(self):
-        """Sick at 6 tests and 12 s: recycle at MIN_TESTS / MIN_SECONDS, not sooner."""
-        learned = learn([ending("replaced", "memory", tests=6, seconds=12.0)], NOW)
+        """Crashed at 6 tests and 12 s: recycle at MIN_TESTS / MIN_SECONDS, not sooner."""
+        learned = learn([ending("crashed", "crash", tests=6, seconds=12.0)], NOW)
         assert (learned.max_age.tests, learned.max_age.seconds) == (MIN_TESTS, MIN_SECONDS)
 
     def test_old_sickness_is_forgotten(self):
@@ -99,7 +101,7 @@ class TestLearn:
         assert data == {
             "max_age_tests": 30,
             "max_age_s": 22.5,
-            "basis": "1 sick workers (crash) in 7 days, median 40 tests / 30s",
+            "basis": "1 sick workers (crash) in 7 days, safe for 30 tests / 22s",
             "endings": 1,
             "sick": 1,
             "crashes": 1,

@@ -247,18 +247,18 @@ class TestOtherSignals:
 
     def test_a_worker_past_its_max_age_is_replaced(self) -> None:
         run = replay({"gw0": series(lambda i: 100, 60)}, thresholds=Thresholds(max_age_tests=50))
-        assert run.swap["gw0"] == 46  # swap_margin_tests (4) before 50
+        assert run.swap["gw0"] == 48  # an age is exact: the two tests it holds before 50
         assert run.prepare["gw0"] < 46
 
     def test_the_max_age_is_the_cause_and_says_where_it_comes_from(self) -> None:
         """An age decision has cause "age" and names the max age and its basis."""
         th = Thresholds(max_age_tests=50, max_age_basis="learned by the farm")
         monitor = HealthMonitor(LIMIT, thresholds=th)
-        for sample in series(lambda i: 100, 47):
+        for sample in series(lambda i: 100, 48):
             monitor.observe("gw0", sample)
         (a,) = monitor.assess(10.0)
         assert (a.decision, a.cause) == ("swap", "age")
-        assert a.reason == "47 tests run, max age 50 tests (learned by the farm)"
+        assert a.reason == "48 tests run, max age 50 tests (learned by the farm)"
 
     def test_a_worker_that_ends_its_share_before_its_max_age_is_left_alone(self) -> None:
         """Only ~2 tests left for it and 10 to its max age: no replacement for age."""

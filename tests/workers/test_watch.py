@@ -176,7 +176,8 @@ class TestHealthWatch:
 
     def test_the_farm_s_max_age_recycles_a_steady_worker_as_a_planned_replacement(self, tmp_path):
         """With a max age from the source (the farm learned it), a worker that holds steady
-        is replaced before that age with cause "age", and the summary says where from."""
+        gets its replacement ahead, serves on to two tests before that age (beside the
+        replacement), and is then replaced with cause "age"."""
         h = Harness(tmp_path)
         h.source.age = MaxAge(tests=20, basis="2 sick workers (memory) in 7 days")
         for _ in range(30):
@@ -187,9 +188,13 @@ class TestHealthWatch:
         assert h.watch.replacing == {"gw0": "gw2"} or h.watch.replacing == {"gw1": "gw2"}
         [sick] = h.watch.replacing
         h.run.workers.collected("gw2")
-        h.test_done("gw0" if sick == "gw1" else "gw1", 70)
         record = h.run.workers.get(sick)
         assert record is not None
+        h.test_done("gw0" if sick == "gw1" else "gw1", 70)
+        assert record.ended is None  # its replacement is up, but it is not 18 tests old yet
+        while h.watch.tests_done[sick] < 18:
+            h.test_done(sick, 70)
+        assert h.watch.tests_done[sick] == 18
         assert (record.ended, record.cause) == ("replaced", "age")
         assert "max age 20 tests (learned by the farm: 2 sick workers" in (record.reason or "")
         assert h.watch.replaced[0]["cause"] == "age"
