@@ -280,9 +280,12 @@ class HealthMonitor:
                 )
             )
         # An age is exact, not a prediction: the worker goes when what it holds (the
-        # scheduler commits two) takes it to its age, with no margin for a misjudged slope.
+        # scheduler commits two) takes it to its age, with no margin for a misjudged slope;
+        # its replacement starts a few tests ahead, not its whole start-up ahead: with a
+        # short age that would keep a third process beside two workers most of the run,
+        # under the same memory ceiling (and their next sickness would come sooner).
         age_swap = AGE_SWAP_TESTS
-        age_prepare = age_swap + min(startup_tests, 1e6) + th.prepare_margin_tests
+        age_prepare = age_swap + th.prepare_margin_tests
         age = self._age(base, state, now, pace, age_swap, age_prepare, remaining)
         if age is not None:
             candidates.append(age)
