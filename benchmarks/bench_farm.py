@@ -50,6 +50,7 @@ REPO = HERE.parent
 EXAMPLE = REPO / "example_project"
 sys.path.insert(0, str(REPO))
 
+import _health_tally  # noqa: E402
 from _common import pytest_command  # noqa: E402
 
 from farm_server import daemon  # noqa: E402
@@ -138,7 +139,9 @@ def run_pytest(project: Path, workdir: Path, mode: str, env: dict[str, str]) -> 
     if mode == "warm" and not any(line.startswith("farm: 2 warm workers (") for line in lines):
         raise SystemExit(f"the warm run did not get two warm workers:\n{done.stdout[-3000:]}")
     first = float(marker.read_text())
-    tests = json.loads((workdir / "report.json").read_text())["tests"]
+    report = json.loads((workdir / "report.json").read_text())
+    _health_tally.add(report)
+    tests = report["tests"]
     return Sample(
         mode,
         first - started,
@@ -274,6 +277,7 @@ def main(argv: list[str] | None = None) -> int:
         f"  a worker warms in {result['warmup_s_median']}s (median); before a warm run the "
         f"benchmark waited {result['replacement_wait_s_median']}s (median) for two warm ones"
     )
+    print(f"  {_health_tally.summary()}")
     if args.json:
         args.json.write_text(
             json.dumps({**result, "samples": [asdict(s) for s in samples]}, indent=2)

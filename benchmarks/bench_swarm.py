@@ -44,6 +44,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import _health_tally
+
 REPO = Path(__file__).resolve().parents[1]
 #: arguments every run gets (--sf-dist)
 EXTRA: list[str] = []
@@ -113,7 +115,9 @@ def run_once(
     if done.returncode != 0 or not report.exists():
         tail = (done.stdout + done.stderr)[-3000:]
         sys.exit(f"{suite.name}: pytest exited {done.returncode}\n{' '.join(cmd)}\n{tail}")
-    return measure(json.loads(report.read_text()), wall)
+    data = json.loads(report.read_text())
+    _health_tally.add(data)
+    return measure(data, wall)
 
 
 def measure(report: dict[str, Any], wall: float) -> Run:
@@ -301,6 +305,7 @@ def main() -> int:
     for rows in tables:
         print("\n".join(rows))
         print()
+    print(_health_tally.summary())
     return 0
 
 

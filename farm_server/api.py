@@ -12,7 +12,7 @@ CLI: they never send the token).
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Annotated, Any, Optional, cast
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Optional, cast
 from urllib.parse import urlsplit
 
 from fastapi import FastAPI, HTTPException, Query, Request
@@ -35,6 +35,7 @@ from farm_server.apidocs import add_docs_page
 from farm_server.auth import Guard, Sessions
 from farm_server.config import FarmConfig, describe_errors
 from farm_server.errors import InterpreterRejected
+from shadowfarm_wire.endings import MAX_REASON, WorkerEnding
 from shadowfarm_wire.profile import Profile
 from shadowfarm_wire.trust import CHALLENGE_PATH
 
@@ -77,6 +78,22 @@ class ClaimBody(Strict):
     )
     client: dict[Name, str | int | FiniteFloat | bool | None] = Field(
         default_factory=dict, max_length=50
+    )
+
+
+class ReleaseBody(Strict):
+    """How the worker's part in the run ended: what the farm learns the max age from."""
+
+    ended: Literal["finished", "crashed", "replaced", "drained"]
+    cause: Literal["", "memory", "errors", "pressure", "age", "crash"] = ""
+    tests: int = Field(default=0, ge=0, le=10_000_000, description="tests it ran")
+    seconds: FiniteFloat = Field(default=0.0, ge=0, le=1e7, description="seconds it worked")
+    reason: Annotated[str, StringConstraints(max_length=MAX_REASON)] = ""
+
+
+class EndingsBody(Strict):
+    endings: list[ReleaseBody] = Field(
+        max_length=256, description="how a run's workers that the farm did not provide ended"
     )
 
 
@@ -200,11 +217,13 @@ def create_app(farm: Farm) -> FastAPI:
             # these workers; back to warm rather than ended after claim_timeout_s.
             farm.pool.unclaim(result.claim_id)
             return Response(status_code=499)
+        learned = await run_in_threadpool(farm.learned, result.profile_key)
         return {
             "claim_id": result.claim_id,
             "profile_key": result.profile_key,
             "registered": result.registered,
             "warming": result.warming,
+            "max_age": learned.max_age.to_dict(),
             "workers": [
                 {"id": w.id, "socket": w.socket, "token": w.token, "modules": sorted(w.modules)}
                 for w in result.workers
@@ -212,11 +231,27 @@ def create_app(farm: Farm) -> FastAPI:
         }
 
     @app.post("/api/workers/{worker_id}/release")
-    def release(worker_id: Annotated[str, StringConstraints(max_length=64)]) -> dict[str, Any]:
-        worker = farm.pool.release(worker_id)
+    def release(
+        worker_id: Annotated[str, StringConstraints(max_length=64)],
+        body: ReleaseBody | None = None,
+    ) -> dict[str, Any]:
+        """The run is done with the worker; the body (optional) says how it ended."""
+        ending = WorkerEnding(**body.model_dump()) if body is not None else None
+        worker = farm.release(worker_id, ending)
         if worker is None:
             raise HTTPException(404, f"no worker {worker_id!r} in this farm")
         return {"id": worker.id, "state": worker.state}
+
+    @app.post("/api/profiles/{profile_key}/endings")
+    def endings(
+        profile_key: Annotated[str, StringConstraints(max_length=64)], body: EndingsBody
+    ) -> dict[str, Any]:
+        """How a run's own (cold) workers of a profile ended: the profile learns from them
+        as from the farm's workers (the release body says it for those)."""
+        found = [WorkerEnding(**e.model_dump()) for e in body.endings]
+        if not farm.record_endings(profile_key, found):
+            raise HTTPException(404, f"no live profile {profile_key!r} in this farm")
+        return {"recorded": len(found)}
 
     @app.get("/api/swarm/status")
     def status() -> dict[str, Any]:

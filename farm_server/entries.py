@@ -37,6 +37,8 @@ class Worker:
     ended: float | None = None
     end_reason: str = ""
     returncode: int | None = None
+    #: the run said how this worker ended (an ending is recorded once per worker)
+    ending_reported: bool = False
 
     @property
     def pid(self) -> int | None:

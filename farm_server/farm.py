@@ -15,9 +15,11 @@ from typing import Any
 from farm_server.config import FarmConfig
 from farm_server.disk import DiskHealth
 from farm_server.interpreters import Interpreters
-from farm_server.pool import ClaimResult, Pool
+from farm_server.learning import Learned, learn
+from farm_server.pool import ClaimResult, Pool, Worker
 from farm_server.status import PoolCollector, status
 from farm_server.store import FarmStore
+from shadowfarm_wire.endings import WorkerEnding
 from shadowfarm_wire.home import FarmHome
 from shadowfarm_wire.profile import Profile
 
@@ -51,7 +53,7 @@ class Farm:
         self.started = self.clock()
         self.url = ""
         self.registry = CollectorRegistry()
-        self.registry.register(PoolCollector(pool))
+        self.registry.register(PoolCollector(pool, self.learned_all))
 
     def claim(
         self,
@@ -76,6 +78,55 @@ class Farm:
         )
         return result
 
+    def release(self, worker_id: str, ending: WorkerEnding | None = None) -> Worker | None:
+        """The run is done with ``worker_id``; ``ending`` (how it ended) feeds its profile's
+        history, once per worker, and only for a worker that was claimed. None: unknown."""
+        worker = self.pool.release(worker_id)
+        if worker is None or ending is None:
+            return worker
+        with self.pool.lock:
+            if worker.claim_id is None or worker.ending_reported:
+                return worker
+            worker.ending_reported = True
+        self._write(
+            f"recording how worker {worker.id} ended",
+            self.store.record_ending,
+            worker.profile_key,
+            worker.id,
+            self.clock(),
+            ending,
+        )
+        return worker
+
+    def record_endings(self, profile_key: str, endings: list[WorkerEnding]) -> bool:
+        """Endings of a run's workers the farm did not provide; False: no such live profile."""
+        with self.pool.lock:
+            entry = self.pool.profiles.get(profile_key)
+            if entry is None or entry.retired is not None:
+                return False
+        for ending in endings:
+            self._write(
+                "recording how a run's worker ended",
+                self.store.record_ending,
+                profile_key,
+                "",
+                self.clock(),
+                ending,
+            )
+        return True
+
+    def learned(self, profile_key: str) -> Learned:
+        """What the farm learned of ``profile_key``'s workers: its max age, from the store."""
+        try:
+            endings = self.store.endings(profile_key)
+        except (sqlite3.Error, OSError) as exc:
+            self.disk.failed("reading worker endings", exc)
+            endings = []
+        return learn(endings, self.clock())
+
+    def learned_all(self) -> dict[str, Learned]:
+        return {entry.key: self.learned(entry.key) for entry in self.pool.find_profiles("all")}
+
     def health(self) -> dict[str, Any]:
         """``ok`` and, when not, the ``problems`` (full disk, failed writes)."""
         problems = self.disk.problems()
@@ -99,7 +150,10 @@ class Farm:
             "home": str(self.home.root),
             "uptime_s": round(now - self.started, 3),
         }
-        return status(self.pool, now=now, totals=self.store.claim_totals(), extra=extra)
+        learned = {key: value.to_dict() for key, value in self.learned_all().items()}
+        return status(
+            self.pool, now=now, totals=self.store.claim_totals(), extra=extra, learned=learned
+        )
 
     def set_config(self, config: FarmConfig) -> None:
         with self.pool.lock:

@@ -1,16 +1,18 @@
 """What ``GET /api/swarm/status`` and ``/metrics`` report, read from the pool (pure views).
 
 Status version 1 (``farm status --json``): ``profiles[]`` with counts per state, health,
-targets and warm-up times; ``workers[]`` with id, profile, state, pid, ages and the
+targets, warm-up times and ``learned`` (the max age learned from how its workers ended:
+:mod:`.learning`); ``workers[]`` with id, profile, state, pid, ages and the
 readiness report summary; ``totals`` with claims served and the hit rate.
 """
 
 from __future__ import annotations
 
 import statistics
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
+from farm_server.learning import Learned
 from farm_server.pool import STATES, Pool, ProfileEntry, Worker
 
 __all__ = [
@@ -124,7 +126,12 @@ def forecast_view(pool: Pool, key: str, now: float, hours: int = 6) -> dict[str,
 
 
 def status(
-    pool: Pool, *, now: float, totals: tuple[int, int, int], extra: dict[str, Any]
+    pool: Pool,
+    *,
+    now: float,
+    totals: tuple[int, int, int],
+    extra: dict[str, Any],
+    learned: Mapping[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """The whole status document; ``totals`` = (claims, requested, granted) of the farm's life."""
     with pool.lock:
@@ -144,7 +151,10 @@ def status(
                 "live_workers": len(workers),
                 "warming_deferred": pool.deferred or None,
             },
-            "profiles": [profile_view(p, workers, pool, now) for p in profiles],
+            "profiles": [
+                {**profile_view(p, workers, pool, now), "learned": (learned or {}).get(p.key)}
+                for p in profiles
+            ],
             "workers": [worker_view(w, now) for w in sorted(workers, key=lambda w: w.spawned)],
         }
 
@@ -152,8 +162,12 @@ def status(
 class PoolCollector:
     """prometheus_client collector: reads the pool at scrape time (no duplicated state)."""
 
-    def __init__(self, pool: Pool) -> None:
+    def __init__(
+        self, pool: Pool, learned: Callable[[], Mapping[str, Learned]] = lambda: {}
+    ) -> None:
         self.pool = pool
+        #: each live profile's learned max age (read from the store at scrape time)
+        self.learned = learned
 
     def collect(self) -> Iterator[Any]:
         from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -211,6 +225,23 @@ class PoolCollector:
                 self.pool.granted,
                 self.pool.rejections,
             )
+        max_age = GaugeMetricFamily(
+            "shadowfarm_profile_max_age_tests",
+            "Tests a worker of the profile may serve before runs recycle it (learned)",
+            labels=["profile"],
+        )
+        sick = GaugeMetricFamily(
+            "shadowfarm_profile_sick_workers",
+            "Workers of the profile that crashed or were replaced sick, in the memory window",
+            labels=["profile", "kind"],
+        )
+        for key, learned in self.learned().items():
+            if learned.max_age.tests is not None:
+                max_age.add_metric([key], learned.max_age.tests)
+            sick.add_metric([key, "crashed"], learned.crashes)
+            sick.add_metric([key, "replaced"], learned.sick - learned.crashes)
+        yield max_age
+        yield sick
         yield workers
         yield warmup
         yield target

@@ -1,4 +1,5 @@
-"""The farm's database (SQLite, WAL): config, profiles, claims, worker lives, telemetry.
+"""The farm's database (SQLite, WAL): config, profiles, claims, worker lives and endings,
+telemetry.
 
 Only the daemon writes it, from the API's threads and the pool's; one connection behind
 a lock is enough for that traffic. Profiles survive a restart, so a restarted farm warms
@@ -13,6 +14,9 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from farm_server.learning import StoredEnding
+from shadowfarm_wire.endings import WorkerEnding
+
 __all__ = ["SCHEMA_VERSION", "FarmStore"]
 
 SCHEMA_VERSION = 1
@@ -22,6 +26,8 @@ KEEP_GONE_WORKERS = 1000
 PROFILE_MAX_AGE_S = 30 * 86400.0
 #: telemetry posts kept, the newest (the database must not grow with every run forever)
 KEEP_TELEMETRY_POSTS = 5000
+#: worker endings kept per profile, the newest (what the max age is learned from)
+KEEP_ENDINGS = 200
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS config (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -43,6 +49,12 @@ CREATE TABLE IF NOT EXISTS telemetry (
     id INTEGER PRIMARY KEY AUTOINCREMENT, received REAL NOT NULL, claim_id TEXT,
     worker_id TEXT, payload TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS endings (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, profile_key TEXT NOT NULL, worker_id TEXT NOT NULL,
+    at REAL NOT NULL, ended TEXT NOT NULL, cause TEXT NOT NULL, tests INTEGER NOT NULL,
+    seconds REAL NOT NULL, reason TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS endings_by_profile ON endings (profile_key, at);
 """
 
 
@@ -209,6 +221,48 @@ class FarmStore:
             "(SELECT id FROM workers WHERE state = 'gone' ORDER BY spawned DESC LIMIT ?)",
             (keep,),
         )
+
+    # --- worker endings (what the farm learns each profile's max age from) -----------------
+
+    def record_ending(
+        self, profile_key: str, worker_id: str, at: float, ending: WorkerEnding
+    ) -> None:
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO endings (profile_key, worker_id, at, ended, cause, tests, seconds, "
+                "reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    profile_key,
+                    worker_id,
+                    at,
+                    ending.ended,
+                    ending.cause,
+                    ending.tests,
+                    ending.seconds,
+                    ending.reason,
+                ),
+            )
+            self._db.execute(
+                "DELETE FROM endings WHERE profile_key = ? AND id NOT IN (SELECT id FROM endings "
+                "WHERE profile_key = ? ORDER BY id DESC LIMIT ?)",
+                (profile_key, profile_key, KEEP_ENDINGS),
+            )
+
+    def endings(self, profile_key: str) -> list[StoredEnding]:
+        """The kept endings of ``profile_key``'s workers, oldest first."""
+        rows = self._exec(
+            "SELECT at, worker_id, ended, cause, tests, seconds, reason FROM endings "
+            "WHERE profile_key = ? ORDER BY id",
+            (profile_key,),
+        )
+        found = []
+        for at, worker, ended, cause, tests, seconds, reason in rows:
+            try:
+                ending = WorkerEnding(ended, cause, int(tests), float(seconds), reason)
+            except (TypeError, ValueError):
+                continue  # a row this farm cannot read (a newer cause): it learns without it
+            found.append(StoredEnding(float(at), str(worker), ending))
+        return found
 
     # --- telemetry -------------------------------------------------------------------------
 

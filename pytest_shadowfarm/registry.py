@@ -40,6 +40,8 @@ class WorkerRecord:
     collected_s: float | None = None
     ended: str | None = None
     reason: str | None = None
+    #: why it was replaced ("memory", "errors", "pressure", "age"), "crash" when it crashed
+    cause: str | None = None
     #: xdist's WorkerController, for the features that must talk to the worker
     node: Any = field(default=None, repr=False, compare=False)
 
@@ -66,6 +68,8 @@ class WorkerRecord:
         }
         if self.reason is not None:
             entry["reason"] = self.reason
+        if self.cause is not None:
+            entry["cause"] = self.cause
         return entry
 
 
@@ -149,14 +153,22 @@ class WorkerRegistry:
             record.state = "collected"
         return record
 
-    def drain(self, worker_id: str, *, ended: str = "drained", reason: str | None = None) -> None:
-        """The worker runs what it holds and then leaves; ``ended`` says why."""
+    def drain(
+        self,
+        worker_id: str,
+        *,
+        ended: str = "drained",
+        reason: str | None = None,
+        cause: str | None = None,
+    ) -> None:
+        """The worker runs what it holds and then leaves; ``ended`` (and ``cause``) say why."""
         record = self._workers.get(worker_id)
         if record is None or not record.live:
             return
         record.state = "draining"
         record.ended = ended
         record.reason = reason
+        record.cause = cause
 
     def down(self, worker_id: str, *, crashed: bool = False, reason: str | None = None) -> None:
         record = self._workers.get(worker_id)
@@ -167,6 +179,7 @@ class WorkerRegistry:
         if crashed:
             record.ended = "crashed"
             record.reason = reason
+            record.cause = "crash"
         elif record.ended is None:
             record.ended = "finished"
 

@@ -203,6 +203,9 @@ def _status(args: argparse.Namespace, ctx: Context) -> int:
             f"(min {p['min_warm']}, max {p['max_warm']}{', drained' if p['drained'] else ''})  "
             f"warm-up median {_duration(p['warmup_s_median'])}"
         )
+        learned = p.get("learned")
+        if learned and (learned["sick"] or learned["max_age_tests"] or learned["max_age_s"]):
+            ctx.print(f"  {_learned_line(learned)}")
         fc = p.get("forecast")
         if fc:
             hours = "  ".join(
@@ -216,6 +219,20 @@ def _status(args: argparse.Namespace, ctx: Context) -> int:
             rate = "-" if fc["hit_rate"] is None else f"{fc['hit_rate']:.0%}"
             ctx.print(f"  so far: hit rate {rate}, idle {fc['idle_worker_s']:,.0f} worker-s")
     return 0
+
+
+def _learned_line(learned: dict[str, Any]) -> str:
+    """What the farm learned of a profile's workers, as ``farm status`` prints it."""
+    tests, seconds = learned["max_age_tests"], learned["max_age_s"]
+    limits = [f"{tests} tests" if tests else "", f"{_duration(seconds)}" if seconds else ""]
+    age = " or ".join(part for part in limits if part) or "no limit"
+    line = (
+        f"max age {age}: {learned['sick']} sick workers ({learned['crashes']} crashed), "
+        f"{learned['recycled']} recycled at the max age"
+    )
+    if learned.get("last_reason"):
+        line += f"; last: {learned['last_reason']}"
+    return line
 
 
 def _workers(args: argparse.Namespace, ctx: Context) -> int:

@@ -16,11 +16,12 @@ from __future__ import annotations
 import hmac
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pytest_shadowfarm.errors import FarmError, TrustError
 from pytest_shadowfarm.farm.handoff import WarmSlot
+from shadowfarm_wire.endings import MaxAge, WorkerEnding
 from shadowfarm_wire.home import FarmHome
 from shadowfarm_wire.profile import Profile
 from shadowfarm_wire.trust import (
@@ -77,6 +78,9 @@ class Claim:
     registered: bool
     warming: int
     workers: tuple[WarmSlot, ...]
+    #: how long this profile's workers may serve before the run recycles them (learned
+    #: by the farm from how they ended; a farm that does not say: no limit)
+    max_age: MaxAge = field(default_factory=MaxAge)
 
 
 def _slot(raw: Any, profile_key: str) -> WarmSlot:
@@ -230,13 +234,22 @@ class FarmClient:
                 registered=bool(data.get("registered")),
                 warming=int(data.get("warming", 0)),
                 workers=tuple(_slot(w, key) for w in data["workers"])[:count],
+                max_age=MaxAge.from_dict(data["max_age"]) if "max_age" in data else MaxAge(),
             )
         except (KeyError, TypeError, ValueError) as exc:
             msg = f"the farm at {self.url} answered a claim with an unexpected shape ({exc})"
             raise FarmError(msg) from None
 
-    def release(self, worker_id: str) -> None:
-        self._request("POST", f"/api/workers/{worker_id}/release")
+    def release(self, worker_id: str, ending: WorkerEnding | None = None) -> None:
+        """Give ``worker_id`` back; ``ending`` tells the farm how it ended (it learns from it)."""
+        body = ending.to_dict() if ending is not None else None
+        self._request("POST", f"/api/workers/{worker_id}/release", body)
+
+    def report_endings(self, profile_key: str, endings: Iterable[WorkerEnding]) -> None:
+        """How the run's workers that the farm did not provide ended (the farm learns the
+        profile's max age from every worker of the run)."""
+        body = {"endings": [ending.to_dict() for ending in endings]}
+        self._request("POST", f"/api/profiles/{profile_key}/endings", body)
 
     def status(self) -> dict[str, Any]:
         return self._request("GET", "/api/swarm/status")

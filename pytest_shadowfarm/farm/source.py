@@ -5,7 +5,9 @@ hand-off installed on xdist's group connects them as its workers start); ``start
 adds one worker mid-run through xdist's ``setup_node``, which the hand-off serves with a
 freshly claimed warm worker when the farm has one and a cold popen worker otherwise;
 ``release`` and ``lost`` give claimed workers back (each serves one session and exits;
-the farm warms replacements).
+the farm warms replacements), saying how each handed-over one ended (finished, replaced
+and why, crashed) and after how many tests: the farm learns each profile's max age from
+that and answers the claim with it (``max_age``).
 
 A farm that is down, slower than its timeout or answers garbage costs at most that and
 one warning; the run goes on with cold workers. Nothing here imports pytest.
@@ -25,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from pytest_shadowfarm.errors import FarmError, TrustError
 from pytest_shadowfarm.farm.shadow import choose_shadow_tests
 from pytest_shadowfarm.workers.source import PopenSource, PutEvent
+from shadowfarm_wire.endings import ENDINGS, MaxAge, WorkerEnding
 
 if TYPE_CHECKING:
     from pytest_shadowfarm.farm.client import Claim, FarmClient, FarmEndpoint
@@ -68,6 +71,8 @@ class FarmSource:
         self.distrust = ""
         #: farm worker id -> authenticated socket, connected at the claim, not yet used
         self.connected: dict[str, socket.socket] = {}
+        #: the cold workers' endings were sent (at the end of the run)
+        self.cold_reported = False
 
     # --- finding the farm ---------------------------------------------------------------
 
@@ -166,6 +171,48 @@ class FarmSource:
 
     def release_all(self) -> None:
         self._give_back(list(self.claimed))
+        self._report_cold_endings()
+
+    def max_age(self) -> MaxAge:
+        return self.claim.max_age if self.claim is not None else MaxAge()
+
+    def ending(self, farm_id: str) -> WorkerEnding | None:
+        """How the run's worker that farm worker ``farm_id`` became ended (None: unused)."""
+        gateway = next((gw for gw, fid in self.warm.items() if fid == farm_id), None)
+        return self._ending_of(gateway) if gateway is not None else None
+
+    def _report_cold_endings(self) -> None:
+        """Tell the farm how the run's cold workers ended, once: they ran the same profile."""
+        if self.client is None or self.claim is None or self.cold_reported:
+            return
+        self.cold_reported = True
+        endings = [
+            ending
+            for record in self.run.workers
+            if record.id not in self.warm and (ending := self._ending_of(record.id)) is not None
+        ]
+        if endings:
+            with contextlib.suppress(FarmError):  # the farm went away: it learns less
+                self.client.report_endings(self.claim.profile_key, endings[:256])
+
+    def _ending_of(self, gateway: str) -> WorkerEnding | None:
+        record = self.run.workers.get(gateway)
+        if record is None or record.ready_s is None:
+            return None  # never started its session: it says nothing about the profile
+        ended = record.ended if record.ended in ENDINGS else "finished"
+        end = record.left_s if record.left_s is not None else self.run.now()
+        start = record.ready_s if record.ready_s is not None else record.joined_s
+        tests = sum(1 for t in self.run.recorder.traces.values() if t.worker == gateway)
+        try:
+            return WorkerEnding(
+                ended=str(ended),
+                cause=record.cause or "",
+                tests=tests,
+                seconds=max(0.0, end - start),
+                reason=record.reason or "",
+            )
+        except ValueError:
+            return None  # a cause the wire does not know: release without an ending
 
     # --- the hand-off's callbacks ---------------------------------------------------------
 
@@ -220,7 +267,7 @@ class FarmSource:
             return
         for slot in slots:
             try:
-                self.client.release(slot.id)
+                self.client.release(slot.id, self.ending(slot.id))
             except FarmError:
                 # A farm that went away has ended its workers itself; one that is slow
                 # ends them on its own too (claim_timeout_s): do not wait for it N times.

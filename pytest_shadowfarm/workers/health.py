@@ -50,6 +50,9 @@ __all__ = [
 
 Decision = Literal["ok", "prepare", "swap"]
 
+#: tests before its max age at which a worker is swapped out: the two it holds
+AGE_SWAP_TESTS = 2.0
+
 
 @dataclass(frozen=True)
 class Sample:
@@ -72,6 +75,8 @@ class Assessment:
     score: float
     reason: str
     tests_done: int
+    #: what the score comes from: "memory", "age", "errors" or "pressure"
+    cause: str = "memory"
     #: predicted tests / seconds until it crosses its share; None: not growing (or unknown)
     tests_left: float | None = None
     seconds_left: float | None = None
@@ -97,6 +102,8 @@ class Prediction:
 @dataclass
 class _Worker:
     samples: deque[Sample]
+    #: when its first test ended (its age in seconds counts from there)
+    first_t: float | None = None
     decision: Decision = "ok"
     memory_errors: int = 0
     os_errors: int = 0
@@ -129,6 +136,8 @@ class HealthMonitor:
         state = self._state(worker)
         if state.samples and sample.tests_done <= state.samples[-1].tests_done:
             return
+        if state.first_t is None:
+            state.first_t = sample.t
         state.samples.append(sample)
 
     def observe_error(self, worker: str, error: str) -> None:
@@ -270,23 +279,23 @@ class HealthMonitor:
                     base, fit, level, share, swap_at, prepare_at, pace, now, state, remaining
                 )
             )
-        if th.max_age_tests is not None:
-            left = th.max_age_tests - done
-            score = score_for_tests_left(left, swap_at, prepare_at, th)
-            candidates.append(
-                _with(
-                    base,
-                    score=score,
-                    confidence=1.0,
-                    reason=f"{done} tests run, max age {th.max_age_tests}",
-                )
-            )
+        # An age is exact, not a prediction: the worker goes when what it holds (the
+        # scheduler commits two) takes it to its age, with no margin for a misjudged slope;
+        # its replacement starts a few tests ahead, not its whole start-up ahead: with a
+        # short age that would keep a third process beside two workers most of the run,
+        # under the same memory ceiling (and their next sickness would come sooner).
+        age_swap = AGE_SWAP_TESTS
+        age_prepare = age_swap + th.prepare_margin_tests
+        age = self._age(base, state, now, pace, age_swap, age_prepare, remaining)
+        if age is not None:
+            candidates.append(age)
         if state.memory_errors:
             candidates.append(
                 _with(
                     base,
                     score=max(th.swap, 0.95),
                     confidence=1.0,
+                    cause="errors",
                     reason=f"{state.memory_errors} MemoryError in setup",
                 )
             )
@@ -294,10 +303,46 @@ class HealthMonitor:
             score = th.swap if state.os_errors >= th.oserrors_swap else th.prepare
             candidates.append(
                 _with(
-                    base, score=score, confidence=1.0, reason=f"{state.os_errors} OSError in setup"
+                    base,
+                    score=score,
+                    confidence=1.0,
+                    cause="errors",
+                    reason=f"{state.os_errors} OSError in setup",
                 )
             )
         return max(candidates, key=lambda a: a.score)
+
+    def _age(
+        self,
+        base: Assessment,
+        state: _Worker,
+        now: float,
+        pace: float,
+        swap_at: float,
+        prepare_at: float,
+        remaining: float | None,
+    ) -> Assessment | None:
+        """The worker against its max age (tests, else seconds); None when it has none."""
+        th = self.thresholds
+        done = base.tests_done
+        if pace <= 0:
+            return None  # its pace is not known yet: when to start a replacement is not
+        if th.max_age_tests is not None:
+            left = float(th.max_age_tests - done)
+            limit = f"max age {th.max_age_tests} tests"
+        elif th.max_age_s is not None and state.first_t is not None:
+            left = (th.max_age_s - (now - state.first_t)) / pace
+            limit = f"max age {th.max_age_s:g}s"
+        else:
+            return None
+        score = score_for_tests_left(left, swap_at, prepare_at, th)
+        reason = f"{done} tests run, {limit}"
+        if th.max_age_basis:
+            reason += f" ({th.max_age_basis})"
+        if remaining is not None and left > remaining + swap_at:
+            # it would reach its age only after its last test: no replacement needed
+            score = min(score, th.prepare * 0.9)
+        return _with(base, score=score, confidence=1.0, cause="age", reason=reason)
 
     def _memory(
         self,
@@ -356,7 +401,10 @@ class HealthMonitor:
         if worst.score >= th.prepare:
             return out
         raised = _with(
-            worst, score=th.prepare, reason=f"memory pressure {pressure:.0f}% (PSI); {worst.reason}"
+            worst,
+            score=th.prepare,
+            cause="pressure",
+            reason=f"memory pressure {pressure:.0f}% (PSI); {worst.reason}",
         )
         return [raised if a is worst else a for a in out]
 

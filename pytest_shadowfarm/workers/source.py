@@ -1,10 +1,11 @@
 """Where a run's workers come from: the :class:`WorkerSource` seam.
 
-A source answers three questions for the run: how many of the workers xdist starts with
+A source answers four questions for the run: how many of the workers xdist starts with
 it serves itself (:meth:`~WorkerSource.reserve`, e.g. the farm claims warm ones), one
-more worker now (:meth:`~WorkerSource.start`, for the swarm or a replacement), and what
+more worker now (:meth:`~WorkerSource.start`, for the swarm or a replacement), what
 to do with a worker the run is done with (:meth:`~WorkerSource.release`) or lost
-(:meth:`~WorkerSource.lost`).
+(:meth:`~WorkerSource.lost`), and how long a worker may serve before the run recycles
+it (:meth:`~WorkerSource.max_age`: the farm learns it from how its workers ended).
 
 :class:`PopenSource` starts local workers through xdist's own ``NodeManager.setup_node``
 -> ``group.makegateway``. That is also what the farm's hand-off overrides on the group
@@ -18,6 +19,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
+
+from shadowfarm_wire.endings import MaxAge
 
 __all__ = ["PopenSource", "PutEvent", "WorkerSource", "popen_template"]
 
@@ -44,6 +47,11 @@ class WorkerSource(Protocol):
 
     def lost(self, worker_id: str, error: object) -> None:
         """This worker died under the run."""
+        ...
+
+    def max_age(self) -> MaxAge:
+        """How long this run's workers may serve before being replaced (known after
+        ``reserve``; no limit when the source does not know)."""
         ...
 
 
@@ -97,3 +105,7 @@ class PopenSource:
 
     def lost(self, worker_id: str, error: object) -> None:
         """xdist reports the crash itself."""
+
+    def max_age(self) -> MaxAge:
+        """Local workers have no history of their own: no limit."""
+        return MaxAge()

@@ -37,6 +37,11 @@ class Thresholds:
     min_confidence: float = 0.4
     #: a worker this old (tests) is replaced whatever its memory does; None: no limit
     max_age_tests: int | None = None
+    #: the same in seconds of work, used only when no ``max_age_tests`` is set (a leak
+    #: per test follows tests, and seconds per test vary with the host's load)
+    max_age_s: float | None = None
+    #: where the max age comes from, for the reason ("the farm: 3 sick workers ...")
+    max_age_basis: str = ""
     #: OSErrors (in setup) that make a worker ``prepare`` / ``swap``
     oserrors_prepare: int = 1
     oserrors_swap: int = 3

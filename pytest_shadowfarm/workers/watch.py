@@ -12,7 +12,8 @@ main loop:
 * once the replacement has collected, or at ``swap`` whatever comes first, the sick
   worker is drained: it gets no new test, runs what it holds and leaves
   (``ended = "replaced"`` with the monitor's reason). So a ``-n N`` run keeps N workers,
-  plus one while a replacement starts.
+  plus one while a replacement starts. A worker that is only old (its max age, learned
+  by the farm) serves on to ``swap``, beside its replacement.
 
 A worker that crashes anyway is handled by the scheduler (its test is rerun once on a
 fresh worker). What happened goes into the run report (``health``) and the summary.
@@ -22,7 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import statistics
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -86,6 +87,8 @@ class HealthWatch:
         self._pressure_pct: float | None = None
         #: each worker's RSS after its first test: what a fresh worker costs
         self._fresh_bytes: dict[str, int] = {}
+        #: the max age the source gave (the farm learns it per profile); None: not asked yet
+        self.max_age: dict[str, Any] | None = None
 
     # --- input ------------------------------------------------------------------------------
 
@@ -149,6 +152,8 @@ class HealthWatch:
         if session is None or session.shuttingdown or session.sched is None:
             return
         run = self.run
+        if self.max_age is None:
+            self._apply_max_age()
         startups = run.workers.startups()
         if startups:
             self.monitor.startup_s = statistics.median(startups)
@@ -179,13 +184,31 @@ class HealthWatch:
                 (r := run.workers.get(replacement)) is not None and r.collected_s is not None
             )
             decision = assessments.get(sick)
-            if ready or (decision is not None and decision.decision == "swap"):
+            if decision is not None and decision.decision == "swap":
+                self._retire(session, sick, decision)
+            elif ready and (decision is None or decision.cause != "age"):
+                # a sick worker goes as soon as its replacement is up; one that is only
+                # old serves on to its age (recycling it sooner would cost more starts)
                 self._retire(session, sick, decision)
         # A worker drained without its own replacement is given back while work waits;
         # a worker that simply ran out of work is not (xdist ends those as a run winds down).
         if self.owed and not self._starting() and self._pending(session):
             self.owed -= 1
             self._start_worker(session, None, None)
+
+    def _apply_max_age(self) -> None:
+        """Recycle workers at the max age the source knows for this run's profile (the
+        farm learns it from how earlier runs' workers ended), unless one is set here."""
+        age = self.source.max_age()
+        self.max_age = age.to_dict()
+        th = self.monitor.thresholds
+        if not age.limited or th.max_age_tests is not None or th.max_age_s is not None:
+            return
+        basis = f"learned by the farm: {age.basis}" if age.basis else "learned by the farm"
+        self.monitor.thresholds = replace(
+            th, max_age_tests=age.tests, max_age_s=age.seconds, max_age_basis=basis
+        )
+        self.run.events.emit("health_max_age", tests=age.tests, seconds=age.seconds, basis=basis)
 
     def _starting(self) -> bool:
         """Whether a worker this watch started has not collected yet."""
@@ -245,13 +268,14 @@ class HealthWatch:
         if record is None or record.node is None:
             return
         reason = assessment.reason if assessment is not None else "replaced before it failed"
+        cause = assessment.cause if assessment is not None else "memory"
         # Our scheduler asks for the items it has not started back (xdist's own keeps them
         # on the worker); then the worker runs the rest of what it holds and leaves.
         take_back = getattr(session.sched, "take_back", None)
         if take_back is not None:
             take_back(record.node)
         record.node.shutdown()
-        run.workers.drain(worker, ended="replaced", reason=reason)
+        run.workers.drain(worker, ended="replaced", reason=reason, cause=cause)
         if self.replacing.get(worker) is None:
             self.owed += 1
         tests = self.tests_done.get(worker, 0)
@@ -261,6 +285,7 @@ class HealthWatch:
                 "replacement": self.replacing.get(worker),
                 "tests": tests,
                 "reason": reason,
+                "cause": cause,
                 "lead_tests": None,
             }
         )
@@ -345,6 +370,7 @@ class HealthWatch:
             "replacements": len(self.replaced),
             "crashes": len(crashes),
             "replaced": self.replaced,
+            "max_age": self.max_age,
             "predictions": [asdict(p) for p in self.monitor.predictions()],
         }
 
@@ -358,6 +384,10 @@ class HealthWatch:
                 f"health: {entry['worker']} replaced after {entry['tests']} tests: "
                 f"{entry['reason']}{ahead}"
             )
+        th = self.monitor.thresholds
+        if th.max_age_basis and (th.max_age_tests or th.max_age_s):
+            limit = f"{th.max_age_tests} tests" if th.max_age_tests else f"{th.max_age_s:g}s"
+            write(f"health: workers recycled at {limit} ({th.max_age_basis})")
         if self.replaced or self.config.option.verbose > 0:
             write(
                 f"health: memory ceiling {format_size(self.ceiling.bytes)} "

@@ -14,6 +14,7 @@ import pytest
 
 from farm_server.farm import Farm
 from pytest_shadowfarm.cli.main import main
+from shadowfarm_wire.endings import WorkerEnding
 from shadowfarm_wire.home import FarmHome
 from shadowfarm_wire.profile import current_profile
 from tests.apptools import Clock, make_farm, pretend_running, serve_farm, warm_all
@@ -133,6 +134,25 @@ class TestAgainstAFarm:
         assert "claims 1: 0 of 2 workers warm (hit rate 0%), 1 live workers" in result.out
         assert f"profile {PROFILE.key}  /src/proj" in result.out
         assert "warming 0  warm 1  claimed 0  (min 0, max 0)  warm-up median 0.00s" in result.out
+
+    def test_status_shows_what_the_farm_learned_of_a_profile(self, shadowfarm, farm):
+        """A worker replaced for memory and one that crashed: the profile's max age, its sick
+        workers and the last reason, in the text and in --json."""
+        farm.claim(PROFILE, 1, (), (), {})
+        warm_all(farm)
+        [a] = [w.id for w in farm.claim(PROFILE, 1, (), (), {}).workers]
+        warm_all(farm)
+        [b] = [w.id for w in farm.claim(PROFILE, 1, (), (), {}).workers]
+        farm.release(a, WorkerEnding("replaced", "memory", 40, 20.0, "memory would reach"))
+        farm.release(b, WorkerEnding("crashed", "crash", 48, 30.0, "Killed"))
+        out = shadowfarm("status").out
+        assert (
+            "  max age 38 tests or 21.20s: 2 sick workers (1 crashed), 0 recycled at the max "
+            "age; last: Killed"
+        ) in out
+        [profile] = json.loads(shadowfarm("status", "--json").out)["profiles"]
+        assert profile["learned"]["max_age_tests"] == 38
+        assert profile["learned"]["basis"].startswith("2 sick workers (crash, memory) in 7 days")
 
     def test_status_json_is_the_api_document(self, shadowfarm, farm):
         """--json prints the status document as the API returns it."""

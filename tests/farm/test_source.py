@@ -79,9 +79,9 @@ def count_releases(source: FarmSource) -> list[str]:
     sent: list[str] = []
     release = source.client.release
 
-    def spy(worker_id: str) -> None:
+    def spy(worker_id: str, ending: Any = None) -> None:
         sent.append(worker_id)
-        release(worker_id)
+        release(worker_id, ending)
 
     source.client.release = spy  # type: ignore[method-assign]
     return sent
@@ -250,3 +250,83 @@ class TestClaimOne:
         source.client.claim = lambda *a, **k: calls.append(a)  # type: ignore[method-assign]
         assert source.claim_one() is None
         assert calls == []
+
+
+class TestEndings:
+    def test_a_replaced_worker_teaches_the_farm_its_profile_s_max_age(
+        self, make_source, farm, doors
+    ):
+        """A farm worker replaced for memory after 40 tests goes back with that ending; the
+        farm keeps it and the next claim of the profile gets a max age below 40 tests."""
+        make_source(farm.url).reserve(1)
+        [warm_id] = warm_all(farm)
+        doors.open(warm_id)
+        source = make_source(farm.url)
+        assert source.reserve(1) == 1
+        assert not source.max_age().limited
+        source.handed_over(Gateway("gw0"), source.claimed[0])
+        run = source.run
+        run.workers.ready("gw0", warm=True, source="farm")
+        for i in range(40):
+            run.recorder.started(f"t.py::test_{i}", float(i), "gw0")
+        run.workers.drain("gw0", ended="replaced", reason="memory would reach", cause="memory")
+        run.workers.down("gw0")
+        source.release_all()
+        [stored] = farm.store.endings(source.claim.profile_key)
+        assert (stored.worker_id, stored.ending.ended, stored.ending.cause) == (
+            warm_id,
+            "replaced",
+            "memory",
+        )
+        assert (stored.ending.tests, stored.ending.reason) == (40, "memory would reach")
+        later = make_source(farm.url)
+        later.reserve(1)
+        assert later.max_age().tests == 40
+        assert "1 sick workers (memory)" in later.max_age().basis
+
+    def test_a_crashed_worker_feeds_the_profile_s_history(self, make_source, farm, doors):
+        """lost() of a crashed farm worker tells the farm it crashed."""
+        make_source(farm.url).reserve(1)
+        [warm_id] = warm_all(farm)
+        doors.open(warm_id)
+        source = make_source(farm.url)
+        source.reserve(1)
+        source.handed_over(Gateway("gw0"), source.claimed[0])
+        source.run.workers.ready("gw0", warm=True, source="farm")
+        source.run.workers.down("gw0", crashed=True, reason="Not properly terminated")
+        source.lost("gw0", "Not properly terminated")
+        [stored] = farm.store.endings(source.claim.profile_key)
+        assert (stored.ending.ended, stored.ending.cause) == ("crashed", "crash")
+        learned = farm.learned(source.claim.profile_key)
+        assert (learned.sick, learned.crashes) == (1, 1)
+
+    def test_a_worker_never_handed_over_goes_back_without_an_ending(self, make_source, farm, doors):
+        """A claimed worker the run never used says nothing about the profile."""
+        make_source(farm.url).reserve(1)
+        doors.open(*warm_all(farm))
+        source = make_source(farm.url)
+        source.reserve(1)
+        source.release_all()
+        assert farm.store.endings(source.claim.profile_key) == []
+
+    def test_the_run_s_cold_workers_are_reported_for_the_profile_too(
+        self, make_source, farm, doors
+    ):
+        """At the end, the endings of the workers the farm did not provide go to the
+        profile (once); a worker that never started its session is left out."""
+        make_source(farm.url).reserve(1)
+        doors.open(*warm_all(farm))
+        source = make_source(farm.url)
+        source.reserve(1)
+        run = source.run
+        run.workers.ready("gw3")
+        for i in range(25):
+            run.recorder.started(f"t.py::test_{i}", float(i), "gw3")
+        run.workers.drain("gw3", ended="replaced", reason="memory would reach", cause="memory")
+        run.workers.down("gw3")
+        run.workers.asked("gw4")  # asked for, never started
+        source.release_all()
+        source.release_all()
+        [stored] = farm.store.endings(source.claim.profile_key)
+        assert (stored.worker_id, stored.ending.ended, stored.ending.tests) == ("", "replaced", 25)
+        assert farm.learned(source.claim.profile_key).max_age.tests == 25

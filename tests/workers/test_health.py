@@ -247,8 +247,36 @@ class TestOtherSignals:
 
     def test_a_worker_past_its_max_age_is_replaced(self) -> None:
         run = replay({"gw0": series(lambda i: 100, 60)}, thresholds=Thresholds(max_age_tests=50))
-        assert run.swap["gw0"] == 46  # swap_margin_tests (4) before 50
+        assert run.swap["gw0"] == 48  # an age is exact: the two tests it holds before 50
         assert run.prepare["gw0"] < 46
+
+    def test_the_max_age_is_the_cause_and_says_where_it_comes_from(self) -> None:
+        """An age decision has cause "age" and names the max age and its basis."""
+        th = Thresholds(max_age_tests=50, max_age_basis="learned by the farm")
+        monitor = HealthMonitor(LIMIT, thresholds=th)
+        for sample in series(lambda i: 100, 48):
+            monitor.observe("gw0", sample)
+        (a,) = monitor.assess(10.0)
+        assert (a.decision, a.cause) == ("swap", "age")
+        assert a.reason == "48 tests run, max age 50 tests (learned by the farm)"
+
+    def test_a_worker_that_ends_its_share_before_its_max_age_is_left_alone(self) -> None:
+        """Only ~2 tests left for it and 10 to its max age: no replacement for age."""
+        monitor = HealthMonitor(LIMIT, thresholds=Thresholds(max_age_tests=50))
+        for sample in series(lambda i: 100, 40):
+            monitor.observe("gw0", sample)
+        (a,) = monitor.assess(10.0, remaining_tests={"gw0": 2.0})
+        assert a.decision == "ok"
+
+    def test_a_max_age_in_seconds_stands_in_when_none_in_tests_is_known(self) -> None:
+        """max_age_s: the worker's seconds since its first test, at its pace, as tests left."""
+        monitor = HealthMonitor(LIMIT, thresholds=Thresholds(max_age_s=5.0))
+        samples = series(lambda i: 100, 48)  # 0.2 s a test: 9.4 s after the first
+        for sample in samples:
+            monitor.observe("gw0", sample)
+        (a,) = monitor.assess(samples[-1].t)
+        assert (a.decision, a.cause) == ("swap", "age")
+        assert "max age 5s" in a.reason
 
     def test_memory_pressure_prepares_the_fastest_growing_worker(self) -> None:
         monitor = HealthMonitor(8 << 30)
@@ -261,6 +289,7 @@ class TestOtherSignals:
         stalled = {a.worker: a for a in monitor.assess(2.1, pressure_pct=55.0)}
         assert stalled["gw0"].decision == "prepare"
         assert stalled["gw0"].reason.startswith("memory pressure 55% (PSI)")
+        assert stalled["gw0"].cause == "pressure"
         assert stalled["gw1"].decision == "ok"
 
 

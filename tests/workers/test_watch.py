@@ -12,6 +12,7 @@ from pytest_shadowfarm.usage import USAGE_ATTR
 from pytest_shadowfarm.workers.ceiling import Ceiling
 from pytest_shadowfarm.workers.health import HealthMonitor
 from pytest_shadowfarm.workers.watch import HealthWatch
+from shadowfarm_wire.endings import MaxAge
 
 MIB = 1 << 20
 CEILING = 600 * MIB
@@ -57,6 +58,10 @@ class FakeSource:
         self.run = run
         self.count = 2
         self.fail = False
+        self.age = MaxAge()
+
+    def max_age(self) -> MaxAge:
+        return self.age
 
     def start(self, nodemanager: Any, putevent: Any) -> FakeNode:
         if self.fail:
@@ -168,6 +173,47 @@ class TestHealthWatch:
         assert h.run.events.of("replacement_failed")
         assert any("could not start" in w for w in h.warned)
         assert h.run.workers.get("gw0").state == "draining"  # type: ignore[union-attr]
+
+    def test_the_farm_s_max_age_recycles_a_steady_worker_as_a_planned_replacement(self, tmp_path):
+        """With a max age from the source (the farm learned it), a worker that holds steady
+        gets its replacement ahead, serves on to two tests before that age (beside the
+        replacement), and is then replaced with cause "age"."""
+        h = Harness(tmp_path)
+        h.source.age = MaxAge(tests=20, basis="2 sick workers (memory) in 7 days")
+        for _ in range(30):
+            h.test_done("gw0", 70)
+            h.test_done("gw1", 70)
+            if h.watch.started:
+                break
+        assert h.watch.replacing == {"gw0": "gw2"} or h.watch.replacing == {"gw1": "gw2"}
+        [sick] = h.watch.replacing
+        h.run.workers.collected("gw2")
+        record = h.run.workers.get(sick)
+        assert record is not None
+        h.test_done("gw0" if sick == "gw1" else "gw1", 70)
+        assert record.ended is None  # its replacement is up, but it is not 18 tests old yet
+        while h.watch.tests_done[sick] < 18:
+            h.test_done(sick, 70)
+        assert h.watch.tests_done[sick] == 18
+        assert (record.ended, record.cause) == ("replaced", "age")
+        assert "max age 20 tests (learned by the farm: 2 sick workers" in (record.reason or "")
+        assert h.watch.replaced[0]["cause"] == "age"
+        assert h.run.events.of("health_max_age")[0]["tests"] == 20
+        assert record.report()["cause"] == "age"
+
+    def test_no_max_age_from_the_source_leaves_a_steady_worker_alone(self, tmp_path):
+        """Without a max age, steady workers are never replaced, however long they run."""
+        h = Harness(tmp_path)
+        for _ in range(80):
+            h.test_done("gw0", 70)
+            h.test_done("gw1", 70)
+        assert (h.watch.started, h.watch.replaced) == ([], [])
+        h.watch.pytest_sessionfinish()
+        assert h.run.report_extras["health"]["max_age"] == {
+            "tests": None,
+            "seconds": None,
+            "basis": "",
+        }
 
     def test_reports_without_usage_are_ignored(self, tmp_path):
         """A worker without telemetry (an old one, telemetry off) is never judged."""
