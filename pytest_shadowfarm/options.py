@@ -195,7 +195,15 @@ def farm_target(raw: Any) -> str:
         return text.lower()
     if text.startswith(("http://", "https://")) and len(text) > len("http://"):
         return text.rstrip("/")
-    msg = "expected auto, off or the farm's URL (e.g. http://127.0.0.1:8765)"
+    from shadowfarm_wire.relay import parse_engine_url
+
+    engine = parse_engine_url(text)  # ValueError says what a dask:// URL looks like
+    if engine is not None:
+        return engine.url
+    msg = (
+        "expected auto, off, the farm's URL (e.g. http://127.0.0.1:8765) or a Dask "
+        "scheduler's (dask://HOST:8786, dask+tls://HOST:8786)"
+    )
     raise ValueError(msg)
 
 
@@ -371,7 +379,9 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "farm",
         "Warm xdist workers from a farm (shadowfarm farm start): auto uses the farm of "
-        "--sf-farm-home if one runs, off never asks, or a farm's URL (default: auto).",
+        "--sf-farm-home if one runs, off never asks, a farm's URL, or a Dask cluster: "
+        "dask://SCHEDULER:8786 (dask+tls:// with TLS from Dask's config; pip install "
+        "'pytest-shadowfarm[dask]') (default: auto).",
         farm_target,
         default="auto",
         metavar="auto|off|URL",
