@@ -41,6 +41,9 @@ __all__ = ["DaskSource", "HostSlot", "environment_problem"]
 #: unclaimed warm workers a host keeps per profile after a run (at most its last demand)
 KEEP_WARM = 4
 CONNECT_TIMEOUT_S = 15.0
+#: a call on the Dask workers (check, ship, claim) answers within this or is given up:
+#: ``Client.run`` waits forever on a worker that is cut off but not yet dropped
+RUN_TIMEOUT_S = 60.0
 
 
 @dataclass
@@ -88,6 +91,9 @@ class DaskSource:
         self.gateways: dict[str, HostSlot] = {}
         self.header: str | None = None
         self.timings: dict[str, float] = {}
+        #: Dask workers under a lost gateway: never asked again in this run (a silent
+        #: host stays in the scheduler's list until worker-ttl; a call to it would hang)
+        self.suspect: set[str] = set()
         self._next = itertools.count()
 
     # --- the WorkerSource seam ------------------------------------------------------------
@@ -138,6 +144,7 @@ class DaskSource:
     def lost(self, worker_id: str, error: object) -> None:
         slot = self.gateways.get(worker_id)
         if slot is not None:
+            self.suspect.add(slot.address)
             self.run.events.emit(
                 "dask_worker_lost", worker=worker_id, host=slot.host, dask=slot.address,
                 error=str(error)[:200],
@@ -202,7 +209,7 @@ class DaskSource:
             self.client.register_plugin(ShadowfarmHost(KEEP_WARM), name=PLUGIN_NAME)
         self.relay = RelayLoop()
 
-    def _check_hosts(self) -> list[str]:
+    def _check_hosts(self, workers: list[str] | None = None) -> list[str]:
         from pytest_shadowfarm.dask.host import host_info
         from shadowfarm_wire.profile import distributions_hash, installed_distributions
 
@@ -210,7 +217,7 @@ class DaskSource:
             "python_version": ".".join(map(str, sys.version_info[:3])),
             "distributions_hash": distributions_hash(installed_distributions()),
         }
-        answers = self.client.run(host_info, on_error="return")
+        answers = self._run(host_info, workers=workers, on_error="return")
         accepted = []
         for address, info in sorted(answers.items()):
             if isinstance(info, BaseException):
@@ -238,7 +245,7 @@ class DaskSource:
         self.timings["bundle_s"] = time.perf_counter() - started
         lacking = [a for a in addresses if self.bundle.digest not in self.hosts[a]["trees"]]
         if lacking:
-            self.client.run(receive_tree, self.bundle.digest, self.bundle.data, workers=lacking)
+            self._run(receive_tree, self.bundle.digest, self.bundle.data, workers=lacking)
         for address in addresses:
             self.hosts[address]["trees"].append(self.bundle.digest)
         self.timings["ship_s"] = time.perf_counter() - started
@@ -263,7 +270,7 @@ class DaskSource:
         for address, n in share.items():
             if n == 0:
                 continue
-            got = self.client.run(
+            got = self._run(
                 start_workers, self.secret, n, list(self.run.settings.warm_imports),
                 workers=[address],
             )[address]  # fmt: skip
@@ -282,11 +289,11 @@ class DaskSource:
             live = set(self.client.scheduler_info(n_workers=-1)["workers"])
         except Exception:
             return None
-        load = {a: 0 for a in live}
+        load = {a: 0 for a in live - self.suspect}
         for slot in self.gateways.values():
             if slot.address in load:
                 load[slot.address] += 1
-        for address in sorted(live, key=lambda a: (load[a], a)):
+        for address in sorted(load, key=lambda a: (load[a], a)):
             try:
                 if address not in self.hosts:
                     if not self._check_one(address):
@@ -302,7 +309,7 @@ class DaskSource:
 
     def _check_one(self, address: str) -> bool:
         """The start's environment check, for a Dask worker that joined since."""
-        return address in self._check_hosts()
+        return address in self._check_hosts([address])
 
     def release_all(self) -> None:
         """Give back the claimed workers no gateway used; the hosts warm the next ones."""
@@ -310,16 +317,21 @@ class DaskSource:
 
         if self.client is None:
             return
-        unused: dict[str, list[str]] = {a: [] for a in self.hosts}
+        unused: dict[str, list[str]] = {a: [] for a in self.hosts if a not in self.suspect}
         for slot in self.claimed:
             if not slot.used and slot.address in unused:
                 unused[slot.address].append(slot.id)
         for address, ids in unused.items():
             with contextlib.suppress(Exception):
-                self.client.run(
+                self._run(
                     release_workers, ids, list(self.run.settings.warm_imports),
                     workers=[address],
                 )  # fmt: skip
+
+    def _run(self, function: Any, *args: Any, **kwargs: Any) -> Any:
+        """``Client.run`` with a bound on the wait (its private coroutine takes one)."""
+        client = self.client
+        return client.sync(client._run, function, *args, callback_timeout=RUN_TIMEOUT_S, **kwargs)
 
     def close(self) -> None:
         if self.relay is not None:

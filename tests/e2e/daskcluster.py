@@ -98,11 +98,19 @@ class DaskCluster:
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(10)
 
+    def pause(self, name: str) -> None:
+        """A host cut off: its processes stop answering but no connection closes."""
+        os.killpg(self.procs[name].pid, signal.SIGSTOP)
+
+    def live_workers(self) -> list[str]:
+        return [n for n, p in self.procs.items() if n != "scheduler" and p.poll() is None]
+
     def stop(self) -> None:
         for name in reversed(list(self.procs)):
             proc = self.procs[name]
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGTERM)
+                os.killpg(proc.pid, signal.SIGCONT)  # a paused one must see the SIGTERM
         for proc in self.procs.values():
             try:
                 proc.wait(10)
