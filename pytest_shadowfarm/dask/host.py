@@ -43,7 +43,7 @@ from typing import Any
 from distributed.diagnostics.plugin import WorkerPlugin
 
 from shadowfarm_wire.profile import current_profile, distributions_hash, installed_distributions
-from shadowfarm_wire.protocol import ACK, send_hello, unix_address
+from shadowfarm_wire.protocol import read_answer, send_hello, unix_address
 from shadowfarm_wire.relay import PIPE_OP, client_proof, host_proof, new_nonce, proofs_match
 
 __all__ = [
@@ -93,6 +93,8 @@ class Hosted:
     token: str
     socket: str
     profile_key: str
+    #: the PYTHONHASHSEED it started with ("random": none); a run needs its own
+    hashseed: str = "random"
     #: the run's secret, set when a run claims the worker (None: warm, unclaimed)
     secret: str | None = None
     ready: threading.Event = field(default_factory=threading.Event)
@@ -116,8 +118,8 @@ class ShadowfarmHost(WorkerPlugin):
             (self.base / sub).mkdir(mode=0o700, parents=True, exist_ok=True)
             os.chmod(self.base / sub, 0o700)
         self.hosted: dict[str, Hosted] = {}
-        #: profile key -> how many workers its last claim asked of this host
-        self.demand: dict[str, int] = {}
+        #: (profile key, hash seed) -> how many workers its last claim asked of this host
+        self.demand: dict[tuple[str, str], int] = {}
         self.lock = threading.Lock()
         worker.handlers[PIPE_OP] = self.pipe
 
@@ -131,7 +133,7 @@ class ShadowfarmHost(WorkerPlugin):
     def profile_key(self, warm_modules: list[str]) -> str:
         return current_profile(str(self.base / "warm"), warm_modules).key
 
-    def spawn(self, warm_modules: list[str], key: str) -> Hosted:
+    def spawn(self, warm_modules: list[str], key: str, seed: str = "random") -> Hosted:
         wid = f"{self.worker.name}-{secrets.token_hex(4)}"
         token = secrets.token_hex(32)
         sock = str(self.base / "sock" / f"{secrets.token_hex(6)}.s")
@@ -140,50 +142,58 @@ class ShadowfarmHost(WorkerPlugin):
             "profile_key": key, "warm_modules": list(warm_modules), "shadow_tests": [],
             "budget_s": 5.0, "nice": 0,
         }  # fmt: skip
+        # Dask's workers run with PYTHONHASHSEED=6640 (its tokenizing needs one seed): a
+        # pytest worker starts with the run's own, which is fixed when an interpreter starts.
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONHASHSEED"}
+        if seed != "random":
+            env["PYTHONHASHSEED"] = seed
         log = open(self.base / "log" / f"{wid}.log", "ab")  # noqa: SIM115 (the child keeps it)
         try:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "farm_server.worker"],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log,
-                cwd=self.base / "warm", env=dict(os.environ), close_fds=True,
+                cwd=self.base / "warm", env=env, close_fds=True,
             )  # fmt: skip
         finally:
             log.close()
         assert proc.stdin is not None
         proc.stdin.write(json.dumps(spec).encode() + b"\n")
         proc.stdin.flush()  # kept open: EOF on it tells an unclaimed worker we died
-        hosted = Hosted(wid, proc, token, sock, key)
+        hosted = Hosted(wid, proc, token, sock, key, seed)
         threading.Thread(target=_follow, args=(hosted,), daemon=True).start()
         with self.lock:
             self.hosted[wid] = hosted
         return hosted
 
-    def claim(self, secret: str, count: int, warm_modules: list[str]) -> list[dict[str, Any]]:
+    def claim(
+        self, secret: str, count: int, warm_modules: list[str], seed: str = "random"
+    ) -> list[dict[str, Any]]:
         """``count`` workers for a run: warm unclaimed ones first, new ones for the rest."""
         key = self.profile_key(warm_modules)
         out = []
         with self.lock:
             self._reap()
-            idle = [h for h in self.hosted.values() if h.secret is None and h.profile_key == key]
-            self.demand[key] = max(count, self.demand.get(key, 0)) if self.keep_warm else 0
+            idle = self._idle(key, seed)
+            last = self.demand.get((key, seed), 0)
+            self.demand[(key, seed)] = max(count, last) if self.keep_warm else 0
         for hosted in idle[:count]:
             hosted.secret = secret
             out.append({"id": hosted.id, "warm": hosted.ready.is_set()})
         for _ in range(count - len(out)):
-            hosted = self.spawn(warm_modules, key)
+            hosted = self.spawn(warm_modules, key, seed)
             hosted.secret = secret
             out.append({"id": hosted.id, "warm": False})
         return out
 
-    def refill(self, key: str, warm_modules: list[str]) -> None:
+    def refill(self, key: str, warm_modules: list[str], seed: str = "random") -> None:
         """Keep ``min(keep_warm, last demand)`` unclaimed workers of a profile warming."""
-        want = min(self.keep_warm, self.demand.get(key, 0))
+        want = min(self.keep_warm, self.demand.get((key, seed), 0))
         with self.lock:
-            idle = sum(1 for h in self.hosted.values() if h.secret is None and h.profile_key == key)
+            idle = len(self._idle(key, seed))
         for _ in range(want - idle):
-            self.spawn(warm_modules, key)
+            self.spawn(warm_modules, key, seed)
 
-    def release(self, ids: list[str], warm_modules: list[str]) -> int:
+    def release(self, ids: list[str], warm_modules: list[str], seed: str = "random") -> int:
         """Stop claimed workers a run did not use (used ones exit with their session),
         then warm the next run's workers: after the run, not during it, whose CPU they
         would take."""
@@ -192,8 +202,16 @@ class ShadowfarmHost(WorkerPlugin):
             chosen = [self.hosted.pop(i) for i in ids if i in self.hosted]
         for hosted in chosen:
             stopped += _stop(hosted)
-        self.refill(self.profile_key(warm_modules), warm_modules)
+        self.refill(self.profile_key(warm_modules), warm_modules, seed)
         return stopped
+
+    def _idle(self, key: str, seed: str) -> list[Hosted]:
+        """Unclaimed workers of a profile started with this hash seed (lock held)."""
+        return [
+            h
+            for h in self.hosted.values()
+            if h.secret is None and h.profile_key == key and h.hashseed == seed
+        ]
 
     def _reap(self) -> None:
         for wid, hosted in list(self.hosted.items()):
@@ -229,7 +247,11 @@ class ShadowfarmHost(WorkerPlugin):
         env = {k: v for k, v in dict(hello.get("env") or {}).items() if k not in HOST_KEYS}
         hello["env"] = {**{k: os.environ[k] for k in HOST_KEYS if k in os.environ}, **env}
         hello.update(token=hosted.token, profile=hosted.profile_key)
-        sock = await asyncio.to_thread(_connect, hosted.socket, hello)
+        try:
+            sock = await asyncio.to_thread(_connect, hosted.socket, hello)
+        except OSError as exc:  # the worker's refusal says why: the controller warns with it
+            await comm.write({"error": str(exc)})
+            return
         with self.lock:
             self.hosted.pop(wid, None)  # in a session now: it ends with the connection
         reader, writer = await asyncio.open_unix_connection(sock=sock)
@@ -270,8 +292,7 @@ def _connect(path: str, hello: dict[str, Any]) -> socket.socket:
         with unix_address(path) as address:
             sock.connect(address)
         send_hello(sock, hello)  # no stderr descriptor: it cannot cross hosts
-        if sock.recv(1) != ACK:
-            raise OSError(f"hosted worker at {path} refused the hand-off")
+        read_answer(sock, path)  # HandoffError (an OSError) with the worker's reason
         sock.settimeout(None)
         sock.setblocking(False)
     except BaseException:
@@ -361,10 +382,12 @@ def receive_tree(digest: str, data: bytes, dask_worker: Any = None) -> str:
 
 
 def start_workers(
-    secret: str, count: int, warm_modules: list[str], dask_worker: Any = None
+    secret: str, count: int, warm_modules: list[str], seed: str = "random", dask_worker: Any = None
 ) -> list[dict[str, Any]]:
-    return _plugin(dask_worker).claim(secret, count, warm_modules)
+    return _plugin(dask_worker).claim(secret, count, warm_modules, seed)
 
 
-def release_workers(ids: list[str], warm_modules: list[str], dask_worker: Any = None) -> int:
-    return _plugin(dask_worker).release(ids, warm_modules)
+def release_workers(
+    ids: list[str], warm_modules: list[str], seed: str = "random", dask_worker: Any = None
+) -> int:
+    return _plugin(dask_worker).release(ids, warm_modules, seed)

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from pytest_shadowfarm.dask.gateway import PathMap
 from pytest_shadowfarm.workers.source import PopenSource, PutEvent
+from shadowfarm_wire.context import hashseed
 from shadowfarm_wire.relay import EngineURL
 
 if TYPE_CHECKING:
@@ -272,7 +273,7 @@ class DaskSource:
                 continue
             got = self._run(
                 start_workers, self.secret, n, list(self.run.settings.warm_imports),
-                workers=[address],
+                hashseed(os.environ), workers=[address],
             )[address]  # fmt: skip
             host = self.hosts[address]["host"]
             paths = self._paths(address)
@@ -325,7 +326,7 @@ class DaskSource:
             with contextlib.suppress(Exception):
                 self._run(
                     release_workers, ids, list(self.run.settings.warm_imports),
-                    workers=[address],
+                    hashseed(os.environ), workers=[address],
                 )  # fmt: skip
 
     def _run(self, function: Any, *args: Any, **kwargs: Any) -> Any:

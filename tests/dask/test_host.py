@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from types import SimpleNamespace
+
 import pytest
 
 from shadowfarm_wire.relay import client_proof, host_proof, proofs_match
@@ -48,3 +51,61 @@ class TestHostHandshake:
         comm = FakeComm()
         asyncio.run(host._pipe(comm, "w2", "cn"))  # type: ignore[attr-defined]
         assert comm.written == [{"error": "no claimed worker 'w2' on this host"}]
+
+
+class FakeProc:
+    def __init__(self, args: list[str], **kwargs: object) -> None:
+        import io
+
+        self.env = kwargs["env"]
+        self.stdin = io.BytesIO()
+        self.stdout = io.BytesIO(b'{"event": "ready"}\n')
+        self.killed = False
+
+    def poll(self) -> int | None:
+        return -9 if self.killed else None
+
+    def kill(self) -> None:
+        self.killed = True
+
+    def wait(self, timeout: float | None = None) -> int:
+        return -9
+
+
+class TestHostedWorkers:
+    def _host(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> object:
+        pytest.importorskip("distributed")
+        from pytest_shadowfarm.dask import host as host_module
+
+        monkeypatch.setattr(host_module.subprocess, "Popen", FakeProc)
+        monkeypatch.setenv("PYTHONHASHSEED", "6640")  # what a Dask worker runs with
+        host = host_module.ShadowfarmHost(keep_warm=2)
+        host.setup(SimpleNamespace(local_directory=str(tmp_path), name="w0", handlers={}))
+        return host
+
+    def test_a_hosted_worker_starts_with_the_runs_hash_seed_not_dasks(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A run without PYTHONHASHSEED gets workers without it; a fixed seed is passed on."""
+        host = self._host(tmp_path, monkeypatch)
+        host.claim("s", 1, [])  # type: ignore[attr-defined]
+        host.claim("s", 1, [], "123")  # type: ignore[attr-defined]
+        envs = [h.proc.env for h in host.hosted.values()]  # type: ignore[attr-defined]
+        assert [e.get("PYTHONHASHSEED") for e in envs] == [None, "123"]
+
+    def test_a_warm_worker_serves_only_a_run_with_its_hash_seed(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Released workers warm the next run's; a run with another seed gets new ones."""
+        host = self._host(tmp_path, monkeypatch)
+        first = host.claim("s", 2, [])  # type: ignore[attr-defined]
+        host.release([w["id"] for w in first], [])  # type: ignore[attr-defined]
+        warm = set(host.hosted)  # type: ignore[attr-defined]
+        assert len(warm) == 2
+        for hosted in host.hosted.values():  # type: ignore[attr-defined]
+            assert hosted.ready.wait(10)  # its status line read: warmed up
+        other = host.claim("t", 1, [], "7")  # type: ignore[attr-defined]
+        assert other[0]["id"] not in warm
+        same = host.claim("u", 2, [])  # type: ignore[attr-defined]
+        assert {w["id"] for w in same} == warm
+        assert all(w["warm"] for w in same)
