@@ -69,12 +69,23 @@ class DaskPlugin:
             return
         install(dsession(config).nodemanager.group, self.source.connect, eligible)
 
+    def pytest_sessionfinish(self) -> None:
+        # Before the session writer's (trylast) report, so the event is in it. xdist's
+        # loop has ended: every worker said it finished; only their goodbyes are uncounted.
+        if self.source.relays:
+            self.source.run.events.emit("dask_relay", **self.source.traffic())
+
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if self.source.client is None:
             return
         used = self.source.gateways
         line = ", ".join(f"{gw} on {s.host} ({s.address})" for gw, s in sorted(used.items()))
-        terminalreporter.write_line(f"dask: {len(used)} workers{f': {line}' if line else ''}")
+        traffic = self.source.traffic()
+        mb_in, mb_out = traffic["bytes_in"] / 1e6, traffic["bytes_out"] / 1e6
+        wire = f"; relays {mb_in:.2f} MB in, {mb_out:.2f} MB out"
+        terminalreporter.write_line(
+            f"dask: {len(used)} workers{f': {line}' if line else ''}{wire if used else ''}"
+        )
 
     def pytest_unconfigure(self) -> None:
         self.source.release_all()

@@ -95,6 +95,8 @@ class DaskSource:
         #: Dask workers under a lost gateway: never asked again in this run (a silent
         #: host stays in the scheduler's list until worker-ttl; a call to it would hang)
         self.suspect: set[str] = set()
+        #: bytes each way over the relays of this run (host -> controller, controller -> host)
+        self.relays: list[Any] = []
         self._next = itertools.count()
 
     # --- the WorkerSource seam ------------------------------------------------------------
@@ -180,6 +182,7 @@ class DaskSource:
                 continue
             slot.used = True
             self.gateways[str(spec.id)] = slot
+            self.relays.append(io)
             return io, paths, {"warm": slot.warm, "engine": "dask", "host": slot.host}
         return None
 
@@ -311,6 +314,14 @@ class DaskSource:
     def _check_one(self, address: str) -> bool:
         """The start's environment check, for a Dask worker that joined since."""
         return address in self._check_hosts([address])
+
+    def traffic(self) -> dict[str, int]:
+        """Bytes the relays carried so far: what the controller's fan-in costs on the wire."""
+        return {
+            "relays": len(self.relays),
+            "bytes_in": sum(io.bytes_in for io in self.relays),
+            "bytes_out": sum(io.bytes_out for io in self.relays),
+        }
 
     def release_all(self) -> None:
         """Give back the claimed workers no gateway used; the hosts warm the next ones."""

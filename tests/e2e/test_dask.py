@@ -182,6 +182,11 @@ class TestDaskFarm:
         assert all(
             w["engine"] == "dask" and w["host"] == socket.gethostname() for w in report["workers"]
         ), report["workers"]
+        # The session's bytes came over the relays: the run report counts them.
+        (relay,) = [e for e in report["events"] if e["event"] == "dask_relay"]
+        assert relay["relays"] == 2
+        assert min(relay["bytes_in"], relay["bytes_out"]) > 1000, relay
+        assert " MB in, " in output
 
     @pytest.mark.parametrize("how", ["killed", "silent"])
     def test_losing_a_dask_worker_mid_run_reruns_its_test_on_the_survivor(
