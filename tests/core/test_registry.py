@@ -101,7 +101,6 @@ class TestWorkerRegistry:
         registry.close(12.0)
         assert [(w.left_s, w.ended) for w in registry] == [(12.0, "finished"), (0.0, "crashed")]
 
-
     def test_a_worker_hosted_elsewhere_reports_its_engine_and_host(self, registry):
         """ready() records where the worker runs; the report entry carries both."""
         registry.asked("gw0")
