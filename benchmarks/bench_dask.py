@@ -18,11 +18,12 @@ is printed as ``first``.
 Per run: time to the first test result from the process start; overhead per test
 ((wall - first result) / tests: the tests do nothing); the controller's own CPU per test
 after its first result (``RUSAGE_SELF``: its threads, the relay's included; not its
-workers); the claim's seconds (the run report's ``farm_claim`` events: connect, check,
-ship, start or take the workers); the Dask scheduler's CPU per run (from /proc: it is
-asked at the claim, never per test) and the relay's bytes per test (the ``dask_relay``
-event). Ratios are against ``farm`` and ``dask N=2`` of
-the same rounds. Nothing is asserted: on a busy machine the figures move.
+workers); the median gap between two xdist nodes' set-ups (xdist sets them up one after
+another: hand-off and ``xdist.remote`` started); the claim's seconds (the run report's
+``farm_claim`` events: connect, check, ship, start or take the workers); the Dask
+scheduler's CPU per run (from /proc: it is asked at the claim, never per test) and the
+relay's bytes per test (the ``dask_relay`` event). Ratios are against ``farm`` and
+``dask N=2`` of the same rounds. Nothing is asserted: on a busy machine the figures move.
 
     python benchmarks/bench_dask.py            # 5 rounds; N = 2, 4, 8
     python benchmarks/bench_dask.py --quick    # CI smoke: 2 rounds, N = 2, small suite
@@ -31,6 +32,7 @@ the same rounds. Nothing is asserted: on a busy machine the figures move.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import statistics
@@ -70,10 +72,11 @@ def pytest_unconfigure(config):
             json.dump({"cpu_s": _cpu(), "first_cpu_s": (_first or [0.0])[0]}, fh)
 """
 WARM_TIMEOUT_S = 180.0
-KEYS = ("ttfr_s", "claim_s", "overhead_ms", "ctl_cpu_ms", "relay_kb", "sched_cpu_ms")
+KEYS = ("ttfr_s", "claim_s", "node_s", "overhead_ms", "ctl_cpu_ms", "relay_kb", "sched_cpu_ms")
 LABELS = {
     "ttfr_s": "first result s",
     "claim_s": "of it claim s",
+    "node_s": "node set-up s",
     "overhead_ms": "overhead ms/test",
     "ctl_cpu_ms": "controller CPU ms/test",
     "sched_cpu_ms": "scheduler CPU ms/run",
@@ -140,6 +143,7 @@ def run_once(
         "ctl_cpu_ms": 1000 * (ctl["cpu_s"] - ctl["first_cpu_s"]) / max(tests - 1, 1),
         "sched_cpu_ms": 1000 * sched_s,
         "claim_s": sum(e.get("seconds", 0.0) for e in claims),
+        "node_s": node_setup_s(report["workers"]),
         "relay_kb": (relay.get("bytes_in", 0) + relay.get("bytes_out", 0)) / 1000 / tests,
         "tests": tests,
         "warm": sum(bool(w["warm"]) for w in report["workers"]),
@@ -148,8 +152,16 @@ def run_once(
     }
 
 
+def node_setup_s(workers: list[dict[str, Any]]) -> float:
+    """xdist sets its nodes up one after another: the median gap between two joining."""
+    joined = sorted(w["joined_s"] for w in workers)
+    gaps = [b - a for a, b in itertools.pairwise(joined)]
+    return statistics.median(gaps) if gaps else 0.0
+
+
 def hosts_warm(address: str, count: int) -> float:
-    """Seconds until ``count`` Dask workers each hold an unclaimed, warmed-up worker."""
+    """Seconds until the Dask workers a ``-n count`` claim takes (the first ``count`` by
+    address: the claim deals workers out in that order) each hold a warm, unclaimed one."""
     from distributed import Client
 
     def idle_ready(dask_worker: Any = None) -> int:
@@ -161,7 +173,7 @@ def hosts_warm(address: str, count: int) -> float:
     with Client(address, timeout=30, set_as_default=False) as client:
         while time.monotonic() - started < WARM_TIMEOUT_S:
             counts = client.run(idle_ready)
-            if sum(1 for n in counts.values() if n > 0) >= count:
+            if all(counts[a] > 0 for a in sorted(counts)[:count]):
                 return time.monotonic() - started
             time.sleep(0.2)
     raise SystemExit(f"the Dask hosts had no {count} warm workers after {WARM_TIMEOUT_S}s")

@@ -382,12 +382,22 @@ def receive_tree(digest: str, data: bytes, dask_worker: Any = None) -> str:
 
 
 def start_workers(
-    secret: str, count: int, warm_modules: list[str], seed: str = "random", dask_worker: Any = None
+    secret: str,
+    counts: dict[str, int],
+    warm_modules: list[str],
+    seed: str = "random",
+    dask_worker: Any = None,
 ) -> list[dict[str, Any]]:
+    """This Dask worker's share of a claim (``counts``: Dask worker address -> workers)."""
+    count = counts.get(dask_worker.address, 0)
     return _plugin(dask_worker).claim(secret, count, warm_modules, seed)
 
 
 def release_workers(
-    ids: list[str], warm_modules: list[str], seed: str = "random", dask_worker: Any = None
+    ids: dict[str, list[str]],
+    warm_modules: list[str],
+    seed: str = "random",
+    dask_worker: Any = None,
 ) -> int:
-    return _plugin(dask_worker).release(ids, warm_modules, seed)
+    """Give back this Dask worker's unused claimed workers (``ids`` by its address)."""
+    return _plugin(dask_worker).release(ids.get(dask_worker.address, []), warm_modules, seed)

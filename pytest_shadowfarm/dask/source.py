@@ -270,14 +270,16 @@ class DaskSource:
         share = {a: 0 for a in addresses}
         for i in range(count):
             share[addresses[i % len(addresses)]] += 1
+        share = {a: n for a, n in share.items() if n}
+        # One Client.run for every host (each takes its own share): one round trip, the
+        # hosts start their workers at the same time, not one host after another.
+        answers = self._run(
+            start_workers, self.secret, share, list(self.run.settings.warm_imports),
+            hashseed(os.environ), workers=list(share),
+        )  # fmt: skip
         slots: list[HostSlot] = []
-        for address, n in share.items():
-            if n == 0:
-                continue
-            got = self._run(
-                start_workers, self.secret, n, list(self.run.settings.warm_imports),
-                hashseed(os.environ), workers=[address],
-            )[address]  # fmt: skip
+        for address in share:
+            got = answers[address]
             host = self.hosts[address]["host"]
             paths = self._paths(address)
             slots += [HostSlot(w["id"], address, host, bool(w["warm"]), paths) for w in got]
@@ -333,12 +335,13 @@ class DaskSource:
         for slot in self.claimed:
             if not slot.used and slot.address in unused:
                 unused[slot.address].append(slot.id)
-        for address, ids in unused.items():
-            with contextlib.suppress(Exception):
-                self._run(
-                    release_workers, ids, list(self.run.settings.warm_imports),
-                    hashseed(os.environ), workers=[address],
-                )  # fmt: skip
+        if not unused:
+            return
+        with contextlib.suppress(Exception):  # a host that died meanwhile answers an error
+            self._run(
+                release_workers, unused, list(self.run.settings.warm_imports),
+                hashseed(os.environ), workers=list(unused), on_error="return",
+            )  # fmt: skip
 
     def _run(self, function: Any, *args: Any, **kwargs: Any) -> Any:
         """``Client.run`` with a bound on the wait (its private coroutine takes one)."""
