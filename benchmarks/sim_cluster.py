@@ -15,7 +15,8 @@ with ``--from-json`` or the flags below):
 - wire: ``relay_kb`` per test through the controller's one network interface.
 
 Printed per worker count: the controller's CPU load, events per second, MB/s on its
-link, wall against the ideal (tests x mean / workers, no controller), and start-up.
+link, start-up, and the slowdown: the wall against that of the same tests on the same
+workers with a free controller, claim and start.
 What saturates first is where the design must change (docs/cluster.md).
 
     python benchmarks/sim_cluster.py                              # the defaults below
@@ -37,15 +38,17 @@ from pathlib import Path
 
 @dataclass(frozen=True)
 class Costs:
+    # Defaults: bench_dask.py's medians of dask N=2 (N=2 and N=8 for the per-host part)
+    # on a busy 2-core machine; --from-json takes them from another run.
     #: controller CPU per finished test (ms): bench_dask's controller CPU per test
-    ctl_ms: float = 1.2
+    ctl_ms: float = 1.28
     #: relay bytes per test (kB), both ways
-    relay_kb: float = 2.5
-    #: one worker's hand-off (s): relay, warm worker taken, xdist.remote started
-    handoff_s: float = 0.35
+    relay_kb: float = 2.3
+    #: one xdist node's set-up (s): relay, warm worker taken, xdist.remote started
+    handoff_s: float = 0.019
     #: the claim's fixed part (s) and its part per host (s)
-    claim_s: float = 0.6
-    claim_host_s: float = 0.05
+    claim_s: float = 0.47
+    claim_host_s: float = 0.024
     #: mean test duration (s)
     test_s: float = 1.0
     #: tests a worker may run past the controller's handling of its reports
@@ -126,17 +129,20 @@ def simulate(
 
 def from_bench(path: Path) -> Costs:
     """Costs from ``bench_dask.py --json``: medians of its ``dask N=2`` samples."""
-    data = json.loads(path.read_text())
-    runs = data["samples"]["dask N=2"]
+    samples = json.loads(path.read_text())["samples"]
+    sizes = sorted(int(name.split("=")[1]) for name in samples if name.startswith("dask N="))
 
-    def med(key: str) -> float:
-        return statistics.median(r[key] for r in runs)
+    def med(key: str, n: int = sizes[0]) -> float:
+        return statistics.median(r[key] for r in samples[f"dask N={n}"])
 
+    low, high = sizes[0], sizes[-1]
+    per_host = (med("claim_s", high) - med("claim_s", low)) / (high - low) if high > low else 0
     return Costs(
         ctl_ms=med("ctl_cpu_ms"),
         relay_kb=med("relay_kb"),
         handoff_s=med("node_s"),
         claim_s=med("claim_s"),
+        claim_host_s=max(per_host, 0.0),
     )
 
 
@@ -159,15 +165,19 @@ def main(argv: list[str] | None = None) -> int:
           f"{1000 / costs.ctl_ms * costs.test_s:,.0f} busy workers")  # fmt: skip
     sizes = (2, 10, 100, 1000) if args.quick else (2, 10, 100, 1000, 3000, 10000)
     print("start-up: xdist's (one hand-off at a time) | parallel (every host at once)")
-    print(f"{'workers':>8} {'start s':>8} {'wall/ideal':>10} | {'start s':>8} {'wall/ideal':>10} "
+    print("slowdown: wall / the wall of the same tests with a free controller, claim and start")
+    print(f"{'workers':>8} {'start s':>8} {'slowdown':>9} | {'start s':>8} {'slowdown':>9} "
           f"{'ctl busy':>9} {'events/s':>9} {'MB/s':>7}")  # fmt: skip
+    free = Costs(ctl_ms=0.0, relay_kb=0.0, handoff_s=0.0, claim_s=0.0, claim_host_s=0.0,
+                 test_s=costs.test_s, ahead=costs.ahead)  # fmt: skip
     for n in sizes:
         tests, hosts = n * args.tests_per_worker, min(args.hosts, n)
+        base = simulate(n, hosts, tests, free).wall_s
         serial = simulate(n, hosts, tests, costs)
         para = simulate(n, hosts, tests, costs, parallel=True)
         print(
-            f"{n:>8} {serial.startup_s:>8.1f} {serial.wall_s / serial.ideal_s:>10.2f} | "
-            f"{para.startup_s:>8.1f} {para.wall_s / para.ideal_s:>10.2f} {para.ctl_busy:>9.0%} "
+            f"{n:>8} {serial.startup_s:>8.1f} {serial.wall_s / base:>9.2f} | "
+            f"{para.startup_s:>8.1f} {para.wall_s / base:>9.2f} {para.ctl_busy:>9.0%} "
             f"{para.events_per_s:>9.0f} {para.link_mb_s:>7.2f}"
         )
     return 0
