@@ -92,6 +92,7 @@ class Hosted:
     proc: subprocess.Popen[bytes]
     token: str
     socket: str
+    #: what a claim matches: the run's project, interpreter, installed set, warm imports
     profile_key: str
     #: the PYTHONHASHSEED it started with ("random": none); a run needs its own
     hashseed: str = "random"
@@ -100,6 +101,9 @@ class Hosted:
     ready: threading.Event = field(default_factory=threading.Event)
     error: str | None = None
     started_s: float = field(default_factory=time.monotonic)
+    #: the profile the warm process computed for the tree it warmed up over (its hello
+    #: must name it); "": the profile_key
+    handoff_key: str = ""
 
 
 class ShadowfarmHost(WorkerPlugin):
@@ -130,16 +134,25 @@ class ShadowfarmHost(WorkerPlugin):
 
     # --- hosted workers -------------------------------------------------------------------
 
-    def profile_key(self, warm_modules: list[str]) -> str:
-        return current_profile(str(self.base / "warm"), warm_modules).key
+    def profile_key(self, warm_modules: list[str], project: str = "") -> str:
+        """As the local farm's profile: the run's project (its rootdir on the controller,
+        a name here), this interpreter and installed set, the warm imports."""
+        return current_profile(project or str(self.base / "warm"), warm_modules).key
 
-    def spawn(self, warm_modules: list[str], key: str, seed: str = "random") -> Hosted:
+    def spawn(
+        self, warm_modules: list[str], key: str, seed: str = "random", tree: Path | None = None
+    ) -> Hosted:
+        """A warm process. With ``tree`` (a shipped copy of the project) it warms up as the
+        local farm's do: collects the project (its imports), runs the warm-up hook, then
+        drops the project's modules; without, it only imports (a claim waits for it)."""
         wid = f"{self.worker.name}-{secrets.token_hex(4)}"
         token = secrets.token_hex(32)
         sock = str(self.base / "sock" / f"{secrets.token_hex(6)}.s")
+        rootdir = str(tree or self.base / "warm")
+        handoff_key = current_profile(rootdir, warm_modules).key
         spec = {
-            "id": wid, "token": token, "socket": sock, "rootdir": str(self.base / "warm"),
-            "profile_key": key, "warm_modules": list(warm_modules), "shadow_tests": [],
+            "id": wid, "token": token, "socket": sock, "rootdir": rootdir,
+            "profile_key": handoff_key, "warm_modules": list(warm_modules), "shadow_tests": [],
             "budget_s": 5.0, "nice": 0,
         }  # fmt: skip
         # Dask's workers run with PYTHONHASHSEED=6640 (its tokenizing needs one seed): a
@@ -159,17 +172,22 @@ class ShadowfarmHost(WorkerPlugin):
         assert proc.stdin is not None
         proc.stdin.write(json.dumps(spec).encode() + b"\n")
         proc.stdin.flush()  # kept open: EOF on it tells an unclaimed worker we died
-        hosted = Hosted(wid, proc, token, sock, key, seed)
+        hosted = Hosted(wid, proc, token, sock, key, seed, handoff_key=handoff_key)
         threading.Thread(target=_follow, args=(hosted,), daemon=True).start()
         with self.lock:
             self.hosted[wid] = hosted
         return hosted
 
     def claim(
-        self, secret: str, count: int, warm_modules: list[str], seed: str = "random"
+        self,
+        secret: str,
+        count: int,
+        warm_modules: list[str],
+        seed: str = "random",
+        project: str = "",
     ) -> list[dict[str, Any]]:
         """``count`` workers for a run: warm unclaimed ones first, new ones for the rest."""
-        key = self.profile_key(warm_modules)
+        key = self.profile_key(warm_modules, project)
         out = []
         with self.lock:
             self._reap()
@@ -185,15 +203,26 @@ class ShadowfarmHost(WorkerPlugin):
             out.append({"id": hosted.id, "warm": False})
         return out
 
-    def refill(self, key: str, warm_modules: list[str], seed: str = "random") -> None:
-        """Keep ``min(keep_warm, last demand)`` unclaimed workers of a profile warming."""
+    def refill(
+        self, key: str, warm_modules: list[str], seed: str = "random", tree: str = ""
+    ) -> None:
+        """Keep ``min(keep_warm, last demand)`` unclaimed workers of a profile warming,
+        over the project's last shipped tree when this host has it."""
         want = min(self.keep_warm, self.demand.get((key, seed), 0))
+        root = self.base / "trees" / tree / "tree0" if tree else None
         with self.lock:
             idle = len(self._idle(key, seed))
         for _ in range(want - idle):
-            self.spawn(warm_modules, key, seed)
+            self.spawn(warm_modules, key, seed, root if root and root.is_dir() else None)
 
-    def release(self, ids: list[str], warm_modules: list[str], seed: str = "random") -> int:
+    def release(
+        self,
+        ids: list[str],
+        warm_modules: list[str],
+        seed: str = "random",
+        project: str = "",
+        tree: str = "",
+    ) -> int:
         """Stop claimed workers a run did not use (used ones exit with their session),
         then warm the next run's workers: after the run, not during it, whose CPU they
         would take."""
@@ -202,7 +231,7 @@ class ShadowfarmHost(WorkerPlugin):
             chosen = [self.hosted.pop(i) for i in ids if i in self.hosted]
         for hosted in chosen:
             stopped += _stop(hosted)
-        self.refill(self.profile_key(warm_modules), warm_modules, seed)
+        self.refill(self.profile_key(warm_modules, project), warm_modules, seed, tree)
         return stopped
 
     def _idle(self, key: str, seed: str) -> list[Hosted]:
@@ -246,7 +275,7 @@ class ShadowfarmHost(WorkerPlugin):
         hello = dict(answer.get("hello") or {})
         env = {k: v for k, v in dict(hello.get("env") or {}).items() if k not in HOST_KEYS}
         hello["env"] = {**{k: os.environ[k] for k in HOST_KEYS if k in os.environ}, **env}
-        hello.update(token=hosted.token, profile=hosted.profile_key)
+        hello.update(token=hosted.token, profile=hosted.handoff_key or hosted.profile_key)
         try:
             sock = await asyncio.to_thread(_connect, hosted.socket, hello)
         except OSError as exc:  # the worker's refusal says why: the controller warns with it
@@ -386,18 +415,23 @@ def start_workers(
     counts: dict[str, int],
     warm_modules: list[str],
     seed: str = "random",
+    project: str = "",
     dask_worker: Any = None,
 ) -> list[dict[str, Any]]:
     """This Dask worker's share of a claim (``counts``: Dask worker address -> workers)."""
     count = counts.get(dask_worker.address, 0)
-    return _plugin(dask_worker).claim(secret, count, warm_modules, seed)
+    return _plugin(dask_worker).claim(secret, count, warm_modules, seed, project)
 
 
 def release_workers(
     ids: dict[str, list[str]],
     warm_modules: list[str],
     seed: str = "random",
+    project: str = "",
+    tree: str = "",
     dask_worker: Any = None,
 ) -> int:
-    """Give back this Dask worker's unused claimed workers (``ids`` by its address)."""
-    return _plugin(dask_worker).release(ids.get(dask_worker.address, []), warm_modules, seed)
+    """Give back this Dask worker's unused claimed workers (``ids`` by its address), then
+    warm the next run's over the shipped ``tree`` (a content hash)."""
+    mine = ids.get(dask_worker.address, [])
+    return _plugin(dask_worker).release(mine, warm_modules, seed, project, tree)

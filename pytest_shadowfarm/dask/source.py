@@ -275,7 +275,7 @@ class DaskSource:
         # hosts start their workers at the same time, not one host after another.
         answers = self._run(
             start_workers, self.secret, share, list(self.run.settings.warm_imports),
-            hashseed(os.environ), workers=list(share),
+            hashseed(os.environ), str(self.rootdir), workers=list(share),
         )  # fmt: skip
         slots: list[HostSlot] = []
         for address in share:
@@ -337,10 +337,12 @@ class DaskSource:
                 unused[slot.address].append(slot.id)
         if not unused:
             return
+        tree = self.bundle.digest if self.bundle is not None else ""
         with contextlib.suppress(Exception):  # a host that died meanwhile answers an error
             self._run(
                 release_workers, unused, list(self.run.settings.warm_imports),
-                hashseed(os.environ), workers=list(unused), on_error="return",
+                hashseed(os.environ), str(self.rootdir), tree, workers=list(unused),
+                on_error="return",
             )  # fmt: skip
 
     def _run(self, function: Any, *args: Any, **kwargs: Any) -> Any:

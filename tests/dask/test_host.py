@@ -109,3 +109,21 @@ class TestHostedWorkers:
         same = host.claim("u", 2, [])  # type: ignore[attr-defined]
         assert {w["id"] for w in same} == warm
         assert all(w["warm"] for w in same)
+
+    def test_the_next_runs_workers_warm_up_over_the_shipped_tree_of_their_project(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Refills collect the project's copy; another project's claim does not take them."""
+        import json
+
+        host = self._host(tmp_path, monkeypatch)
+        tree = tmp_path / "shadowfarm" / "trees" / "abc" / "tree0"
+        tree.mkdir(parents=True)
+        first = host.claim("s", 1, [], "random", "/ctl/proj")  # type: ignore[attr-defined]
+        host.release([w["id"] for w in first], [], "random", "/ctl/proj", "abc")  # type: ignore[attr-defined]
+        (warm,) = host.hosted.values()  # type: ignore[attr-defined]
+        assert json.loads(warm.proc.stdin.getvalue())["rootdir"] == str(tree)
+        other = host.claim("t", 1, [], "random", "/ctl/other")  # type: ignore[attr-defined]
+        assert other[0]["id"] != warm.id
+        same = host.claim("u", 1, [], "random", "/ctl/proj")  # type: ignore[attr-defined]
+        assert same[0]["id"] == warm.id

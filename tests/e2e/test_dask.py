@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from tests.dasktools import DaskCluster, dask_available
+from tests.farmtools import wait_until
 
 pytestmark = [
     pytest.mark.slow,
@@ -73,6 +74,16 @@ def test_in_flight(request):
 '''
 
 
+WARMUP_HOOK = """
+import os
+
+def pytest_shadowfarm_warmup(config):
+    # In a warm worker's shadow run: leaves warmed-<pid> next to this file (the copy it ran from)
+    with open(os.path.join(os.path.dirname(__file__), f"warmed-{os.getpid()}"), "w") as f:
+        f.write(str(config.rootpath))
+"""
+
+
 def make_project(root: Path, files: int = 4, per_file: int = 3) -> Path:
     project = root / "project"
     (project / "tests").mkdir(parents=True)
@@ -83,6 +94,7 @@ def make_project(root: Path, files: int = 4, per_file: int = 3) -> Path:
         tests = "".join(ONE_TEST.format(i=i) for i in range(per_file))
         (project / "tests" / f"test_gen_{f}.py").write_text(TEST_FILE.format(tests=tests))
     (project / "tests" / "test_gate.py").write_text(GATE)
+    (project / "conftest.py").write_text(WARMUP_HOOK)
     return project
 
 
@@ -96,8 +108,16 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaskCluster]:
 
 
 class Run:
-    def __init__(self, cluster: DaskCluster, tmp_path: Path, *, kill: bool = False) -> None:
-        self.project = make_project(tmp_path)
+    def __init__(
+        self,
+        cluster: DaskCluster,
+        tmp_path: Path,
+        *,
+        kill: bool = False,
+        project: Path | None = None,
+    ) -> None:
+        tmp_path.mkdir(exist_ok=True)
+        self.project = project or make_project(tmp_path)
         self.out = tmp_path / "out"
         self.out.mkdir()
         self.report = tmp_path / "report.json"
@@ -187,6 +207,40 @@ class TestDaskFarm:
         assert relay["relays"] == 2
         assert min(relay["bytes_in"], relay["bytes_out"]) > 1000, relay
         assert " MB in, " in output
+
+    def test_the_next_run_takes_workers_warmed_up_over_its_shipped_copy(
+        self, cluster: DaskCluster, tmp_path: Path
+    ) -> None:
+        """After a run each host warms the next one's workers as the local farm does: the
+        project's warm-up hook ran in them over that host's shipped copy; the second run's
+        tests run in exactly those processes."""
+        first = Run(cluster, tmp_path / "first")
+        code, output = first.finish()
+        assert code == 0, output[-4000:]
+
+        def warmed() -> list[Path]:
+            return [p for p in cluster.root.glob("w*/**/trees/*/tree0/warmed-*") if p.is_file()]
+
+        def hosts_warmed() -> int:
+            return len({p.relative_to(cluster.root).parts[0] for p in warmed()})
+
+        assert wait_until(lambda: hosts_warmed() >= 2), [str(p) for p in warmed()]
+        second = Run(cluster, tmp_path / "second", project=first.project)
+        code, output = second.finish()
+        assert code == 0, output[-4000:]
+        # (their warm-up may still be ending: the header may count one as cold)
+        assert "2 workers on dask://" in output, output[:3000]
+        by_pid = {int(p.name.removeprefix("warmed-")): p for p in warmed()}
+        records = second.records()
+        assert len(records) == 13
+        for rec in records:
+            assert rec["pid"] in by_pid, (rec, sorted(by_pid))
+            name = worker_of(rec, cluster)
+            assert name is not None
+            copy = by_pid[rec["pid"]].parent
+            assert copy.is_relative_to(cluster.root / name), (copy, name)
+            assert Path(rec["module"]).is_relative_to(copy), (rec["module"], copy)
+        assert {worker_of(rec, cluster) for rec in records} == {"w0", "w1"}
 
     @pytest.mark.parametrize("how", ["killed", "silent"])
     def test_losing_a_dask_worker_mid_run_reruns_its_test_on_the_survivor(
