@@ -30,18 +30,61 @@ def dask_available() -> str:
     return ""
 
 
+def make_tls_files(directory: Path) -> Path:
+    """A self-signed key and certificate for every role, as ``Security.temporary()`` makes
+    (in files: the ``dask`` command lines read files), with openssl."""
+    directory.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=dask-internal", "-addext", "subjectAltName=DNS:dask-internal",
+         "-keyout", str(directory / "key.pem"), "-out", str(directory / "cert.pem")],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    return directory
+
+
+def tls_environ(directory: Path) -> dict[str, str]:
+    """Dask's TLS configuration, as environment variables every process of ours reads."""
+    cert, key = str(directory / "cert.pem"), str(directory / "key.pem")
+    env = {"DASK_DISTRIBUTED__COMM__TLS__CA_FILE": cert,
+           "DASK_DISTRIBUTED__COMM__REQUIRE_ENCRYPTION": "True"}  # fmt: skip
+    for role in ("SCHEDULER", "WORKER", "CLIENT"):
+        env[f"DASK_DISTRIBUTED__COMM__TLS__{role}__CERT"] = cert
+        env[f"DASK_DISTRIBUTED__COMM__TLS__{role}__KEY"] = key
+    return env
+
+
 @dataclass
 class DaskCluster:
     root: Path
     workers: int = 2
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     address: str = ""
+    #: a directory of make_tls_files(): the cluster speaks tls:// only
+    tls: Path | None = None
 
     def env(self) -> dict[str, str]:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
         env["DASK_DISTRIBUTED__WORKER__DAEMON"] = "False"
+        if self.tls is not None:
+            env.update(tls_environ(self.tls))
         return env
+
+    def security(self) -> object:
+        from distributed.security import Security
+
+        if self.tls is None:
+            return Security()
+        cert, key = str(self.tls / "cert.pem"), str(self.tls / "key.pem")
+        return Security(tls_ca_file=cert, tls_client_cert=cert, tls_client_key=key,
+                        require_encryption=True)  # fmt: skip
+
+    @property
+    def url(self) -> str:
+        """The --sf-farm value for this cluster."""
+        scheme, _, rest = self.address.partition("://")
+        return f"{'dask+tls' if scheme == 'tls' else 'dask'}://{rest}"
 
     def _spawn(self, name: str, args: list[str]) -> None:
         log = open(self.root / f"{name}.log", "wb")  # noqa: SIM115
@@ -53,8 +96,9 @@ class DaskCluster:
 
     def start(self) -> DaskCluster:
         sched_file = self.root / "scheduler.json"
+        protocol = ["--protocol", "tls"] if self.tls is not None else []
         self._spawn("scheduler", ["distributed.cli.dask_scheduler", "--host", "127.0.0.1",
-                                  "--port", "0", "--no-dashboard", "--no-show",
+                                  "--port", "0", "--no-dashboard", "--no-show", *protocol,
                                   "--scheduler-file", str(sched_file)])  # fmt: skip
         deadline = time.monotonic() + START_TIMEOUT_S
         while not sched_file.exists():
@@ -79,7 +123,8 @@ class DaskCluster:
     def wait_for_workers(self, count: int, deadline: float) -> None:
         from distributed import Client
 
-        with Client(self.address, timeout=30, set_as_default=False) as client:
+        with Client(self.address, timeout=30, set_as_default=False,
+                    security=self.security()) as client:  # fmt: skip
             client.wait_for_workers(count, timeout=max(deadline - time.monotonic(), 1))
 
     def _check(self, deadline: float) -> None:

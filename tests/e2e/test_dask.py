@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.dasktools import DaskCluster, dask_available
+from tests.dasktools import DaskCluster, dask_available, make_tls_files
 from tests.farmtools import wait_until
 
 pytestmark = [
@@ -126,7 +126,7 @@ class Run:
         env["SF_E2E_OUT"] = str(self.out)
         if kill:
             env["SF_E2E_KILL"] = "1"
-        url = "dask://" + cluster.address.removeprefix("tcp://")
+        url = cluster.url
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "pytest", "-p", "shadowfarm", "-n", "2", "--sf-farm", url,
              f"--sf-report-json={self.report}", f"--junitxml={self.junit}",
@@ -285,4 +285,30 @@ class TestDaskFarm:
         report = json.loads(run.report.read_text())
         assert sorted(Counter(t["nodeid"] for t in report["tests"]).values()) == [1] * 13
         assert {t["outcome"] for t in report["tests"]} == {"passed"}
+        assert all(w["engine"] == "dask" for w in report["workers"]), report["workers"]
+
+
+class TestDaskFarmOverTLS:
+    def test_a_dask_tls_url_runs_the_suite_over_dasks_tls_connections(
+        self, tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
+    ) -> None:
+        """A cluster that speaks tls:// only, the TLS settings in Dask's config: -n 2 over
+        dask+tls:// passes every test once, on hosted workers reached through tls://."""
+        root = tmp_path_factory.mktemp("dask-tls")
+        cluster = DaskCluster(root, workers=2, tls=make_tls_files(root / "tls"))
+        try:
+            cluster.start()
+            assert cluster.address.startswith("tls://")
+            assert cluster.url.startswith("dask+tls://")
+            run = Run(cluster, tmp_path)
+            code, output = run.finish()
+        finally:
+            cluster.stop()
+        assert code == 0, output[-4000:]
+        assert "2 workers on dask+tls://" in output, output[:3000]
+        assert "(tls://127.0.0.1:" in output, output[-3000:]  # the relays' Dask workers
+        records = run.records()
+        assert sorted(Counter(r["nodeid"] for r in records).values()) == [1] * 13
+        check_placement(records, cluster, run.project)
+        report = json.loads(run.report.read_text())
         assert all(w["engine"] == "dask" for w in report["workers"]), report["workers"]
