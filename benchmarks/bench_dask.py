@@ -231,7 +231,7 @@ def measure(
         cluster.start()
         client = FarmClient(FarmEndpoint(info.url or "", home.read_token()), timeout=10)
         key = current_profile(str(project), ()).key
-        url = "dask://" + cluster.address.removeprefix("tcp://")
+        url = cluster.url
         sched = cluster.procs["scheduler"].pid
 
         def farm_run() -> dict[str, Any]:
