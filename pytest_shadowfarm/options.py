@@ -229,7 +229,9 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "farm",
         "Warm xdist workers from a farm (shadowfarm farm start): auto uses the farm of "
-        "--sf-farm-home if one runs, off never asks, or a farm's URL (default: auto).",
+        "--sf-farm-home if one runs, off never asks, a farm's URL, or a Dask cluster: "
+        "dask://SCHEDULER:8786 (dask+tls:// with TLS from Dask's config; pip install "
+        "'pytest-shadowfarm[dask]') (default: auto).",
         farm_target,
         default="auto",
         metavar="auto|off|URL",

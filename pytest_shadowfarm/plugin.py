@@ -163,11 +163,18 @@ def compose(config: pytest.Config, settings: Settings) -> list[tuple[str, object
     )
     distributed = distributing(config)
     farm = None
-    if distributed:
+    dask = None
+    if distributed and settings.farm.startswith("dask"):
+        from pytest_shadowfarm.dask import plugin as dask_plugin
+
+        dask = dask_plugin.make_controller(config, run, pythonpath(config))
+    elif distributed:
         from pytest_shadowfarm.farm import plugin as farm_plugin
 
         farm = farm_plugin.make_controller(config, run)
-    source: WorkerSource = farm.source if farm is not None else PopenSource()
+    source: WorkerSource = (
+        farm.source if farm is not None else dask.source if dask is not None else PopenSource()
+    )
     writer = SessionWriter(config, run, planner, source=source)
     features: list[tuple[str, object]] = [
         ("shadowfarm-session", writer),
@@ -179,7 +186,7 @@ def compose(config: pytest.Config, settings: Settings) -> list[tuple[str, object
         features.append(
             ("shadowfarm-scheduler", sched_plugin.make_controller(config, run, planner))
         )
-        features.append(("shadowfarm-farm", farm))
+        features.append(("shadowfarm-farm", farm or dask))
     if distributed or settings.workers is not None:
         from pytest_shadowfarm.swarm import plugin as swarm_plugin
 

@@ -31,8 +31,12 @@ class WorkerRecord:
     warm: bool = False
     joined_s: float = 0.0
     left_s: float | None = None
-    #: where it came from: "local" (a popen worker), "farm" (a warm farm worker), ...
+    #: where it came from: "local" (a popen worker), "farm" (a warm farm worker), "dask"
     source: str = "local"
+    #: what runs its process: "local" (this machine's farm or popen) or "dask"
+    engine: str = "local"
+    #: the machine its process runs on (None: this one)
+    host: str | None = None
     state: str = "starting"
     #: added while the run was going on (the swarm, or a replacement)
     late: bool = False
@@ -64,6 +68,8 @@ class WorkerRecord:
             "joined_s": _round(self.joined_s),
             "left_s": _round(self.left_s),
             "source": self.source,
+            "engine": self.engine,
+            "host": self.host,
             "ended": self.ended,
         }
         if self.reason is not None:
@@ -136,12 +142,24 @@ class WorkerRegistry:
         self.peak = max(self.peak, len(self.live()))
         return record
 
-    def ready(self, worker_id: str, *, warm: bool = False, source: str | None = None) -> None:
+    def ready(
+        self,
+        worker_id: str,
+        *,
+        warm: bool = False,
+        source: str | None = None,
+        engine: str | None = None,
+        host: str | None = None,
+    ) -> None:
         record = self.asked(worker_id)
         record.ready_s = self._now()
         record.warm = warm
         if source is not None:
             record.source = source
+        if engine is not None:
+            record.engine = engine
+        if host is not None:
+            record.host = host
         if record.state == "starting":
             record.state = "ready"
 

@@ -215,7 +215,11 @@ class SessionWriter:
     def pytest_testnodeready(self, node: Any) -> None:
         gateway = node.gateway
         warm = bool(getattr(gateway, "shadowfarm_warm", False))
-        self.run.workers.ready(str(gateway.id), warm=warm, source="farm" if warm else None)
+        # set by the hand-off that made the gateway (farm.handoff, dask.gateway)
+        engine = getattr(gateway, "shadowfarm_engine", None)
+        host = getattr(gateway, "shadowfarm_host", None)
+        source = engine if engine not in (None, "local") else ("farm" if warm else None)
+        self.run.workers.ready(str(gateway.id), warm=warm, source=source, engine=engine, host=host)
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_xdist_node_collection_finished(self, node: Any, ids: Sequence[str]) -> None:

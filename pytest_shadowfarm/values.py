@@ -182,7 +182,15 @@ def farm_target(raw: Any) -> str:
         return text.lower()
     if text.startswith(("http://", "https://")) and len(text) > len("http://"):
         return text.rstrip("/")
-    msg = "expected auto, off or the farm's URL (e.g. http://127.0.0.1:8765)"
+    from shadowfarm_wire.relay import parse_engine_url
+
+    engine = parse_engine_url(text)  # ValueError says what a dask:// URL looks like
+    if engine is not None:
+        return engine.url
+    msg = (
+        "expected auto, off, the farm's URL (e.g. http://127.0.0.1:8765) or a Dask "
+        "scheduler's (dask://HOST:8786, dask+tls://HOST:8786)"
+    )
     raise ValueError(msg)
 
 

@@ -101,6 +101,13 @@ class TestWorkerRegistry:
         registry.close(12.0)
         assert [(w.left_s, w.ended) for w in registry] == [(12.0, "finished"), (0.0, "crashed")]
 
+    def test_a_worker_hosted_elsewhere_reports_its_engine_and_host(self, registry):
+        """ready() records where the worker runs; the report entry carries both."""
+        registry.asked("gw0")
+        registry.ready("gw0", warm=True, source="dask", engine="dask", host="node-b")
+        entry = next(iter(registry)).report()
+        assert (entry["source"], entry["engine"], entry["host"]) == ("dask", "dask", "node-b")
+
 
 class TestWorkerRecord:
     def test_the_report_entry_rounds_times_and_adds_the_reason(self):
@@ -112,6 +119,8 @@ class TestWorkerRecord:
             "joined_s": 1.234568,
             "left_s": None,
             "source": "local",
+            "engine": "local",
+            "host": None,
             "ended": "finished",
         }
         record.reason = "idle"

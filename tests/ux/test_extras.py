@@ -60,3 +60,11 @@ class TestExtras:
         used = imported(ROOT / "farm_server" / "forecast")
         for requirement in extras()["forecast"]:
             assert requirement_name(requirement) in used
+
+    def test_the_dask_extra_holds_what_the_dask_farm_imports(self) -> None:
+        """distributed: imported by pytest_shadowfarm/dask, and by nothing outside it."""
+        used = imported(ROOT / "pytest_shadowfarm" / "dask")
+        assert [requirement_name(r) for r in extras()["dask"]] == ["distributed"]
+        assert "distributed" in used
+        elsewhere = imported(ROOT / "farm_server") | imported(ROOT / "shadowfarm_wire")
+        assert "distributed" not in elsewhere
