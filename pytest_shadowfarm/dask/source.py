@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 from pytest_shadowfarm.dask.gateway import PathMap
 from pytest_shadowfarm.workers.source import PopenSource, PutEvent
 from shadowfarm_wire.context import hashseed
+from shadowfarm_wire.endings import MaxAge
 from shadowfarm_wire.relay import EngineURL
 
 if TYPE_CHECKING:
@@ -143,6 +144,10 @@ class DaskSource:
 
     def release(self, worker_id: str) -> None:
         """A used worker ends with its session; nothing to give back."""
+
+    def max_age(self) -> MaxAge:
+        """The cluster keeps no endings per profile (yet): no limit."""
+        return MaxAge()
 
     def lost(self, worker_id: str, error: object) -> None:
         slot = self.gateways.get(worker_id)
