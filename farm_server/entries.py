@@ -57,6 +57,8 @@ class ProfileEntry:
     failures: int = 0
     backoff_until: float = 0.0
     warmup_times: list[float] = field(default_factory=list)
+    #: why this profile's workers cannot serve warm ("" if they can): runs go cold
+    unfit: str = ""
 
     @property
     def key(self) -> str:

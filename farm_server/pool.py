@@ -100,7 +100,7 @@ class Pool:
 
     def target(self, entry: ProfileEntry, now: float) -> tuple[int, int]:
         """(min, max) unclaimed workers wanted now: 0 when retired, drained or idle."""
-        if entry.retired is not None or entry.drained:
+        if entry.retired is not None or entry.drained or entry.unfit:
             return (0, 0)
         last = entry.last_claim if entry.last_claim is not None else entry.registered
         if now - last > self.config.idle_ttl_s:
@@ -150,7 +150,7 @@ class Pool:
             entry, created = self.register(profile, shadow_tests)
             entry.last_claim = now
             entry.drained = False
-            warm = [w for w in self.live("warm", entry.key)]
+            warm = [] if entry.unfit else self.live("warm", entry.key)
             warm.sort(key=lambda w: (-len(wanted & w.modules), w.ready or 0.0))
             chosen = warm[:count]
             claim_id = "c-" + secrets.token_hex(6)
@@ -222,6 +222,13 @@ class Pool:
                     entry.failures = 0
                     entry.health = "healthy" if worker.report.get("ok") else "failing"
                     entry.warmup_times = [*entry.warmup_times[-19:], worker.ready - worker.spawned]
+                unfit = worker.report.get("unfit")
+                if unfit and entry is not None:
+                    # Its purge could not be made consistent: serving it warm could change
+                    # test outcomes. The profile runs cold until it is registered anew.
+                    entry.unfit = str(unfit)
+                    worker.state = "warming"  # never offered
+                    self._end(worker, f"unfit: {unfit}")
             elif name == "mismatch" and entry is not None:
                 # The interpreter's distributions changed since the profile was registered:
                 # this key can never be warmed again. The next run registers the new one.

@@ -35,6 +35,8 @@ from typing import Any
 from urllib.parse import urlparse
 from urllib.request import url2pathname
 
+from farm_server.purge import PurgePlan, plan_purge
+
 __all__ = [
     "ReadinessReport",
     "ShadowRun",
@@ -46,6 +48,9 @@ __all__ = [
     "third_party_modules",
     "warm_up",
 ]
+
+#: this distribution's top-level packages: never kept warm
+OWN_PACKAGES = frozenset({"pytest_shadowfarm", "farm_server", "shadowfarm_wire"})
 
 #: environment of the shadow run: it must not write the project's history or report,
 #: nor ask the farm for workers (settings read SHADOWFARM_* from the environment)
@@ -68,6 +73,11 @@ class ReadinessReport:
     budget_reached: bool = False
     modules: list[str] = field(default_factory=list)
     purged: int = 0
+    #: whole packages dropped and kept modules that took from them (a consistent purge)
+    purge_widened: list[str] = field(default_factory=list)
+    purge_dependents: list[str] = field(default_factory=list)
+    #: why this worker must not serve warm (a consistent purge was impossible); "" if fit
+    unfit: str = ""
     import_s: float = 0.0
     shadow_s: float = 0.0
     total_s: float = 0.0
@@ -268,12 +278,21 @@ def modules_to_purge(
     for name, module in modules.items():
         if module is None:
             continue
-        plugin = name.partition(".")[0] in plugin_names
+        top = name.partition(".")[0]
+        plugin = top in plugin_names
         rewritten = _is_rewritten(module)
+        # pytest checks only the names it marks, a plugin's top-level modules
+        # (``mark_rewrite``): a plugin whose top came in through the hook stays whole
+        # (its extension modules, never rewritten, included); one whose top did not
+        # goes whole (purge.py). The farm's own packages always go: they carry the
+        # shadow run's settings.
+        top_module = modules.get(top)
+        top_hooked = top_module is not None and _is_rewritten(top_module)
         if (
             name == "conftest"
             or name.endswith(".conftest")
-            or (plugin and not rewritten)
+            or top in OWN_PACKAGES
+            or (plugin and not top_hooked)
             or (rewritten and not plugin)
             or any(is_source(p) for p in _module_paths(module))
         ):
@@ -296,22 +315,26 @@ def installed_code_dirs() -> list[str]:
 
 def purge_modules(
     rootdir: Path, plugin_names: set[str] | None = None, editable: Iterable[str] | None = None
-) -> int:
-    """Drop :func:`modules_to_purge` from ``sys.modules`` and every cache of their source."""
-    names = modules_to_purge(
+) -> PurgePlan:
+    """Drop :func:`modules_to_purge`, widened to whole packages and their dependents
+    (:func:`farm_server.purge.plan_purge`), from ``sys.modules`` and every cache of
+    their source. An unsafe plan drops only the first names: the worker is unfit."""
+    first = modules_to_purge(
         rootdir,
         sys.modules,
         plugin_module_names() if plugin_names is None else plugin_names,
         editable_roots() if editable is None else editable,
         installed_code_dirs(),
     )
+    plan = plan_purge(first, sys.modules)
+    names = plan.names if plan.safe else first
     for name in names:
         sys.modules.pop(name, None)
     # Directory listings and source lines cached during the warm-up would hide files
     # created or edited since: a run must see the tree as it is now.
     importlib.invalidate_caches()
     linecache.clearcache()
-    return len(names)
+    return plan
 
 
 def third_party_modules(modules: Iterable[str]) -> list[str]:
@@ -429,7 +452,11 @@ def warm_up(
     purge_modules(rootdir, plugins, editable)
     run_shadow(rootdir, list(shadow_tests), budget_s, tmpdir, report)
     report.shadow_s = round(time.perf_counter() - t0 - report.import_s, 3)
-    report.purged = purge_modules(rootdir, plugins, editable)
+    plan = purge_modules(rootdir, plugins, editable)
+    report.purged = len(plan.names)
+    report.purge_widened, report.purge_dependents = plan.widened, plan.dependents
+    if not plan.safe:
+        report.unfit = f"a consistent purge is impossible: {plan.unsafe}"
     report.modules = third_party_modules(sys.modules)
     report.total_s = round(time.perf_counter() - t0, 3)
     return report
