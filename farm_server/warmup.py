@@ -35,6 +35,7 @@ from typing import Any
 from urllib.parse import urlparse
 from urllib.request import url2pathname
 
+from farm_server.heap import settle
 from farm_server.purge import PurgePlan, plan_purge
 
 __all__ = [
@@ -78,6 +79,8 @@ class ReadinessReport:
     purge_dependents: list[str] = field(default_factory=list)
     #: why this worker must not serve warm (a consistent purge was impossible); "" if fit
     unfit: str = ""
+    #: gc-tracked and frozen objects and RSS at hand-off (after settling the heap)
+    heap: dict[str, int] = field(default_factory=dict)
     import_s: float = 0.0
     shadow_s: float = 0.0
     total_s: float = 0.0
@@ -458,5 +461,6 @@ def warm_up(
     if not plan.safe:
         report.unfit = f"a consistent purge is impossible: {plan.unsafe}"
     report.modules = third_party_modules(sys.modules)
+    report.heap = settle().to_dict()
     report.total_s = round(time.perf_counter() - t0, 3)
     return report

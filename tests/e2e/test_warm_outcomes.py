@@ -142,3 +142,20 @@ class TestWarmOutcomes:
         """The reproduction: dropping only gpkg.tests.test_reg keeps the stale registry."""
         partial = run(installed_package_project, "partial", tmp_path)
         assert partial["outcomes"] == {"test_canonical": "failed", "test_registered_once": "passed"}
+
+
+class TestHeapAtHandOff:
+    def test_the_heap_is_frozen_and_holds_no_more_than_a_cold_worker(
+        self, installed_package_project, tmp_path
+    ):
+        """At hand-off the gc has almost nothing left to walk (the rest is frozen), and
+        after collecting the suite a warm process holds no more objects than a cold one
+        that ran it: the shadow run imported earlier what the cold run imports while
+        testing (hypothesis' plugin imports hypothesis at the first test), nothing more."""
+        cold = run(installed_package_project, "cold", tmp_path)
+        warm = run(installed_package_project, "warm", tmp_path)
+        heap = warm["report"]["heap"]
+        assert heap["frozen"] > 10_000
+        assert heap["tracked"] < 1_000
+        assert heap["rss_kb"] > 0
+        assert warm["after_collection"] <= 1.15 * cold["at_end"]
