@@ -23,12 +23,17 @@ import sys
 import types
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
-__all__ = ["PurgePlan", "is_extension", "plan_purge"]
+__all__ = ["OWN_PACKAGES", "PurgePlan", "is_extension", "plan_purge", "top_hooked"]
 
 #: modules a worker must keep whatever happens: the interpreter's own, and pytest's
 #: (pytest refuses to run twice in a process whose ``_pytest`` was re-imported)
 PINNED_TOPS = frozenset({"__main__", "builtins", "sys", "_pytest", "pytest", "pluggy", "py"})
+
+#: this distribution's top-level packages: never kept warm (they carry the shadow run's
+#: settings, read from its SHADOWFARM_* environment)
+OWN_PACKAGES = frozenset({"pytest_shadowfarm", "farm_server", "shadowfarm_wire"})
 
 _EXTENSION_SUFFIXES = tuple(importlib.machinery.EXTENSION_SUFFIXES)
 
@@ -46,9 +51,31 @@ class PurgePlan:
     def safe(self) -> bool:
         return not self.unsafe
 
+    def report_fields(self) -> dict[str, Any]:
+        """The readiness report's fields about the purge."""
+        return {
+            "purged": len(self.names),
+            "purge_widened": self.widened,
+            "purge_dependents": self.dependents,
+            "unfit": f"a consistent purge is impossible: {self.unsafe}" if self.unsafe else "",
+        }
+
 
 def _top(name: str) -> str:
     return name.partition(".")[0]
+
+
+def top_hooked(top: str, modules: Mapping[str, types.ModuleType | None]) -> bool:
+    """Whether the top-level module ``top`` came in through pytest's rewriting hook.
+
+    pytest checks only the names it marks, a plugin distribution's top-level modules
+    (``AssertionRewritingHook.mark_rewrite``): a plugin whose top came in through the
+    hook stays whole (its extension modules, never rewritten, included); one whose top
+    did not goes whole.
+    """
+    module = modules.get(top)
+    loader = getattr(module, "__loader__", None)
+    return type(loader).__name__ == "AssertionRewritingHook"
 
 
 def is_extension(module: types.ModuleType) -> bool:

@@ -36,7 +36,7 @@ from urllib.parse import urlparse
 from urllib.request import url2pathname
 
 from farm_server.heap import settle
-from farm_server.purge import PurgePlan, plan_purge
+from farm_server.purge import OWN_PACKAGES, PurgePlan, plan_purge, top_hooked
 
 __all__ = [
     "ReadinessReport",
@@ -49,9 +49,6 @@ __all__ = [
     "third_party_modules",
     "warm_up",
 ]
-
-#: this distribution's top-level packages: never kept warm
-OWN_PACKAGES = frozenset({"pytest_shadowfarm", "farm_server", "shadowfarm_wire"})
 
 #: environment of the shadow run: it must not write the project's history or report,
 #: nor ask the farm for workers (settings read SHADOWFARM_* from the environment)
@@ -74,12 +71,10 @@ class ReadinessReport:
     budget_reached: bool = False
     modules: list[str] = field(default_factory=list)
     purged: int = 0
-    #: whole packages dropped and kept modules that took from them (a consistent purge)
+    # the consistent purge (purge.py: "unfit" when impossible), the heap at hand-off
     purge_widened: list[str] = field(default_factory=list)
     purge_dependents: list[str] = field(default_factory=list)
-    #: why this worker must not serve warm (a consistent purge was impossible); "" if fit
     unfit: str = ""
-    #: gc-tracked and frozen objects and RSS at hand-off (after settling the heap)
     heap: dict[str, int] = field(default_factory=dict)
     import_s: float = 0.0
     shadow_s: float = 0.0
@@ -284,18 +279,11 @@ def modules_to_purge(
         top = name.partition(".")[0]
         plugin = top in plugin_names
         rewritten = _is_rewritten(module)
-        # pytest checks only the names it marks, a plugin's top-level modules
-        # (``mark_rewrite``): a plugin whose top came in through the hook stays whole
-        # (its extension modules, never rewritten, included); one whose top did not
-        # goes whole (purge.py). The farm's own packages always go: they carry the
-        # shadow run's settings.
-        top_module = modules.get(top)
-        top_hooked = top_module is not None and _is_rewritten(top_module)
         if (
             name == "conftest"
             or name.endswith(".conftest")
             or top in OWN_PACKAGES
-            or (plugin and not top_hooked)
+            or (plugin and not top_hooked(top, modules))
             or (rewritten and not plugin)
             or any(is_source(p) for p in _module_paths(module))
         ):
@@ -319,9 +307,8 @@ def installed_code_dirs() -> list[str]:
 def purge_modules(
     rootdir: Path, plugin_names: set[str] | None = None, editable: Iterable[str] | None = None
 ) -> PurgePlan:
-    """Drop :func:`modules_to_purge`, widened to whole packages and their dependents
-    (:func:`farm_server.purge.plan_purge`), from ``sys.modules`` and every cache of
-    their source. An unsafe plan drops only the first names: the worker is unfit."""
+    """Drop :func:`modules_to_purge` widened by :func:`~farm_server.purge.plan_purge` (or
+    only them if unsafe) from ``sys.modules`` and every cache of their source."""
     first = modules_to_purge(
         rootdir,
         sys.modules,
@@ -456,10 +443,7 @@ def warm_up(
     run_shadow(rootdir, list(shadow_tests), budget_s, tmpdir, report)
     report.shadow_s = round(time.perf_counter() - t0 - report.import_s, 3)
     plan = purge_modules(rootdir, plugins, editable)
-    report.purged = len(plan.names)
-    report.purge_widened, report.purge_dependents = plan.widened, plan.dependents
-    if not plan.safe:
-        report.unfit = f"a consistent purge is impossible: {plan.unsafe}"
+    vars(report).update(plan.report_fields())  # purged, purge_widened, ..., unfit
     report.modules = third_party_modules(sys.modules)
     report.heap = settle().to_dict()
     report.total_s = round(time.perf_counter() - t0, 3)
