@@ -48,6 +48,7 @@ def worker_view(worker: Worker, now: float) -> dict[str, Any]:
             "failed": report.get("failed", 0),
             "modules": len(report.get("modules", [])),
             "warmup_hook": report.get("warmup_hook"),
+            "heap": report.get("heap") or {},
         }
         if worker.report is not None
         else None,
@@ -73,6 +74,7 @@ def profile_view(
         "shadow_tests": len(entry.shadow_tests),
         "health": entry.health,
         "drained": entry.drained,
+        "unfit": entry.unfit or None,
         "min_warm": low,
         "max_warm": high,
         "counts": counts,

@@ -16,7 +16,6 @@ the shadow run imported them through the hook), so it never runs stale project c
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import importlib.util
 import json
@@ -35,13 +34,14 @@ from typing import Any
 from urllib.parse import urlparse
 from urllib.request import url2pathname
 
+from farm_server.heap import settle
+from farm_server.purge import OWN_PACKAGES, PurgePlan, plan_purge, top_hooked
 from farm_server.staleness import project_extensions
 
 __all__ = [
     "ReadinessReport",
     "ShadowRun",
     "editable_roots",
-    "lowered_priority",
     "modules_to_purge",
     "plugin_module_names",
     "purge_modules",
@@ -74,6 +74,11 @@ class ReadinessReport:
     source_paths: list[str] = field(default_factory=list)
     #: project C extensions loaded (file -> inode, size, mtime): see farm_server.staleness
     extensions: dict[str, list[int]] = field(default_factory=dict)
+    # the consistent purge (purge.py: "unfit" when impossible), the heap at hand-off
+    purge_widened: list[str] = field(default_factory=list)
+    purge_dependents: list[str] = field(default_factory=list)
+    unfit: str = ""
+    heap: dict[str, int] = field(default_factory=dict)
     import_s: float = 0.0
     shadow_s: float = 0.0
     total_s: float = 0.0
@@ -275,12 +280,14 @@ def modules_to_purge(
     for name, module in modules.items():
         if module is None:
             continue
-        plugin = name.partition(".")[0] in plugin_names
+        top = name.partition(".")[0]
+        plugin = top in plugin_names
         rewritten = _is_rewritten(module)
         if (
             name == "conftest"
             or name.endswith(".conftest")
-            or (plugin and not rewritten)
+            or top in OWN_PACKAGES
+            or (plugin and not top_hooked(top, modules))
             or (rewritten and not plugin)
             or any(is_source(p) for p in _module_paths(module))
         ):
@@ -303,22 +310,25 @@ def installed_code_dirs() -> list[str]:
 
 def purge_modules(
     rootdir: Path, plugin_names: set[str] | None = None, editable: Iterable[str] | None = None
-) -> int:
-    """Drop :func:`modules_to_purge` from ``sys.modules`` and every cache of their source."""
-    names = modules_to_purge(
+) -> PurgePlan:
+    """Drop :func:`modules_to_purge` widened by :func:`~farm_server.purge.plan_purge` (or
+    only them if unsafe) from ``sys.modules`` and every cache of their source."""
+    first = modules_to_purge(
         rootdir,
         sys.modules,
         plugin_module_names() if plugin_names is None else plugin_names,
         editable_roots() if editable is None else editable,
         installed_code_dirs(),
     )
+    plan = plan_purge(first, sys.modules)
+    names = plan.names if plan.safe else first
     for name in names:
         sys.modules.pop(name, None)
     # Directory listings and source lines cached during the warm-up would hide files
     # created or edited since: a run must see the tree as it is now.
     importlib.invalidate_caches()
     linecache.clearcache()
-    return len(names)
+    return plan
 
 
 def third_party_modules(modules: Iterable[str]) -> list[str]:
@@ -326,93 +336,6 @@ def third_party_modules(modules: Iterable[str]) -> list[str]:
     stdlib = sys.stdlib_module_names
     tops = {name.partition(".")[0] for name in modules}
     return sorted(t for t in tops if t not in stdlib and not t.startswith("_") and t != "__main__")
-
-
-#: this process's autogroup: its name and nice value, e.g. "/autogroup-1343 nice 0"
-AUTOGROUP = Path("/proc/self/autogroup")
-
-
-@contextlib.contextmanager
-def lowered_priority(nice: int) -> Iterator[bool]:
-    """Run the block at idle priority; yield whether the old priority can come back.
-
-    The thread runs ``nice`` steps nicer and, where Linux offers it, under SCHED_IDLE:
-    warming then takes only CPU time that nothing else wants, so replacements warming
-    during a run do not slow that run down. Threads started meanwhile (a BLAS pool at
-    ``import numpy``) inherit that priority, so every thread of the process is restored
-    afterwards. An unprivileged process may raise its priority again only within
-    RLIMIT_NICE (setpriority(2), sched(7)); when that is not allowed the worker keeps
-    the warm-up priority, and the readiness report says so.
-
-    A worker leads its own session, and with Linux's autogroup scheduling each session
-    is a group that gets its fair share of the CPU whatever the priority of the threads
-    inside: a SCHED_IDLE worker alone in its group took as much CPU as a run's testing
-    worker in another (measured: 50/50 on one core). So the group's own nice value
-    (``/proc/self/autogroup``, sched(7)) is lowered too, and set back afterwards.
-    """
-    if nice <= 0:
-        yield True
-        return
-    before = os.getpriority(os.PRIO_PROCESS, 0)
-    os.setpriority(os.PRIO_PROCESS, 0, min(before + nice, 19))
-    idle = getattr(os, "SCHED_IDLE", None)
-    if idle is not None:
-        with contextlib.suppress(OSError):
-            os.sched_setscheduler(0, idle, os.sched_param(0))
-    group = _own_autogroup_nice()
-    if group is not None:
-        _set_autogroup_nice(min(group + nice, 19))
-    try:
-        yield _can_restore(before)
-    finally:
-        _restore_threads(before, idle is not None)
-        if group is not None:
-            _set_autogroup_nice(group)
-
-
-def _own_autogroup_nice() -> int | None:
-    """The nice value of this process's autogroup when the group is this session's
-    alone (this process leads it); None without autogroup or in someone else's group,
-    whose other members must keep their share."""
-    try:
-        if os.getsid(0) != os.getpid():
-            return None
-        return int(AUTOGROUP.read_text().split()[-1])
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-def _set_autogroup_nice(nice: int) -> None:
-    # Raising it back needs no privilege unless below 0 (sched(7), "autogroup").
-    with contextlib.suppress(OSError):
-        AUTOGROUP.write_text(str(nice))
-
-
-def _threads() -> list[int]:
-    try:
-        return [int(tid) for tid in os.listdir("/proc/self/task")]
-    except OSError:
-        return [0]
-
-
-def _restore_threads(nice: int, idle: bool) -> None:
-    for tid in _threads():
-        with contextlib.suppress(OSError):
-            if idle:
-                os.sched_setscheduler(tid, os.SCHED_OTHER, os.sched_param(0))
-            os.setpriority(os.PRIO_PROCESS, tid, nice)
-
-
-def _can_restore(before: int) -> bool:
-    if os.geteuid() == 0:
-        return True
-    try:
-        import resource
-
-        soft, _ = resource.getrlimit(resource.RLIMIT_NICE)
-    except (ImportError, AttributeError, OSError):
-        return False
-    return soft == resource.RLIM_INFINITY or 20 - soft <= before
 
 
 def warm_up(
@@ -438,7 +361,9 @@ def warm_up(
     report.shadow_s = round(time.perf_counter() - t0 - report.import_s, 3)
     roots = [str(rootdir), *editable, *report.source_paths]
     report.extensions = project_extensions(sys.modules, roots)
-    report.purged = purge_modules(rootdir, plugins, [*editable, *report.source_paths])
+    plan = purge_modules(rootdir, plugins, [*editable, *report.source_paths])
+    vars(report).update(plan.report_fields())  # purged, purge_widened, ..., unfit
     report.modules = third_party_modules(sys.modules)
+    report.heap = settle().to_dict()
     report.total_s = round(time.perf_counter() - t0, 3)
     return report

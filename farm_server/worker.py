@@ -139,7 +139,8 @@ def start_session(admitted: Admitted, session_id: str) -> None:
 
 
 def main(stdin: BinaryIO | None = None) -> int:
-    from farm_server.warmup import lowered_priority, warm_up
+    from farm_server.idle import lowered_priority
+    from farm_server.warmup import warm_up
     from shadowfarm_wire.profile import current_profile
 
     own_hashseed = hashseed(os.environ)  # what this interpreter's str hashes were seeded with

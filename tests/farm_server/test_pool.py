@@ -317,6 +317,26 @@ class TestProfiles:
         pool.on_event(worker.id, {"event": "mismatch", "found": "abc"})
         assert pool.profiles[PROFILE.key].retired is not None
 
+    def test_an_unfit_worker_is_never_offered_and_its_profile_runs_cold(self, make_pool):
+        """A report saying the purge could not be made consistent ends the worker, warms
+        no replacement, and claims get no workers."""
+        pool, launcher = make_pool()
+        pool.register(PROFILE)
+        pool.reconcile()
+        first = pool.live()[0]
+        reason = "numpy._core (extension module) would have to be imported again"
+        pool.on_event(first.id, {"event": "ready", "report": {"ok": True, "unfit": reason}})
+        assert first.state == "gone"
+        assert first.end_reason == f"unfit: {reason}"
+        assert pool.profiles[PROFILE.key].unfit == reason
+        for worker in pool.live():
+            ready(pool, worker.id)
+        spawned = len(launcher.launched)
+        assert pool.claim(PROFILE, 2).workers == []
+        pool.reconcile()
+        assert len(launcher.launched) == spawned
+        assert pool.live() == []
+
     def test_an_idle_profile_keeps_no_warm_workers(self, make_pool, clock):
         """After idle_ttl_s without a claim the warm workers end and are not replaced."""
         pool, _ = make_pool(idle_ttl_s=100)
