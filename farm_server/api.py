@@ -162,6 +162,16 @@ def create_app(farm: Farm) -> FastAPI:
         )
         return JSONResponse({"detail": errors, "message": _message(errors)}, status_code=422)
 
+    @app.exception_handler(HTTPException)
+    async def refused(request: Request, exc: HTTPException) -> JSONResponse:
+        # Every refusal carries one readable "message", as a validation error's does.
+        message = exc.detail if isinstance(exc.detail, str) else _message(exc.detail or [])
+        return JSONResponse(
+            {"detail": exc.detail, "message": message},
+            status_code=exc.status_code,
+            headers=exc.headers,
+        )
+
     @app.get("/api/health")
     def health() -> JSONResponse:
         """200 when the farm can work; 503 with the problems (full disk) when it cannot."""

@@ -172,8 +172,8 @@ class TestValidation:
         before = farm.pool.config
         response = client.put("/api/swarm/config", json={"default_min_warm": -1})
         assert response.status_code == 422
-        assert "default_min_warm" in response.json()["detail"]
-        assert "(got -1)" in response.json()["detail"]
+        assert "default_min_warm" in response.json()["message"]
+        assert "(got -1)" in response.json()["message"]
         assert farm.pool.config == before
 
     def test_an_unknown_setting_is_422(self, client):
@@ -186,7 +186,7 @@ class TestValidation:
         """A tick shorter than the supervisor allows is refused with the field named."""
         response = client.put("/api/swarm/config", json={"tick_s": 0.001})
         assert response.status_code == 422
-        assert "tick_s" in response.json()["detail"]
+        assert "tick_s" in response.json()["message"]
 
 
 class TestStatusAndConfig:

@@ -26,15 +26,18 @@ def farm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningFarm]:
 
 class TestDocs:
     def test_docs_is_one_page_that_loads_nothing_from_elsewhere(self, farm) -> None:
-        """/docs is served, and every src/href it has points at the farm itself."""
-        response = farm.api("GET", "/docs", auth=False)
+        """/docs is served to a client with the token, and every src/href it has points at
+        the farm itself; without the token, neither the page nor the document."""
+        assert farm.api("GET", "/docs", auth=False).status_code == 401
+        assert farm.api("GET", "/openapi.json", auth=False).status_code == 401
+        response = farm.api("GET", "/docs")
         assert response.status_code == 200
         assert "text/html" in response.headers["content-type"]
         links = re.findall(r"""(?:src|href)=["']([^"']+)""", response.text)
         assert links == ["/openapi.json"]
         assert "http://" not in response.text
         assert "https://" not in response.text
-        assert farm.api("GET", "/openapi.json", auth=False).status_code == 200
+        assert farm.api("GET", "/openapi.json").status_code == 200
 
 
 class TestTelemetry:
@@ -47,7 +50,8 @@ class TestTelemetry:
                 json={"claim_id": "c1", "worker_id": f"w{n}", "samples": [{"rss_kb": n}]},
             )
             assert posted.status_code == 200
-        response = farm.api("GET", "/api/swarm/telemetry?limit=2", auth=False)
+        assert farm.api("GET", "/api/swarm/telemetry", auth=False).status_code == 401
+        response = farm.api("GET", "/api/swarm/telemetry?limit=2")
         assert response.status_code == 200
         rows = response.json()["telemetry"]
         assert [row["worker_id"] for row in rows] == ["w2", "w1"]
@@ -55,6 +59,6 @@ class TestTelemetry:
 
     def test_a_bad_limit_is_a_422_naming_it(self, farm) -> None:
         """?limit=0 is refused with the field named."""
-        response = farm.api("GET", "/api/swarm/telemetry?limit=0", auth=False)
+        response = farm.api("GET", "/api/swarm/telemetry?limit=0")
         assert response.status_code == 422
         assert "limit" in response.text
