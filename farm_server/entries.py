@@ -37,6 +37,8 @@ class Worker:
     ended: float | None = None
     end_reason: str = ""
     returncode: int | None = None
+    #: the warm-up's current step while warming: {"step", "done", "total", "since"}
+    progress: dict[str, Any] | None = None
 
     @property
     def pid(self) -> int | None:

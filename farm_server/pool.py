@@ -241,10 +241,18 @@ class Pool:
                 worker.ready = self.clock()
                 worker.report = event.get("report") or {}
                 worker.modules = frozenset(worker.report.get("modules", ()))
+                worker.progress = None
                 unfit = entry.took_ready(worker) if entry is not None else ""
                 if unfit:
                     worker.state = "warming"  # never offered
                     self._end(worker, f"unfit: {unfit}")
+            elif name == "progress" and worker.state == "warming":
+                worker.progress = {
+                    "step": str(event.get("step", "")),
+                    "done": event.get("done"),
+                    "total": event.get("total"),
+                    "since": self.clock(),
+                }
             elif name == "mismatch" and entry is not None:
                 # The interpreter's distributions changed since the profile was registered:
                 # this key can never be warmed again. The next run registers the new one.

@@ -49,6 +49,16 @@ __all__ = [
     "warm_up",
 ]
 
+#: told each step of the warm-up as it starts: (step, done, total); done/total are None
+#: when the step has no count. Steps: importing, collecting, warm-up hook, shadow tests,
+#: settling (the purge and the heap).
+OnStep = Callable[[str, int | None, int | None], None]
+
+
+def _no_step(step: str, done: int | None, total: int | None) -> None:
+    pass
+
+
 #: environment of the shadow run: it must not write the project's history or report,
 #: nor ask the farm for workers (settings read SHADOWFARM_* from the environment)
 SHADOW_ENV = {
@@ -94,13 +104,24 @@ class ReadinessReport:
 class ShadowRun:
     """pytest plugin of the shadow run: keep the chosen tests, time-box them, record them."""
 
-    def __init__(self, selected: Iterable[str], budget_s: float, report: ReadinessReport) -> None:
+    def __init__(
+        self,
+        selected: Iterable[str],
+        budget_s: float,
+        report: ReadinessReport,
+        on_step: OnStep = _no_step,
+    ) -> None:
         self.selected = set(selected)
         self.budget_s = budget_s
         self.report = report
+        self.on_step = on_step
         self.t0 = time.perf_counter()
         self.session: Any = None
         self.outcomes: dict[str, dict[str, Any]] = {}
+        self.total = 0
+
+    def pytest_collection(self, session: Any) -> None:
+        self.on_step("collecting", None, None)
 
     def pytest_collection_modifyitems(self, session: Any, config: Any, items: list[Any]) -> None:
         keep = [item for item in items if item.nodeid in self.selected]
@@ -108,6 +129,7 @@ class ShadowRun:
         if drop:
             config.hook.pytest_deselected(items=drop)
         items[:] = keep
+        self.total = len(keep)
 
     def pytest_collection_finish(self, session: Any) -> None:
         self.session = session
@@ -116,6 +138,7 @@ class ShadowRun:
         # conftest is seen too.
         hook = getattr(session.config.hook, "pytest_shadowfarm_warmup", None)
         if hook is not None and hook.get_hookimpls():
+            self.on_step("warm-up hook", None, None)
             try:
                 hook(config=session.config)
                 self.report.warmup_hook = "ran"
@@ -123,6 +146,8 @@ class ShadowRun:
                 self.report.warmup_hook = f"error: {type(exc).__name__}: {exc}"
         # The budget is for tests: collection (the imports) always runs to the end.
         self.t0 = time.perf_counter()
+        if self.total:
+            self.on_step("shadow tests", 0, self.total)
 
     def pytest_runtest_logreport(self, report: Any) -> None:
         entry = self.outcomes.setdefault(report.nodeid, {"outcome": "passed", "duration_s": 0.0})
@@ -131,6 +156,8 @@ class ShadowRun:
             entry["outcome"] = "failed" if report.when == "call" else "error"
         elif report.skipped and entry["outcome"] == "passed":
             entry["outcome"] = "skipped"
+        if report.when == "teardown" and self.total:
+            self.on_step("shadow tests", len(self.outcomes), self.total)
         if report.when == "teardown" and time.perf_counter() - self.t0 > self.budget_s:
             self.report.budget_reached = True
             self.session.shouldstop = "shadowfarm: shadow run budget reached"
@@ -139,9 +166,13 @@ class ShadowRun:
         self.report.tests = [{"nodeid": k, **v} for k, v in self.outcomes.items()]
 
 
-def import_modules(names: Iterable[str], report: ReadinessReport) -> None:
+def import_modules(
+    names: Iterable[str], report: ReadinessReport, on_step: OnStep = _no_step
+) -> None:
     """Import the configured warm modules; one that fails is reported, not fatal."""
-    for name in names:
+    names = list(names)
+    for done, name in enumerate(names):
+        on_step("importing", done, len(names))
         try:
             importlib.import_module(name)
         except Exception as exc:
@@ -162,6 +193,7 @@ def run_shadow(
     tmpdir: Path,
     report: ReadinessReport,
     environ: MutableMapping[str, str] = os.environ,
+    on_step: OnStep = _no_step,
 ) -> None:
     """Collect the project and run ``tests`` in this process (pytest.main)."""
     import pytest
@@ -172,7 +204,7 @@ def run_shadow(
     old_cwd = os.getcwd()
     try:
         os.chdir(rootdir)
-        plugin = ShadowRun(tests, budget_s, report)
+        plugin = ShadowRun(tests, budget_s, report, on_step)
         report.exit_code = int(pytest.main(shadow_args(tmpdir / "basetemp"), plugins=[plugin]))
     except BaseException as exc:  # SystemExit from a conftest, anything: keep the worker
         report.exit_code = -1
@@ -345,11 +377,12 @@ def warm_up(
     shadow_tests: Iterable[str],
     budget_s: float,
     tmpdir: Path,
+    on_step: OnStep = _no_step,
 ) -> ReadinessReport:
     """Imports, warm-up hook and shadow run, then the purge. Never raises."""
     report = ReadinessReport()
     t0 = time.perf_counter()
-    import_modules(warm_modules, report)
+    import_modules(warm_modules, report, on_step)
     report.import_s = round(time.perf_counter() - t0, 3)
     # This worker's own code (farm_server, pytest_shadowfarm) belongs to a pytest plugin
     # distribution: pytest would find it imported and warn that it cannot rewrite it.
@@ -357,10 +390,11 @@ def warm_up(
     plugins = plugin_module_names()
     editable = editable_roots()
     purge_modules(rootdir, plugins, editable)
-    run_shadow(rootdir, list(shadow_tests), budget_s, tmpdir, report)
+    run_shadow(rootdir, list(shadow_tests), budget_s, tmpdir, report, on_step=on_step)
     report.shadow_s = round(time.perf_counter() - t0 - report.import_s, 3)
     roots = [str(rootdir), *editable, *report.source_paths]
     report.extensions = project_extensions(sys.modules, roots)
+    on_step("settling", None, None)
     plan = purge_modules(rootdir, plugins, [*editable, *report.source_paths])
     vars(report).update(plan.report_fields())  # purged, purge_widened, ..., unfit
     report.modules = third_party_modules(sys.modules)

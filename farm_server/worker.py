@@ -3,8 +3,10 @@
 Protocol with the daemon: the daemon writes one JSON line (:class:`WorkerSpec`) to the
 worker's stdin and keeps that pipe open; EOF on it means the daemon died, and an unclaimed
 worker then exits (so does ``PR_SET_PDEATHSIG``). The worker writes JSON lines on its
-stdout: ``started`` (pid, profile key), ``ready`` (the readiness report), ``rejected``
-(a refused connection), ``claimed``; everything else it prints goes to its log (stderr).
+stdout: ``started`` (pid, profile key), ``progress`` (the warm-up's step: importing,
+collecting, warm-up hook, shadow tests k of n, settling), ``ready`` (the readiness
+report), ``rejected`` (a refused connection), ``claimed``; everything else it prints
+goes to its log (stderr).
 
 Life: warm up at low priority -> listen -> admit one authenticated client -> take the
 client's cwd, environment, umask and stderr -> serve one execnet session in the main
@@ -166,6 +168,9 @@ def main(stdin: BinaryIO | None = None) -> int:
                 shadow_tests=spec.shadow_tests,
                 budget_s=spec.budget_s,
                 tmpdir=tmpdir,
+                on_step=lambda step, done, total: status.send(
+                    "progress", step=step, done=done, total=total
+                ),
             )
     finally:
         shutil.rmtree(tmpdir, ignore_errors=True)

@@ -370,6 +370,50 @@ class TestProfiles:
         assert pool.scale("zzzz", 1, 1) == []
 
 
+class TestProgress:
+    def test_a_warming_worker_shows_its_step_and_how_long_it_has_been_on_it(self, make_pool, clock):
+        """A progress event becomes the status' step, per worker and per profile."""
+        from farm_server.status import profile_view, worker_view
+
+        pool, _ = make_pool(default_min_warm=1)
+        pool.register(PROFILE)
+        pool.reconcile()
+        (worker,) = pool.live()
+        assert worker_view(worker, clock.now)["progress"]["step"] == "starting"
+        clock.now += 2.0
+        event = {"event": "progress", "step": "shadow tests", "done": 1, "total": 3}
+        pool.on_event(worker.id, event)
+        clock.now += 0.5
+        view = worker_view(worker, clock.now)["progress"]
+        assert view == {
+            "step": "shadow tests",
+            "done": 1,
+            "total": 3,
+            "step_s": 0.5,
+            "warming_s": 2.5,
+        }
+        entry = pool.profiles[PROFILE.key]
+        profile = profile_view(entry, pool.live(), pool, clock.now)
+        assert profile["warming"] == [{"worker": worker.id, **view}]
+        assert profile["warmup_s_last"] is None
+
+    def test_a_warm_worker_has_no_step_and_its_warm_up_time_is_measured(self, make_pool, clock):
+        """Once ready the step is gone; the profile shows the last and median warm-up."""
+        from farm_server.status import profile_view, worker_view
+
+        pool, _ = make_pool(default_min_warm=1)
+        pool.register(PROFILE)
+        pool.reconcile()
+        (worker,) = pool.live()
+        pool.on_event(worker.id, {"event": "progress", "step": "collecting"})
+        clock.now += 4.0
+        ready(pool, worker.id)
+        assert worker_view(worker, clock.now)["progress"] is None
+        profile = profile_view(pool.profiles[PROFILE.key], pool.live(), pool, clock.now)
+        assert (profile["warming"], profile["warmup_s_last"]) == ([], 4.0)
+        assert profile["warmup_s_median"] == 4.0
+
+
 class TestStop:
     def test_stop_ends_every_worker_including_claimed_ones(self, make_pool):
         """farm stop leaves no live worker, whatever its state."""
