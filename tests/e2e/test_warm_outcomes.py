@@ -95,25 +95,46 @@ print("RESULT " + json.dumps({
 """
 
 
+def write_package(where: Path) -> None:
+    """``gpkg`` with its tests inside it (``gpkg/tests/``) under ``where``."""
+    (where / "gpkg" / "tests").mkdir(parents=True)
+    (where / "gpkg" / "__init__.py").write_text("")
+    (where / "gpkg" / "core.py").write_text(CORE)
+    (where / "gpkg" / "tests" / "__init__.py").write_text("")
+    (where / "gpkg" / "tests" / "test_reg.py").write_text(TESTS)
+
+
+#: how the suite reaches the package's tests: pytest.ini of the rootdir, where gpkg lives
+LAYOUTS = {
+    # installed outside the rootdir, collected through testpaths into "site-packages"
+    "testpaths into site": ("testpaths = {site}/gpkg", "site"),
+    # installed outside the rootdir, collected by module name
+    "--pyargs": ("addopts = --pyargs\ntestpaths = gpkg", "site"),
+    # the project's own src/ layout, tests inside the package
+    "src layout": ("pythonpath = src\ntestpaths = src/gpkg", "proj/src"),
+}
+
+
+def make_project(tmp_path: Path, layout: str) -> Path:
+    ini, where = LAYOUTS[layout]
+    root = tmp_path / "proj"
+    root.mkdir()
+    write_package(tmp_path / where)
+    (root / "pytest.ini").write_text("[pytest]\n" + ini.format(site=tmp_path / "site") + "\n")
+    return root
+
+
 @pytest.fixture
 def installed_package_project(tmp_path: Path) -> Path:
     """``site/gpkg`` (tests inside it) and a rootdir whose testpaths point there."""
-    site = tmp_path / "site"
-    (site / "gpkg" / "tests").mkdir(parents=True)
-    (site / "gpkg" / "__init__.py").write_text("")
-    (site / "gpkg" / "core.py").write_text(CORE)
-    (site / "gpkg" / "tests" / "__init__.py").write_text("")
-    (site / "gpkg" / "tests" / "test_reg.py").write_text(TESTS)
-    root = tmp_path / "proj"
-    root.mkdir()
-    (root / "pytest.ini").write_text(f"[pytest]\ntestpaths = {site / 'gpkg'}\n")
-    return root
+    return make_project(tmp_path, "testpaths into site")
 
 
 def run(root: Path, mode: str, tmp_path: Path) -> dict:
     warm_tmp = tmp_path / f"warm-{mode}"
     warm_tmp.mkdir()
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(root.parent / "site")])}
+    site = root.parent / "site"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(site)])}
     proc = subprocess.run(
         [sys.executable, "-c", SCRIPT, str(root), mode, str(warm_tmp)],
         capture_output=True,
@@ -127,16 +148,24 @@ def run(root: Path, mode: str, tmp_path: Path) -> dict:
 
 
 class TestWarmOutcomes:
-    def test_tests_inside_the_installed_package_pass_warm_as_they_do_cold(
+    @pytest.mark.parametrize("layout", list(LAYOUTS))
+    def test_tests_inside_the_package_pass_warm_as_they_do_cold(self, layout, tmp_path):
+        """Wherever the package lives and however its tests are named, the warm run
+        re-imports gpkg whole (an empty registry) and gets the cold outcomes."""
+        project = make_project(tmp_path, layout)
+        cold = run(project, "cold", tmp_path)
+        warm = run(project, "warm", tmp_path)
+        assert cold["outcomes"] == {"test_canonical": "passed", "test_registered_once": "passed"}
+        assert warm["outcomes"] == cold["outcomes"]
+        assert warm["report"]["unfit"] == ""
+        assert not any(m == "gpkg" or m.startswith("gpkg.") for m in warm["report"]["modules"])
+
+    def test_the_purge_widens_to_the_whole_installed_package(
         self, installed_package_project, tmp_path
     ):
-        """The purge drops gpkg whole, so the run re-imports it with an empty registry."""
-        cold = run(installed_package_project, "cold", tmp_path)
+        """Only gpkg.tests.* are project-like (rewritten); the purge takes gpkg whole."""
         warm = run(installed_package_project, "warm", tmp_path)
-        assert set(cold["outcomes"].values()) == {"passed"}
-        assert warm["outcomes"] == cold["outcomes"]
         assert warm["report"]["purge_widened"] == ["gpkg"]
-        assert warm["report"]["unfit"] == ""
 
     def test_a_partial_purge_would_change_the_outcomes(self, installed_package_project, tmp_path):
         """The reproduction: dropping only gpkg.tests.test_reg keeps the stale registry."""
