@@ -92,6 +92,10 @@ RUN_TIMEOUT_S = 1800
 WARM_TIMEOUT_S = 900
 
 
+class Unfit(Exception):
+    """The farm will not serve this suite warm (its readiness report says why)."""
+
+
 @dataclass
 class Run:
     mode: str
@@ -160,7 +164,7 @@ def wait_warm(client: FarmClient, tree: Path, count: int = 2) -> dict[str, Any]:
             if Path(profile["rootdir"]) != tree:
                 continue
             if profile.get("unfit"):
-                raise SystemExit(f"the farm will not serve {tree} warm: {profile['unfit']}")
+                raise Unfit(f"the farm will not serve {tree} warm: {profile['unfit']}")
             counts = profile["counts"]
             if counts["warm"] >= count and counts["warming"] == 0:
                 workers = [w for w in status["workers"] if w["profile"] == profile["key"]]
@@ -320,8 +324,8 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             work = Path(tmp) / f"w-{name}"
             work.mkdir()
-            results.append(
-                bench_suite(
+            try:
+                result = bench_suite(
                     name,
                     tree.resolve(),
                     suite.args(tree),
@@ -330,7 +334,10 @@ def main(argv: list[str] | None = None) -> int:
                     work,
                     suite.env,
                 )
-            )
+            except Unfit as exc:  # a finding, not a crash: the other suites still run
+                print(f"  {name}: {exc}", flush=True)
+                continue
+            results.append(result)
     if not results:
         return 0
     print()

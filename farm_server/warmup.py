@@ -6,6 +6,10 @@ tests chosen from history exercise fixtures and first-call code paths. Its outco
 the worker's readiness report; a failing shadow run marks the profile unhealthy (a
 canary) before a real run uses it.
 
+The assertion-rewritten code of what the shadow run collected is kept by source hash
+(:mod:`farm_server.rewrite_cache`): the run re-executes every test module but compiles
+again only those whose source changed.
+
 Then :func:`purge_modules` drops every module a run must import fresh: the project's own
 code (anything under the rootdir, or under an editable install's source), test modules
 and conftests, and any pytest plugin module pytest would find imported without its
@@ -36,6 +40,7 @@ from urllib.request import url2pathname
 
 from farm_server.heap import settle
 from farm_server.purge import OWN_PACKAGES, PurgePlan, plan_purge, top_hooked
+from farm_server.rewrite_cache import RewriteCache
 from farm_server.staleness import project_extensions
 
 __all__ = [
@@ -89,6 +94,8 @@ class ReadinessReport:
     purge_dependents: list[str] = field(default_factory=list)
     unfit: str = ""
     heap: dict[str, int] = field(default_factory=dict)
+    #: test modules and conftests whose rewritten code the run may reuse (rewrite_cache.py)
+    rewritten: int = 0
     import_s: float = 0.0
     shadow_s: float = 0.0
     total_s: float = 0.0
@@ -390,7 +397,10 @@ def warm_up(
     plugins = plugin_module_names()
     editable = editable_roots()
     purge_modules(rootdir, plugins, editable)
+    rewrites = RewriteCache()
+    rewrites.install()
     run_shadow(rootdir, list(shadow_tests), budget_s, tmpdir, report, on_step=on_step)
+    report.rewritten = len(rewrites.entries)
     report.shadow_s = round(time.perf_counter() - t0 - report.import_s, 3)
     roots = [str(rootdir), *editable, *report.source_paths]
     report.extensions = project_extensions(sys.modules, roots)

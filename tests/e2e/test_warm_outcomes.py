@@ -59,6 +59,7 @@ from pathlib import Path
 import pytest
 
 root, mode, tmp = Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3])
+edit = json.loads(sys.argv[4]) if len(sys.argv) > 4 else {}
 report = None
 if mode != "cold":
     from farm_server import purge, warmup
@@ -67,6 +68,8 @@ if mode != "cold":
     report = warmup.warm_up(
         rootdir=root, warm_modules=[], shadow_tests=[], budget_s=5.0, tmpdir=tmp
     ).to_dict()
+for path, text in edit.items():  # edited after the warm-up, before the run
+    Path(path).write_text(text)
 
 
 class Outcomes:
@@ -86,11 +89,13 @@ class Outcomes:
 os.chdir(root)
 plugin = Outcomes()
 pytest.main(["-q", "-p", "no:cacheprovider", "-p", "no:randomly"], plugins=[plugin])
+from _pytest.assertion import rewrite
+stats = getattr(getattr(rewrite._rewrite_test, "__self__", None), "stats", dict)()
 gc.collect()
 at_end = len(gc.get_objects()) + gc.get_freeze_count()
 print("RESULT " + json.dumps({
     "outcomes": plugin.seen, "report": report,
-    "after_collection": plugin.after_collection, "at_end": at_end,
+    "after_collection": plugin.after_collection, "at_end": at_end, "rewrites": stats,
 }))
 """
 
@@ -130,13 +135,13 @@ def installed_package_project(tmp_path: Path) -> Path:
     return make_project(tmp_path, "testpaths into site")
 
 
-def run(root: Path, mode: str, tmp_path: Path) -> dict:
+def run(root: Path, mode: str, tmp_path: Path, edit: dict[str, str] | None = None) -> dict:
     warm_tmp = tmp_path / f"warm-{mode}"
     warm_tmp.mkdir()
     site = root.parent / "site"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(site)])}
     proc = subprocess.run(
-        [sys.executable, "-c", SCRIPT, str(root), mode, str(warm_tmp)],
+        [sys.executable, "-c", SCRIPT, str(root), mode, str(warm_tmp), json.dumps(edit or {})],
         capture_output=True,
         text=True,
         env=env,
@@ -171,6 +176,25 @@ class TestWarmOutcomes:
         """The reproduction: dropping only gpkg.tests.test_reg keeps the stale registry."""
         partial = run(installed_package_project, "partial", tmp_path)
         assert partial["outcomes"] == {"test_canonical": "failed", "test_registered_once": "passed"}
+
+
+class TestRewrittenCodeReuse:
+    def test_the_run_reuses_the_code_the_warm_up_rewrote(self, installed_package_project, tmp_path):
+        """The test module is executed afresh but not rewritten again: a hit, no miss."""
+        warm = run(installed_package_project, "warm", tmp_path)
+        assert warm["report"]["rewritten"] >= 1
+        assert warm["rewrites"]["hits"] >= 1
+        assert warm["rewrites"]["misses"] == warm["report"]["rewritten"]  # the warm-up's own
+
+    def test_a_test_file_edited_after_the_warm_up_runs_its_new_code(
+        self, installed_package_project, tmp_path
+    ):
+        """Stale code is impossible: the edited module is rewritten and its new test fails."""
+        test_file = tmp_path / "site" / "gpkg" / "tests" / "test_reg.py"
+        edited = TESTS.replace("assert canonical(Thing())", "assert not canonical(Thing())")
+        warm = run(installed_package_project, "warm", tmp_path, {str(test_file): edited})
+        assert warm["outcomes"] == {"test_canonical": "failed", "test_registered_once": "passed"}
+        assert warm["rewrites"]["misses"] == warm["report"]["rewritten"] + 1
 
 
 class TestHeapAtHandOff:

@@ -95,6 +95,34 @@ class TestPlanPurge:
         assert plan.safe
         assert plan.names == ["farm_server.gate"]
 
+    def test_pytest_may_keep_colouring_with_the_pygments_it_imported(self):
+        """The pygments suite: pytest's terminal writer holds pygments classes; the
+        project's pygments still goes (the run imports it afresh), pytest stays."""
+        mods = {
+            "pygments": module("pygments", "/proj/pygments/__init__.py"),
+            "pygments.lexer": module("pygments.lexer", "/proj/pygments/lexer.py"),
+            "_pytest._io.terminalwriter": module(
+                "_pytest._io.terminalwriter",
+                "/site/_pytest/_io/terminalwriter.py",
+                Lexer=function_of("pygments.lexer"),
+            ),
+        }
+        plan = plan_purge(["pygments", "pygments.lexer"], mods, stdlib=())
+        assert (plan.safe, plan.dependents) == (True, [])
+        assert plan.names == ["pygments", "pygments.lexer"]
+
+    def test_another_pytest_module_holding_a_dropped_package_is_unsafe(self):
+        """The allowance is for that one module and package only."""
+        mods = {
+            "gpkg": module("gpkg", "/proj/gpkg/__init__.py"),
+            "_pytest.other": module(
+                "_pytest.other", "/site/_pytest/other.py", f=function_of("gpkg")
+            ),
+        }
+        plan = plan_purge(["gpkg"], mods, stdlib=())
+        assert not plan.safe
+        assert plan.unsafe == "_pytest.other (pinned) would have to be imported again"
+
     def test_a_purge_inside_one_module_package_is_not_widened(self):
         """A top-level module alone is its own whole package."""
         mods = {"conftest": module("conftest", "/proj/conftest.py")}
