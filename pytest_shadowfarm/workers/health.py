@@ -101,6 +101,10 @@ class _Worker:
     memory_errors: int = 0
     os_errors: int = 0
     predictions: list[Prediction] = field(default_factory=list)
+    #: the last fit and what it was fitted on (newest tests_done, thresholds): a worker
+    #: without a new sample keeps its fit (the fit is O(window^2), and the watch assesses
+    #: every worker after each test of any: most of the controller's CPU on tiny tests)
+    fit: tuple[tuple[int, int], Trend | None] | None = None
 
 
 class HealthMonitor:
@@ -202,9 +206,14 @@ class HealthMonitor:
     def _fit(self, state: _Worker) -> Trend | None:
         if len(state.samples) < self.thresholds.min_samples:
             return None
+        key = (state.samples[-1].tests_done, id(self.thresholds))
+        if state.fit is not None and state.fit[0] == key:
+            return state.fit[1]
         xs = [float(s.tests_done) for s in state.samples]
         ys = [float(s.rss_bytes) for s in state.samples]
-        return fit_trend(xs, ys, tolerance=self.thresholds.min_slope_bytes)
+        fit = fit_trend(xs, ys, tolerance=self.thresholds.min_slope_bytes)
+        state.fit = (key, fit)
+        return fit
 
     @staticmethod
     def _spike(state: _Worker) -> float:
