@@ -39,10 +39,28 @@ class Worker:
     returncode: int | None = None
     #: the run said how this worker ended (an ending is recorded once per worker)
     ending_reported: bool = False
+    #: the warm-up's current step while warming: {"step", "done", "total", "since"}
+    progress: dict[str, Any] | None = None
 
     @property
     def pid(self) -> int | None:
         return self.handle.pid if self.handle is not None else None
+
+    def overdue(self, now: float, claim_timeout_s: float, release_grace_s: float) -> str:
+        """Why this claimed worker must end now ("" if it may go on)."""
+        if self.state != "claimed":
+            return ""
+        if self.connected is None and self.released is not None:
+            return "released without being used"
+        if (
+            self.connected is None
+            and self.claimed is not None
+            and now - self.claimed > claim_timeout_s
+        ):
+            return "claimed but never connected"
+        if self.released is not None and now - self.released > release_grace_s:
+            return "still running after release"
+        return ""
 
 
 @dataclass
@@ -59,10 +77,26 @@ class ProfileEntry:
     failures: int = 0
     backoff_until: float = 0.0
     warmup_times: list[float] = field(default_factory=list)
+    #: why this profile's workers cannot serve warm ("" if they can): runs go cold
+    unfit: str = ""
 
     @property
     def key(self) -> str:
         return self.profile.key
+
+    def took_ready(self, worker: Worker) -> str:
+        """Learn from ``worker``'s readiness report; return why it must not serve ("" if
+        it may)."""
+        report = worker.report or {}
+        self.failures = 0
+        self.health = "healthy" if report.get("ok") else "failing"
+        if worker.ready is not None:
+            self.warmup_times = [*self.warmup_times[-19:], worker.ready - worker.spawned]
+        if report.get("unfit"):
+            # Its purge could not be made consistent: serving it warm could change test
+            # outcomes. The profile runs cold until it is registered anew.
+            self.unfit = str(report["unfit"])
+        return self.unfit
 
 
 @dataclass(frozen=True)

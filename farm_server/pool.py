@@ -104,7 +104,7 @@ class Pool:
 
     def target(self, entry: ProfileEntry, now: float) -> tuple[int, int]:
         """(min, max) unclaimed workers wanted now: 0 when retired, drained or idle."""
-        if entry.retired is not None or entry.drained:
+        if entry.retired is not None or entry.drained or entry.unfit:
             return (0, 0)
         high = self.config.default_max_warm if entry.max_warm is None else entry.max_warm
         if self.config.forecast and self.book is not None:
@@ -160,7 +160,7 @@ class Pool:
             entry, created = self.register(profile, shadow_tests)
             entry.last_claim = now
             entry.drained = False
-            warm = [w for w in self.live("warm", entry.key)]
+            warm = [] if entry.unfit else self.live("warm", entry.key)
             warm.sort(key=lambda w: (-len(wanted & w.modules), w.ready or 0.0))
             chosen = warm[:count]
             claim_id = "c-" + secrets.token_hex(6)
@@ -241,10 +241,18 @@ class Pool:
                 worker.ready = self.clock()
                 worker.report = event.get("report") or {}
                 worker.modules = frozenset(worker.report.get("modules", ()))
-                if entry is not None:
-                    entry.failures = 0
-                    entry.health = "healthy" if worker.report.get("ok") else "failing"
-                    entry.warmup_times = [*entry.warmup_times[-19:], worker.ready - worker.spawned]
+                worker.progress = None
+                unfit = entry.took_ready(worker) if entry is not None else ""
+                if unfit:
+                    worker.state = "warming"  # never offered
+                    self._end(worker, f"unfit: {unfit}")
+            elif name == "progress" and worker.state == "warming":
+                worker.progress = {
+                    "step": str(event.get("step", "")),
+                    "done": event.get("done"),
+                    "total": event.get("total"),
+                    "since": self.clock(),
+                }
             elif name == "mismatch" and entry is not None:
                 # The interpreter's distributions changed since the profile was registered:
                 # this key can never be warmed again. The next run registers the new one.
@@ -352,25 +360,8 @@ class Pool:
                     entry is None or self.target(entry, now)[1] == 0
                 ):
                     self._end(worker, "not wanted (idle, drained or retired profile)")
-                elif (
-                    worker.state == "claimed"
-                    and worker.connected is None
-                    and worker.released is not None
-                ):
-                    self._end(worker, "released without being used")
-                elif (
-                    worker.state == "claimed"
-                    and worker.connected is None
-                    and worker.claimed is not None
-                    and now - worker.claimed > cfg.claim_timeout_s
-                ):
-                    self._end(worker, "claimed but never connected")
-                elif (
-                    worker.state == "claimed"
-                    and worker.released is not None
-                    and now - worker.released > cfg.release_grace_s
-                ):
-                    self._end(worker, "still running after release")
+                elif reason := worker.overdue(now, cfg.claim_timeout_s, cfg.release_grace_s):
+                    self._end(worker, reason)
             self.deferred = self._defer_warming()
             for entry in self.profiles.values():
                 low, high = self.target(entry, now)

@@ -1,9 +1,11 @@
 """What ``GET /api/swarm/status`` and ``/metrics`` report, read from the pool (pure views).
 
-Status version 1 (``farm status --json``): ``profiles[]`` with counts per state, health,
-targets, warm-up times and ``learned`` (the max age learned from how its workers ended:
-:mod:`.learning`); ``workers[]`` with id, profile, state, pid, ages and the
-readiness report summary; ``totals`` with claims served and the hit rate.
+Status version 1 (``farm status --json``): ``profiles[]`` with counts per state, the
+warming workers' steps (importing, collecting, warm-up hook, shadow tests k of n,
+settling), health, targets, warm-up times and ``learned`` (the max age learned from how
+its workers ended: :mod:`.learning`); ``workers[]`` with id, profile, state, pid, ages,
+the warm-up step and the readiness report summary (the heap at hand-off: gc-tracked and
+frozen objects, RSS); ``totals`` with claims served and the hit rate.
 """
 
 from __future__ import annotations
@@ -44,15 +46,31 @@ def worker_view(worker: Worker, now: float) -> dict[str, Any]:
         "claim": worker.claim_id,
         "connected": worker.connected is not None,
         "end_reason": worker.end_reason or None,
+        "progress": progress_view(worker, now),
         "ready": {
             "ok": report.get("ok"),
             "tests": len(report.get("tests", [])),
             "failed": report.get("failed", 0),
             "modules": len(report.get("modules", [])),
             "warmup_hook": report.get("warmup_hook"),
+            "heap": report.get("heap") or {},
         }
         if worker.report is not None
         else None,
+    }
+
+
+def progress_view(worker: Worker, now: float) -> dict[str, Any] | None:
+    """A warming worker's step: {"step", "done", "total", "step_s", "warming_s"}."""
+    if worker.state != "warming":
+        return None
+    step = worker.progress or {"step": "starting", "done": None, "total": None}
+    return {
+        "step": step["step"],
+        "done": step["done"],
+        "total": step["total"],
+        "step_s": _age(step.get("since", worker.spawned), now),
+        "warming_s": _age(worker.spawned, now),
     }
 
 
@@ -60,9 +78,12 @@ def profile_view(
     entry: ProfileEntry, workers: Iterable[Worker], pool: Pool, now: float
 ) -> dict[str, Any]:
     counts = dict.fromkeys(STATES[:-1], 0)
+    warming = []
     for worker in workers:
         if worker.profile_key == entry.key and worker.state in counts:
             counts[worker.state] += 1
+        if worker.profile_key == entry.key and worker.state == "warming":
+            warming.append({"worker": worker.id, **(progress_view(worker, now) or {})})
     low, high = pool.target(entry, now)
     times = entry.warmup_times
     return {
@@ -75,11 +96,14 @@ def profile_view(
         "shadow_tests": len(entry.shadow_tests),
         "health": entry.health,
         "drained": entry.drained,
+        "unfit": entry.unfit or None,
         "min_warm": low,
         "max_warm": high,
         "counts": counts,
+        "warming": warming,
         "last_claim_age_s": _age(entry.last_claim, now),
         "warmup_s_median": round(statistics.median(times), 3) if times else None,
+        "warmup_s_last": round(times[-1], 3) if times else None,
         "forecast": forecast_view(pool, entry.key, now),
     }
 

@@ -2,7 +2,7 @@
 
 Replacements start at once, except while a run holds claimed workers and the host has
 fewer than ``warm_spare_cores`` idle cores: then they wait for spare CPU (or
-the run's end). Warming runs at idle CPU priority (warmup.lowered_priority), yet
+the run's end). Warming runs at idle CPU priority (idle.lowered_priority), yet
 bench_farm.py measured that two replacements warming beside a ``-n 2`` run on two cores
 still stretched its tests' wall time by 30 % at equal CPU time (importing scipy is
 page faults and memory traffic, which no CPU priority orders); waiting cost that run

@@ -6,6 +6,10 @@ tests chosen from history exercise fixtures and first-call code paths. Its outco
 the worker's readiness report; a failing shadow run marks the profile unhealthy (a
 canary) before a real run uses it.
 
+The assertion-rewritten code of what the shadow run collected is kept by source hash
+(:mod:`farm_server.rewrite_cache`): the run re-executes every test module but compiles
+again only those whose source changed.
+
 Then :func:`purge_modules` drops every module a run must import fresh: the project's own
 code (anything under the rootdir, or under an editable install's source), test modules
 and conftests, and any pytest plugin module pytest would find imported without its
@@ -16,7 +20,6 @@ the shadow run imported them through the hook), so it never runs stale project c
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import importlib.util
 import json
@@ -35,19 +38,31 @@ from typing import Any
 from urllib.parse import urlparse
 from urllib.request import url2pathname
 
+from farm_server.heap import settle
+from farm_server.purge import OWN_PACKAGES, PurgePlan, plan_purge, top_hooked
+from farm_server.rewrite_cache import RewriteCache
 from farm_server.staleness import project_extensions
 
 __all__ = [
     "ReadinessReport",
     "ShadowRun",
     "editable_roots",
-    "lowered_priority",
     "modules_to_purge",
     "plugin_module_names",
     "purge_modules",
     "third_party_modules",
     "warm_up",
 ]
+
+#: told each step of the warm-up as it starts: (step, done, total); done/total are None
+#: when the step has no count. Steps: importing, collecting, warm-up hook, shadow tests,
+#: settling (the purge and the heap).
+OnStep = Callable[[str, int | None, int | None], None]
+
+
+def _no_step(step: str, done: int | None, total: int | None) -> None:
+    pass
+
 
 #: environment of the shadow run: it must not write the project's history or report,
 #: nor ask the farm for workers (settings read SHADOWFARM_* from the environment)
@@ -74,6 +89,13 @@ class ReadinessReport:
     source_paths: list[str] = field(default_factory=list)
     #: project C extensions loaded (file -> inode, size, mtime): see farm_server.staleness
     extensions: dict[str, list[int]] = field(default_factory=dict)
+    # the consistent purge (purge.py: "unfit" when impossible), the heap at hand-off
+    purge_widened: list[str] = field(default_factory=list)
+    purge_dependents: list[str] = field(default_factory=list)
+    unfit: str = ""
+    heap: dict[str, int] = field(default_factory=dict)
+    #: test modules and conftests whose rewritten code the run may reuse (rewrite_cache.py)
+    rewritten: int = 0
     import_s: float = 0.0
     shadow_s: float = 0.0
     total_s: float = 0.0
@@ -89,13 +111,24 @@ class ReadinessReport:
 class ShadowRun:
     """pytest plugin of the shadow run: keep the chosen tests, time-box them, record them."""
 
-    def __init__(self, selected: Iterable[str], budget_s: float, report: ReadinessReport) -> None:
+    def __init__(
+        self,
+        selected: Iterable[str],
+        budget_s: float,
+        report: ReadinessReport,
+        on_step: OnStep = _no_step,
+    ) -> None:
         self.selected = set(selected)
         self.budget_s = budget_s
         self.report = report
+        self.on_step = on_step
         self.t0 = time.perf_counter()
         self.session: Any = None
         self.outcomes: dict[str, dict[str, Any]] = {}
+        self.total = 0
+
+    def pytest_collection(self, session: Any) -> None:
+        self.on_step("collecting", None, None)
 
     def pytest_collection_modifyitems(self, session: Any, config: Any, items: list[Any]) -> None:
         keep = [item for item in items if item.nodeid in self.selected]
@@ -103,6 +136,7 @@ class ShadowRun:
         if drop:
             config.hook.pytest_deselected(items=drop)
         items[:] = keep
+        self.total = len(keep)
 
     def pytest_collection_finish(self, session: Any) -> None:
         self.session = session
@@ -111,6 +145,7 @@ class ShadowRun:
         # conftest is seen too.
         hook = getattr(session.config.hook, "pytest_shadowfarm_warmup", None)
         if hook is not None and hook.get_hookimpls():
+            self.on_step("warm-up hook", None, None)
             try:
                 hook(config=session.config)
                 self.report.warmup_hook = "ran"
@@ -118,6 +153,8 @@ class ShadowRun:
                 self.report.warmup_hook = f"error: {type(exc).__name__}: {exc}"
         # The budget is for tests: collection (the imports) always runs to the end.
         self.t0 = time.perf_counter()
+        if self.total:
+            self.on_step("shadow tests", 0, self.total)
 
     def pytest_runtest_logreport(self, report: Any) -> None:
         entry = self.outcomes.setdefault(report.nodeid, {"outcome": "passed", "duration_s": 0.0})
@@ -126,6 +163,8 @@ class ShadowRun:
             entry["outcome"] = "failed" if report.when == "call" else "error"
         elif report.skipped and entry["outcome"] == "passed":
             entry["outcome"] = "skipped"
+        if report.when == "teardown" and self.total:
+            self.on_step("shadow tests", len(self.outcomes), self.total)
         if report.when == "teardown" and time.perf_counter() - self.t0 > self.budget_s:
             self.report.budget_reached = True
             self.session.shouldstop = "shadowfarm: shadow run budget reached"
@@ -134,9 +173,13 @@ class ShadowRun:
         self.report.tests = [{"nodeid": k, **v} for k, v in self.outcomes.items()]
 
 
-def import_modules(names: Iterable[str], report: ReadinessReport) -> None:
+def import_modules(
+    names: Iterable[str], report: ReadinessReport, on_step: OnStep = _no_step
+) -> None:
     """Import the configured warm modules; one that fails is reported, not fatal."""
-    for name in names:
+    names = list(names)
+    for done, name in enumerate(names):
+        on_step("importing", done, len(names))
         try:
             importlib.import_module(name)
         except Exception as exc:
@@ -157,6 +200,7 @@ def run_shadow(
     tmpdir: Path,
     report: ReadinessReport,
     environ: MutableMapping[str, str] = os.environ,
+    on_step: OnStep = _no_step,
 ) -> None:
     """Collect the project and run ``tests`` in this process (pytest.main)."""
     import pytest
@@ -167,7 +211,7 @@ def run_shadow(
     old_cwd = os.getcwd()
     try:
         os.chdir(rootdir)
-        plugin = ShadowRun(tests, budget_s, report)
+        plugin = ShadowRun(tests, budget_s, report, on_step)
         report.exit_code = int(pytest.main(shadow_args(tmpdir / "basetemp"), plugins=[plugin]))
     except BaseException as exc:  # SystemExit from a conftest, anything: keep the worker
         report.exit_code = -1
@@ -275,12 +319,14 @@ def modules_to_purge(
     for name, module in modules.items():
         if module is None:
             continue
-        plugin = name.partition(".")[0] in plugin_names
+        top = name.partition(".")[0]
+        plugin = top in plugin_names
         rewritten = _is_rewritten(module)
         if (
             name == "conftest"
             or name.endswith(".conftest")
-            or (plugin and not rewritten)
+            or top in OWN_PACKAGES
+            or (plugin and not top_hooked(top, modules))
             or (rewritten and not plugin)
             or any(is_source(p) for p in _module_paths(module))
         ):
@@ -303,22 +349,25 @@ def installed_code_dirs() -> list[str]:
 
 def purge_modules(
     rootdir: Path, plugin_names: set[str] | None = None, editable: Iterable[str] | None = None
-) -> int:
-    """Drop :func:`modules_to_purge` from ``sys.modules`` and every cache of their source."""
-    names = modules_to_purge(
+) -> PurgePlan:
+    """Drop :func:`modules_to_purge` widened by :func:`~farm_server.purge.plan_purge` (or
+    only them if unsafe) from ``sys.modules`` and every cache of their source."""
+    first = modules_to_purge(
         rootdir,
         sys.modules,
         plugin_module_names() if plugin_names is None else plugin_names,
         editable_roots() if editable is None else editable,
         installed_code_dirs(),
     )
+    plan = plan_purge(first, sys.modules)
+    names = plan.names if plan.safe else first
     for name in names:
         sys.modules.pop(name, None)
     # Directory listings and source lines cached during the warm-up would hide files
     # created or edited since: a run must see the tree as it is now.
     importlib.invalidate_caches()
     linecache.clearcache()
-    return len(names)
+    return plan
 
 
 def third_party_modules(modules: Iterable[str]) -> list[str]:
@@ -328,93 +377,6 @@ def third_party_modules(modules: Iterable[str]) -> list[str]:
     return sorted(t for t in tops if t not in stdlib and not t.startswith("_") and t != "__main__")
 
 
-#: this process's autogroup: its name and nice value, e.g. "/autogroup-1343 nice 0"
-AUTOGROUP = Path("/proc/self/autogroup")
-
-
-@contextlib.contextmanager
-def lowered_priority(nice: int) -> Iterator[bool]:
-    """Run the block at idle priority; yield whether the old priority can come back.
-
-    The thread runs ``nice`` steps nicer and, where Linux offers it, under SCHED_IDLE:
-    warming then takes only CPU time that nothing else wants, so replacements warming
-    during a run do not slow that run down. Threads started meanwhile (a BLAS pool at
-    ``import numpy``) inherit that priority, so every thread of the process is restored
-    afterwards. An unprivileged process may raise its priority again only within
-    RLIMIT_NICE (setpriority(2), sched(7)); when that is not allowed the worker keeps
-    the warm-up priority, and the readiness report says so.
-
-    A worker leads its own session, and with Linux's autogroup scheduling each session
-    is a group that gets its fair share of the CPU whatever the priority of the threads
-    inside: a SCHED_IDLE worker alone in its group took as much CPU as a run's testing
-    worker in another (measured: 50/50 on one core). So the group's own nice value
-    (``/proc/self/autogroup``, sched(7)) is lowered too, and set back afterwards.
-    """
-    if nice <= 0:
-        yield True
-        return
-    before = os.getpriority(os.PRIO_PROCESS, 0)
-    os.setpriority(os.PRIO_PROCESS, 0, min(before + nice, 19))
-    idle = getattr(os, "SCHED_IDLE", None)
-    if idle is not None:
-        with contextlib.suppress(OSError):
-            os.sched_setscheduler(0, idle, os.sched_param(0))
-    group = _own_autogroup_nice()
-    if group is not None:
-        _set_autogroup_nice(min(group + nice, 19))
-    try:
-        yield _can_restore(before)
-    finally:
-        _restore_threads(before, idle is not None)
-        if group is not None:
-            _set_autogroup_nice(group)
-
-
-def _own_autogroup_nice() -> int | None:
-    """The nice value of this process's autogroup when the group is this session's
-    alone (this process leads it); None without autogroup or in someone else's group,
-    whose other members must keep their share."""
-    try:
-        if os.getsid(0) != os.getpid():
-            return None
-        return int(AUTOGROUP.read_text().split()[-1])
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-def _set_autogroup_nice(nice: int) -> None:
-    # Raising it back needs no privilege unless below 0 (sched(7), "autogroup").
-    with contextlib.suppress(OSError):
-        AUTOGROUP.write_text(str(nice))
-
-
-def _threads() -> list[int]:
-    try:
-        return [int(tid) for tid in os.listdir("/proc/self/task")]
-    except OSError:
-        return [0]
-
-
-def _restore_threads(nice: int, idle: bool) -> None:
-    for tid in _threads():
-        with contextlib.suppress(OSError):
-            if idle:
-                os.sched_setscheduler(tid, os.SCHED_OTHER, os.sched_param(0))
-            os.setpriority(os.PRIO_PROCESS, tid, nice)
-
-
-def _can_restore(before: int) -> bool:
-    if os.geteuid() == 0:
-        return True
-    try:
-        import resource
-
-        soft, _ = resource.getrlimit(resource.RLIMIT_NICE)
-    except (ImportError, AttributeError, OSError):
-        return False
-    return soft == resource.RLIM_INFINITY or 20 - soft <= before
-
-
 def warm_up(
     *,
     rootdir: Path,
@@ -422,11 +384,12 @@ def warm_up(
     shadow_tests: Iterable[str],
     budget_s: float,
     tmpdir: Path,
+    on_step: OnStep = _no_step,
 ) -> ReadinessReport:
     """Imports, warm-up hook and shadow run, then the purge. Never raises."""
     report = ReadinessReport()
     t0 = time.perf_counter()
-    import_modules(warm_modules, report)
+    import_modules(warm_modules, report, on_step)
     report.import_s = round(time.perf_counter() - t0, 3)
     # This worker's own code (farm_server, pytest_shadowfarm) belongs to a pytest plugin
     # distribution: pytest would find it imported and warn that it cannot rewrite it.
@@ -434,11 +397,17 @@ def warm_up(
     plugins = plugin_module_names()
     editable = editable_roots()
     purge_modules(rootdir, plugins, editable)
-    run_shadow(rootdir, list(shadow_tests), budget_s, tmpdir, report)
+    rewrites = RewriteCache()
+    rewrites.install()
+    run_shadow(rootdir, list(shadow_tests), budget_s, tmpdir, report, on_step=on_step)
+    report.rewritten = len(rewrites.entries)
     report.shadow_s = round(time.perf_counter() - t0 - report.import_s, 3)
     roots = [str(rootdir), *editable, *report.source_paths]
     report.extensions = project_extensions(sys.modules, roots)
-    report.purged = purge_modules(rootdir, plugins, [*editable, *report.source_paths])
+    on_step("settling", None, None)
+    plan = purge_modules(rootdir, plugins, [*editable, *report.source_paths])
+    vars(report).update(plan.report_fields())  # purged, purge_widened, ..., unfit
     report.modules = third_party_modules(sys.modules)
+    report.heap = settle().to_dict()
     report.total_s = round(time.perf_counter() - t0, 3)
     return report

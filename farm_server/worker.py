@@ -3,8 +3,10 @@
 Protocol with the daemon: the daemon writes one JSON line (:class:`WorkerSpec`) to the
 worker's stdin and keeps that pipe open; EOF on it means the daemon died, and an unclaimed
 worker then exits (so does ``PR_SET_PDEATHSIG``). The worker writes JSON lines on its
-stdout: ``started`` (pid, profile key), ``ready`` (the readiness report), ``rejected``
-(a refused connection), ``claimed``; everything else it prints goes to its log (stderr).
+stdout: ``started`` (pid, profile key), ``progress`` (the warm-up's step: importing,
+collecting, warm-up hook, shadow tests k of n, settling), ``ready`` (the readiness
+report), ``rejected`` (a refused connection), ``claimed``; everything else it prints
+goes to its log (stderr).
 
 Life: warm up at low priority -> listen -> admit one authenticated client -> take the
 client's cwd, environment, umask and stderr -> serve one execnet session in the main
@@ -139,7 +141,8 @@ def start_session(admitted: Admitted, session_id: str) -> None:
 
 
 def main(stdin: BinaryIO | None = None) -> int:
-    from farm_server.warmup import lowered_priority, warm_up
+    from farm_server.idle import lowered_priority
+    from farm_server.warmup import warm_up
     from shadowfarm_wire.profile import current_profile
 
     own_hashseed = hashseed(os.environ)  # what this interpreter's str hashes were seeded with
@@ -165,6 +168,9 @@ def main(stdin: BinaryIO | None = None) -> int:
                 shadow_tests=spec.shadow_tests,
                 budget_s=spec.budget_s,
                 tmpdir=tmpdir,
+                on_step=lambda step, done, total: status.send(
+                    "progress", step=step, done=done, total=total
+                ),
             )
     finally:
         shutil.rmtree(tmpdir, ignore_errors=True)

@@ -1,5 +1,5 @@
-"""``shadowfarm farm start|serve|stop|status|workers|scale|drain|config``: run the farm
-(``simulate`` and ``forecast``: ``cli/forecast.py``).
+"""``shadowfarm farm start|serve|stop|status|wait|workers|scale|drain|config``: run the
+farm (``simulate`` and ``forecast``: ``cli/forecast.py``; ``wait``: ``cli/farm_wait.py``).
 
 The farm keeps its state in one directory: ``--home DIR``, else ``$SHADOWFARM_HOME``,
 else ``$XDG_STATE_HOME/shadowfarm`` (``~/.local/state/shadowfarm``). Read commands take
@@ -13,7 +13,7 @@ import importlib.util
 import json
 from typing import Any
 
-from pytest_shadowfarm.cli import Context, forecast, whole_number
+from pytest_shadowfarm.cli import Context, farm_wait, forecast, whole_number
 from pytest_shadowfarm.errors import FarmError
 
 __all__ = ["register"]
@@ -40,17 +40,36 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     )
     commands = group.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
+    binds = argparse.ArgumentParser(add_help=False)
+    binds.add_argument("--host", default="127.0.0.1", help="bind address (default: loopback)")
+    binds.add_argument("--port", type=int, default=0, help="port (default: any free port)")
+    waits = argparse.ArgumentParser(add_help=False)
+    waits.add_argument(
+        "--timeout",
+        type=_seconds,
+        default=farm_wait.DEFAULT_TIMEOUT_S,
+        metavar="S",
+        help=f"with waiting: give up after S seconds (default {farm_wait.DEFAULT_TIMEOUT_S:g})",
+    )
     start = commands.add_parser(
-        "start", parents=[common], help="start the daemon in the background; print its URL"
+        "start",
+        parents=[common, binds, waits],
+        help="start the daemon in the background; print its URL",
     )
-    serve = commands.add_parser(
-        "serve", parents=[common], help="run the daemon in the foreground (systemd, containers)"
+    start.add_argument(
+        "--wait", action="store_true", help="then return once the registered profiles are warm"
     )
-    for cmd in (start, serve):
-        cmd.add_argument("--host", default="127.0.0.1", help="bind address (default: loopback)")
-        cmd.add_argument("--port", type=int, default=0, help="port (default: any free port)")
     start.set_defaults(run=_start)
-    serve.set_defaults(run=_serve)
+    commands.add_parser(
+        "serve",
+        parents=[common, binds],
+        help="run the daemon in the foreground (systemd, containers)",
+    ).set_defaults(run=_serve)
+    commands.add_parser(
+        "wait",
+        parents=[common, waits],
+        help="return once the registered profiles are warm (exit 1 on timeout)",
+    ).set_defaults(run=_wait)
     commands.add_parser(
         "stop", parents=[common], help="stop the daemon and every worker (state is kept)"
     ).set_defaults(run=_stop)
@@ -123,6 +142,18 @@ def _need_farm_extra() -> None:
         raise FarmError(msg)
 
 
+def _seconds(raw: str) -> float:
+    """An argparse ``type``: a timeout, more than 0 seconds."""
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not value > 0 or value == float("inf"):
+        msg = f"expected a number of seconds > 0, got {raw!r}"
+        raise argparse.ArgumentTypeError(msg)
+    return value
+
+
 def _duration(seconds: float | None) -> str:
     if seconds is None:
         return "-"
@@ -148,6 +179,21 @@ def _start(args: argparse.Namespace, ctx: Context) -> int:
     info, started = daemon.start(home, args.host, args.port, env=ctx.env)
     verb = "started" if started else "already running"
     ctx.print(f"farm {verb} at {info.url} (pid {info.pid}, home {home.root})")
+    return _wait(args, ctx) if args.wait else 0
+
+
+def _wait(args: argparse.Namespace, ctx: Context) -> int:
+    client = _client(args, ctx)
+    started = ctx.clock()
+    status = farm_wait.wait_warm(client.status, args.timeout)
+    warm = [p for p in status["profiles"] if (p.get("min_warm") or 0) > 0]
+    if not status["profiles"]:
+        ctx.print("no profiles registered yet: nothing to wait for")
+    else:
+        ctx.print(
+            f"farm warm after {_duration(ctx.clock() - started)}: "
+            f"{len(warm)} profile(s) at their warm target"
+        )
     return 0
 
 
@@ -201,11 +247,19 @@ def _status(args: argparse.Namespace, ctx: Context) -> int:
         ctx.print(
             f"  warming {c['warming']}  warm {c['warm']}  claimed {c['claimed']}  "
             f"(min {p['min_warm']}, max {p['max_warm']}{', drained' if p['drained'] else ''})  "
-            f"warm-up median {_duration(p['warmup_s_median'])}"
+            f"warm-up median {_duration(p['warmup_s_median'])}, "
+            f"last {_duration(p.get('warmup_s_last'))}"
         )
         learned = p.get("learned")
         if learned and (learned["sick"] or learned["max_age_tests"] or learned["max_age_s"]):
             ctx.print(f"  {_learned_line(learned)}")
+        for w in p.get("warming", []):
+            ctx.print(
+                f"  {w['worker']} warming: {farm_wait.describe_step(w)} "
+                f"(for {_duration(w['step_s'])}, warming {_duration(w['warming_s'])})"
+            )
+        if p.get("unfit"):
+            ctx.print(f"  runs go cold: {p['unfit']}")
         fc = p.get("forecast")
         if fc:
             hours = "  ".join(
@@ -249,6 +303,8 @@ def _workers(args: argparse.Namespace, ctx: Context) -> int:
     for w in workers:
         ready = w["ready"]
         summary = "-"
+        if w.get("progress"):
+            summary = f"warming: {farm_wait.describe_step(w['progress'])}"
         if ready is not None:
             verdict = "ok" if ready["ok"] else f"FAILING ({ready['failed']} failed)"
             summary = f"{verdict}, {ready['tests']} shadow tests, {ready['modules']} modules"

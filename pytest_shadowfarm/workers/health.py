@@ -31,9 +31,9 @@ import statistics
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Literal
 
 from pytest_shadowfarm.sizes import format_size
+from pytest_shadowfarm.workers.predictions import Decision, Prediction
 from pytest_shadowfarm.workers.thresholds import Thresholds, score_for_tests_left
 from pytest_shadowfarm.workers.trend import Trend, fit_trend
 
@@ -44,11 +44,9 @@ __all__ = [
     "Prediction",
     "Sample",
     "Thresholds",
-    "lead_tests",
     "score_for_tests_left",
 ]
 
-Decision = Literal["ok", "prepare", "swap"]
 
 #: tests before its max age at which a worker is swapped out: the two it holds
 AGE_SWAP_TESTS = 2.0
@@ -86,19 +84,6 @@ class Assessment:
     share_bytes: int | None = None
 
 
-@dataclass(frozen=True)
-class Prediction:
-    """A decision change, kept for the report: when, and the death it predicted."""
-
-    worker: str
-    decision: Decision
-    t: float
-    tests_done: int
-    reason: str
-    #: tests_done + tests_left at the decision (None: not a memory prediction)
-    death_at_tests: float | None
-
-
 @dataclass
 class _Worker:
     samples: deque[Sample]
@@ -108,6 +93,10 @@ class _Worker:
     memory_errors: int = 0
     os_errors: int = 0
     predictions: list[Prediction] = field(default_factory=list)
+    #: the last fit and what it was fitted on (newest tests_done, thresholds): a worker
+    #: without a new sample keeps its fit (the fit is O(window^2), and the watch assesses
+    #: every worker after each test of any: most of the controller's CPU on tiny tests)
+    fit: tuple[tuple[int, int], Trend | None] | None = None
 
 
 class HealthMonitor:
@@ -211,9 +200,14 @@ class HealthMonitor:
     def _fit(self, state: _Worker) -> Trend | None:
         if len(state.samples) < self.thresholds.min_samples:
             return None
+        key = (state.samples[-1].tests_done, id(self.thresholds))
+        if state.fit is not None and state.fit[0] == key:
+            return state.fit[1]
         xs = [float(s.tests_done) for s in state.samples]
         ys = [float(s.rss_bytes) for s in state.samples]
-        return fit_trend(xs, ys, tolerance=self.thresholds.min_slope_bytes)
+        fit = fit_trend(xs, ys, tolerance=self.thresholds.min_slope_bytes)
+        state.fit = (key, fit)
+        return fit
 
     @staticmethod
     def _spike(state: _Worker) -> float:
@@ -430,15 +424,3 @@ class HealthMonitor:
 
 def _with(a: Assessment, **changes: object) -> Assessment:
     return replace(a, **changes)  # type: ignore[arg-type]
-
-
-def lead_tests(predictions: list[Prediction], tests_done: int) -> float | None:
-    """Tests between the worker's end (``tests_done``) and the death its swap predicted.
-
-    The margin the replacement left: > 0 means it went before it would have died.
-    None when the worker was never told to swap.
-    """
-    for prediction in predictions:
-        if prediction.decision == "swap" and prediction.death_at_tests is not None:
-            return prediction.death_at_tests - tests_done
-    return None

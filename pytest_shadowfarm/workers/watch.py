@@ -36,8 +36,8 @@ from pytest_shadowfarm.workers.health import (
     HealthMonitor,
     Sample,
     Thresholds,
-    lead_tests,
 )
+from pytest_shadowfarm.workers.predictions import lead_tests
 
 if TYPE_CHECKING:
     from _pytest.terminal import TerminalReporter

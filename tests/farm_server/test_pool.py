@@ -317,6 +317,26 @@ class TestProfiles:
         pool.on_event(worker.id, {"event": "mismatch", "found": "abc"})
         assert pool.profiles[PROFILE.key].retired is not None
 
+    def test_an_unfit_worker_is_never_offered_and_its_profile_runs_cold(self, make_pool):
+        """A report saying the purge could not be made consistent ends the worker, warms
+        no replacement, and claims get no workers."""
+        pool, launcher = make_pool()
+        pool.register(PROFILE)
+        pool.reconcile()
+        first = pool.live()[0]
+        reason = "numpy._core (extension module) would have to be imported again"
+        pool.on_event(first.id, {"event": "ready", "report": {"ok": True, "unfit": reason}})
+        assert first.state == "gone"
+        assert first.end_reason == f"unfit: {reason}"
+        assert pool.profiles[PROFILE.key].unfit == reason
+        for worker in pool.live():
+            ready(pool, worker.id)
+        spawned = len(launcher.launched)
+        assert pool.claim(PROFILE, 2).workers == []
+        pool.reconcile()
+        assert len(launcher.launched) == spawned
+        assert pool.live() == []
+
     def test_an_idle_profile_keeps_no_warm_workers(self, make_pool, clock):
         """After idle_ttl_s without a claim the warm workers end and are not replaced."""
         pool, _ = make_pool(idle_ttl_s=100)
@@ -348,6 +368,50 @@ class TestProfiles:
         pool.reconcile()
         assert states(pool) == ["warming"]
         assert pool.scale("zzzz", 1, 1) == []
+
+
+class TestProgress:
+    def test_a_warming_worker_shows_its_step_and_how_long_it_has_been_on_it(self, make_pool, clock):
+        """A progress event becomes the status' step, per worker and per profile."""
+        from farm_server.status import profile_view, worker_view
+
+        pool, _ = make_pool(default_min_warm=1)
+        pool.register(PROFILE)
+        pool.reconcile()
+        (worker,) = pool.live()
+        assert worker_view(worker, clock.now)["progress"]["step"] == "starting"
+        clock.now += 2.0
+        event = {"event": "progress", "step": "shadow tests", "done": 1, "total": 3}
+        pool.on_event(worker.id, event)
+        clock.now += 0.5
+        view = worker_view(worker, clock.now)["progress"]
+        assert view == {
+            "step": "shadow tests",
+            "done": 1,
+            "total": 3,
+            "step_s": 0.5,
+            "warming_s": 2.5,
+        }
+        entry = pool.profiles[PROFILE.key]
+        profile = profile_view(entry, pool.live(), pool, clock.now)
+        assert profile["warming"] == [{"worker": worker.id, **view}]
+        assert profile["warmup_s_last"] is None
+
+    def test_a_warm_worker_has_no_step_and_its_warm_up_time_is_measured(self, make_pool, clock):
+        """Once ready the step is gone; the profile shows the last and median warm-up."""
+        from farm_server.status import profile_view, worker_view
+
+        pool, _ = make_pool(default_min_warm=1)
+        pool.register(PROFILE)
+        pool.reconcile()
+        (worker,) = pool.live()
+        pool.on_event(worker.id, {"event": "progress", "step": "collecting"})
+        clock.now += 4.0
+        ready(pool, worker.id)
+        assert worker_view(worker, clock.now)["progress"] is None
+        profile = profile_view(pool.profiles[PROFILE.key], pool.live(), pool, clock.now)
+        assert (profile["warming"], profile["warmup_s_last"]) == ([], 4.0)
+        assert profile["warmup_s_median"] == 4.0
 
 
 class TestStop:

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from farm_server.warmup import _can_restore as can_restore
+from farm_server.idle import _can_restore as can_restore
+from farm_server.idle import lowered_priority
 from farm_server.warmup import (
     editable_roots,
-    lowered_priority,
     modules_to_purge,
     plugin_module_names,
     third_party_modules,
@@ -207,7 +207,7 @@ needs_autogroup = pytest.mark.skipif(
 #: its autogroup nice before/inside/after and the CPU seconds it got
 BURNER = """
 import os, sys, time
-from farm_server.warmup import AUTOGROUP, lowered_priority
+from farm_server.idle import AUTOGROUP, lowered_priority
 
 idle, seconds = sys.argv[1] == "idle", float(sys.argv[2])
 os.sched_setaffinity(0, {0})

@@ -23,9 +23,9 @@ from pytest_shadowfarm.workers.health import (
     HealthMonitor,
     Sample,
     Thresholds,
-    lead_tests,
     score_for_tests_left,
 )
+from pytest_shadowfarm.workers.predictions import lead_tests
 from pytest_shadowfarm.workers.trend import fit_trend, theil_sen
 
 MIB = 1 << 20
