@@ -128,7 +128,12 @@ class Interpreters:
         try:
             executable, version, _impl = json.loads(done.stdout.decode()[:4096])
         except (ValueError, TypeError, UnicodeDecodeError):
-            self._reject(path, "did not answer as a Python interpreter")
+            said = done.stderr.decode(errors="replace").strip().splitlines()[-1:] or ["nothing"]
+            self._reject(
+                path,
+                "did not answer as a Python interpreter "
+                f"(exit status {done.returncode}; stderr: {said[0][:200]})",
+            )
         if executable != path:
             self._reject(path, f"reports itself as {executable!r}")
         return str(version)
