@@ -87,6 +87,8 @@ class ReadinessReport:
     purged: int = 0
     #: the project's directories pytest's ``pythonpath`` ini option put on sys.path
     source_paths: list[str] = field(default_factory=list)
+    #: the test modules the shadow run collected (by name)
+    test_modules: list[str] = field(default_factory=list)
     #: project C extensions loaded (file -> inode, size, mtime): see farm_server.staleness
     extensions: dict[str, list[int]] = field(default_factory=dict)
     # the consistent purge (purge.py: "unfit" when impossible), the heap at hand-off
@@ -131,6 +133,8 @@ class ShadowRun:
         self.on_step("collecting", None, None)
 
     def pytest_collection_modifyitems(self, session: Any, config: Any, items: list[Any]) -> None:
+        modules = {getattr(getattr(item, "module", None), "__name__", None) for item in items}
+        self.report.test_modules = sorted(m for m in modules if m)
         keep = [item for item in items if item.nodeid in self.selected]
         drop = [item for item in items if item.nodeid not in self.selected]
         if drop:
@@ -294,11 +298,15 @@ def modules_to_purge(
     plugin_names: set[str],
     editable: Iterable[str] = (),
     installed_dirs: Iterable[str] = (),
+    collected: Iterable[str] = (),
 ) -> list[str]:
     """Names a run must import fresh.
 
     - code under the rootdir or under an editable install's source (it may have changed);
-    - conftests, test modules and other assertion-rewritten project helpers;
+    - conftests, test modules and other assertion-rewritten project helpers (an installed
+      module pytest rewrote only because its name matches ``python_files``, such as
+      ``scipy.stats._bws_test``, is third-party code: only the ``collected`` test
+      modules go among those);
     - pytest plugin modules that pytest would find imported without its rewriting hook
       (``PytestAssertRewriteWarning``). Plugin modules the shadow run imported through
       the hook pass pytest's check (``mark_rewrite`` accepts a module whose loader is an
@@ -315,6 +323,12 @@ def modules_to_purge(
             real.startswith(d) for d in installed
         )
 
+    test_modules = set(collected)
+
+    def installed_file(module: types.ModuleType) -> bool:
+        paths = [os.path.realpath(p) for p in _module_paths(module)]
+        return bool(paths) and all(any(p.startswith(d) for d in installed) for p in paths)
+
     found = []
     for name, module in modules.items():
         if module is None:
@@ -327,7 +341,7 @@ def modules_to_purge(
             or name.endswith(".conftest")
             or top in OWN_PACKAGES
             or (plugin and not top_hooked(top, modules))
-            or (rewritten and not plugin)
+            or (rewritten and not plugin and (name in test_modules or not installed_file(module)))
             or any(is_source(p) for p in _module_paths(module))
         ):
             found.append(name)
@@ -348,7 +362,10 @@ def installed_code_dirs() -> list[str]:
 
 
 def purge_modules(
-    rootdir: Path, plugin_names: set[str] | None = None, editable: Iterable[str] | None = None
+    rootdir: Path,
+    plugin_names: set[str] | None = None,
+    editable: Iterable[str] | None = None,
+    collected: Iterable[str] = (),
 ) -> PurgePlan:
     """Drop :func:`modules_to_purge` widened by :func:`~farm_server.purge.plan_purge` (or
     only them if unsafe) from ``sys.modules`` and every cache of their source."""
@@ -358,6 +375,7 @@ def purge_modules(
         plugin_module_names() if plugin_names is None else plugin_names,
         editable_roots() if editable is None else editable,
         installed_code_dirs(),
+        collected,
     )
     plan = plan_purge(first, sys.modules)
     names = plan.names if plan.safe else first
@@ -405,7 +423,7 @@ def warm_up(
     roots = [str(rootdir), *editable, *report.source_paths]
     report.extensions = project_extensions(sys.modules, roots)
     on_step("settling", None, None)
-    plan = purge_modules(rootdir, plugins, [*editable, *report.source_paths])
+    plan = purge_modules(rootdir, plugins, [*editable, *report.source_paths], report.test_modules)
     vars(report).update(plan.report_fields())  # purged, purge_widened, ..., unfit
     report.modules = third_party_modules(sys.modules)
     report.heap = settle().to_dict()

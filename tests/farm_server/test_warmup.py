@@ -100,6 +100,35 @@ class TestModulesToPurge:
         )
         assert purge == ["mylib"]
 
+    def test_an_installed_module_rewritten_for_its_name_alone_stays_warm(self, tmp_path: Path):
+        """scipy.stats._bws_test matches ``*_test.py``, so pytest rewrites it on import; it
+        is third-party code all the same. A test module collected from an installed
+        package (tests inside the package under test) still goes."""
+        site_packages = tmp_path / "site-packages"
+        hooked = AssertionRewritingHook()
+
+        def rewritten(name: str, path: Path) -> types.ModuleType:
+            made = module(name, str(path))
+            made.__loader__ = hooked  # type: ignore[assignment]
+            return made
+
+        modules = {
+            "scipy.stats._bws_test": rewritten(
+                "scipy.stats._bws_test", site_packages / "scipy" / "stats" / "_bws_test.py"
+            ),
+            "pkg.tests.test_core": rewritten(
+                "pkg.tests.test_core", site_packages / "pkg" / "tests" / "test_core.py"
+            ),
+        }
+        purge = modules_to_purge(
+            tmp_path / "proj",
+            modules,  # type: ignore[arg-type]
+            set(),
+            installed_dirs=[str(site_packages)],
+            collected=["pkg.tests.test_core"],
+        )
+        assert purge == ["pkg.tests.test_core"]
+
     def test_a_symlinked_project_path_is_still_the_project(self, tmp_path: Path):
         """A module imported through a symlink to the rootdir is project code."""
         root = tmp_path / "proj"
