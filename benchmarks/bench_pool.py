@@ -17,7 +17,8 @@ would measure the warm-up, not the policy.
 
     python benchmarks/bench_pool.py                  # every trace, a 3x denser one, live check
     python benchmarks/bench_pool.py --traces DIR --dense 0
-    python benchmarks/bench_pool.py --quick          # CI smoke: the smallest trace, 4 policies
+    python benchmarks/bench_pool.py --quick          # CI smoke: the smallest trace (without
+                                                     # any, a seeded synthetic one), 4 policies
 """
 
 from __future__ import annotations
@@ -234,6 +235,23 @@ def live_check(runs: list[Run], days: int, warmup_s: float) -> tuple[float, floa
     return granted / max(requested, 1), sim.hit_rate, requested
 
 
+def synthetic_trace(weeks: int, seed: int = 0) -> list[Run]:
+    """Pushes of 1-3 runs of 2 workers, busy on weekday working hours (UTC), quiet else.
+
+    It ends on a Thursday, so the live check's last days hold claims."""
+    rng = np.random.default_rng(seed)
+    start = 1_767_225_600.0  # a Monday, 00:00 UTC
+    runs = []
+    for hour in range(weeks * WEEK + 3 * 24):
+        day, hod = divmod(hour % WEEK, 24)
+        rate = 1.5 if day < 5 and 8 <= hod < 18 else 0.1
+        for _ in range(int(rng.poisson(rate))):
+            t = start + hour * 3600 + float(rng.uniform(0, 3600))
+            for k in range(int(rng.integers(1, 4))):
+                runs.append(Run(time=t + 20.0 * k, workers=2, seconds=300.0))
+    return sorted(runs, key=lambda run: run.time)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--traces", type=Path, default=DEFAULT_TRACES, help="folder of CSVs")
@@ -248,9 +266,13 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="CI smoke: small and short")
     args = parser.parse_args()
     paths = sorted(args.traces.glob("*.csv"))
-    if not paths:
+    if paths:
+        traces = {p.stem: read_trace(p) for p in paths}
+    elif args.quick:  # a smoke run needs no data: a seeded weekly-seasonal trace
+        print(f"no *.csv trace in {args.traces}: a synthetic 8-week trace stands in")
+        traces = {"synthetic": synthetic_trace(weeks=8)}
+    else:
         sys.exit(f"no *.csv trace in {args.traces}; give a folder of traces with --traces DIR")
-    traces = {p.stem: read_trace(p) for p in paths}
     policies = [*POLICIES, "forecast"]
     if args.quick:
         smallest = min(traces, key=lambda k: len(traces[k]))
