@@ -21,24 +21,13 @@ import pytest
 from pytest_shadowfarm.compat import check_internals, dsession
 from pytest_shadowfarm.dask.gateway import install
 from pytest_shadowfarm.dask.source import DaskSource
-from pytest_shadowfarm.farm.handoff import eligible
+from pytest_shadowfarm.farm.handoff import eligible, eligible_specs
 from shadowfarm_wire.relay import parse_engine_url
 
 if TYPE_CHECKING:
     from pytest_shadowfarm.run import Run
 
 __all__ = ["DaskPlugin", "make_controller"]
-
-
-def _eligible_specs(config: pytest.Config) -> int:
-    import execnet
-    from xdist.workermanage import parse_tx_spec_config
-
-    try:
-        specs = parse_tx_spec_config(config)
-    except pytest.UsageError:
-        return 0
-    return sum(1 for spec in specs if eligible(execnet.XSpec(spec)))
 
 
 class DaskPlugin:
@@ -51,7 +40,7 @@ class DaskPlugin:
         self.header: str | None = None
 
     def pytest_sessionstart(self, session: pytest.Session) -> None:
-        count = _eligible_specs(self.config)
+        count = eligible_specs(self.config)
         if count == 0:
             return
         if self.off is not None:

@@ -29,6 +29,7 @@ __all__ = [
     "WarmSlot",
     "connect_worker",
     "eligible",
+    "eligible_specs",
     "install",
     "make_gateway",
 ]
@@ -109,6 +110,19 @@ def eligible(spec: Any) -> bool:
         getattr(spec, "popen", False)
         and not (spec.python or spec.chdir or spec.via or spec.nice or spec.env)
     )
+
+
+def eligible_specs(config: Any) -> int:
+    """How many of this run's xdist workers a warm worker could stand in for."""
+    import execnet
+    import pytest
+    from xdist.workermanage import parse_tx_spec_config
+
+    try:
+        specs = parse_tx_spec_config(config)
+    except pytest.UsageError:
+        return 0
+    return sum(1 for spec in specs if eligible(execnet.XSpec(spec)))
 
 
 def install(

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pytest_shadowfarm.compat import check_internals, distributing, dsession
-from pytest_shadowfarm.farm.handoff import eligible, install
+from pytest_shadowfarm.farm.handoff import eligible, eligible_specs, install
 from pytest_shadowfarm.farm.source import FarmSource
 
 if TYPE_CHECKING:
@@ -29,18 +29,6 @@ if TYPE_CHECKING:
     from pytest_shadowfarm.run import Run
 
 __all__ = ["FarmPlugin", "make_controller"]
-
-
-def _eligible_specs(config: pytest.Config) -> int:
-    """How many of this run's xdist workers a warm worker could stand in for."""
-    import execnet
-    from xdist.workermanage import parse_tx_spec_config
-
-    try:
-        specs = parse_tx_spec_config(config)
-    except pytest.UsageError:
-        return 0
-    return sum(1 for spec in specs if eligible(execnet.XSpec(spec)))
 
 
 class FarmPlugin:
@@ -72,7 +60,7 @@ class FarmPlugin:
     def pytest_sessionstart(self, session: pytest.Session) -> None:
         # A plain hookimpl: after the tryfirst ones (the session writer opens the history),
         # and before the trylast ones (the terminal header, xdist starting its workers).
-        self.requested = _eligible_specs(self.config)
+        self.requested = eligible_specs(self.config)
         if self.requested == 0:
             return
         if self.off_reason is not None:
