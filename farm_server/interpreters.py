@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from farm_server.errors import InterpreterRejected
-from farm_server.procs import Handle, Launcher, OnEvent, OnExit
+from farm_server.procs import Handle, Launcher, OnEvent, OnExit, run_helper
 from farm_server.worker import WorkerSpec
 from shadowfarm_wire.profile import Profile
 
@@ -114,14 +114,13 @@ class Interpreters:
 
     def _probe(self, path: str) -> str:
         try:
-            done = subprocess.run(
+            # Not subprocess.run: the pool's orphan sweep would kill the probe as an orphan.
+            done = run_helper(
                 [path, "-I", "-S", "-c", PROBE],
-                capture_output=True,
                 timeout=PROBE_TIMEOUT_S,
                 env={},
                 cwd="/",
                 stdin=subprocess.DEVNULL,
-                check=False,
             )
         except (OSError, subprocess.TimeoutExpired) as exc:
             self._reject(path, f"did not run as a Python interpreter ({exc})")

@@ -29,6 +29,7 @@ __all__ = [
     "Launcher",
     "ProcessLauncher",
     "become_subreaper",
+    "run_helper",
     "stop_processes",
     "sweep_orphans",
 ]
@@ -173,20 +174,45 @@ def stop_processes(handles: Iterable[Handle], timeout: float = 5.0) -> list[int]
     return killed
 
 
-def sweep_orphans(tracked: set[int]) -> list[int]:
-    """Kill and reap our children that are not tracked workers (adopted orphans)."""
-    try:
-        import psutil
+#: short-lived children of the daemon's own (an interpreter probe), spared by the sweep;
+#: the lock covers a helper's fork and registration, and the sweep's look at the children
+_HELPERS_LOCK = threading.Lock()
+_HELPERS: set[int] = set()
 
-        children = psutil.Process().children()
-    except Exception:
-        return []
+
+def run_helper(argv: list[str], *, timeout: float, **kwargs: Any) -> subprocess.CompletedProcess:
+    """``subprocess.run`` for a child the orphan sweep must not take for an orphan."""
+    with _HELPERS_LOCK:
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kwargs)
+        _HELPERS.add(proc.pid)
+    try:
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+            raise
+    finally:
+        with _HELPERS_LOCK:
+            _HELPERS.discard(proc.pid)
+    return subprocess.CompletedProcess(argv, proc.returncode, out, err)
+
+
+def sweep_orphans(tracked: set[int]) -> list[int]:
+    """Kill and reap our children that are neither tracked workers nor helpers (orphans)."""
     swept = []
-    for child in children:
-        if child.pid in tracked:
-            continue
-        with contextlib.suppress(Exception):
-            child.send_signal(signal.SIGKILL)
-            os.waitpid(child.pid, 0)
-            swept.append(child.pid)
+    with _HELPERS_LOCK:
+        try:
+            import psutil
+
+            children = psutil.Process().children()
+        except Exception:
+            return []
+        for child in children:
+            if child.pid in tracked or child.pid in _HELPERS:
+                continue
+            with contextlib.suppress(Exception):
+                child.send_signal(signal.SIGKILL)
+                os.waitpid(child.pid, 0)
+                swept.append(child.pid)
     return swept
