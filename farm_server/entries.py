@@ -41,6 +41,10 @@ class Worker:
     ending_reported: bool = False
     #: the warm-up's current step while warming: {"step", "done", "total", "since"}
     progress: dict[str, Any] | None = None
+    #: the xdist worker id of the run it collected for ("" if it did not)
+    expects: str = ""
+    #: what its run did with that collection: "reused", or "collected: <why>"
+    collection: str = ""
 
     @property
     def pid(self) -> int | None:

@@ -5,12 +5,11 @@ for a client) -> ``claimed`` (handed to a run; it serves one session and exits) 
 ``gone``. A warming or warm worker may also go straight to ``gone`` (idle TTL, drain,
 retired profile, crash).
 
-Per profile the pool keeps ``min_warm`` workers warm or warming (never more than
-``max_warm`` unclaimed ones), within global caps on live processes and on concurrent
-warm-ups (CPU spent warming). One supervisor thread makes every change that starts or
-ends a process; claims and events only update state and wake it.
-
-Replacements wait for spare CPU while a run is testing: see :mod:`.warming_gate`.
+Per profile the pool keeps ``min_warm`` workers warm or warming (at most ``max_warm``
+unclaimed), within caps on live processes and concurrent warm-ups. One supervisor
+thread starts and ends processes; claims and events only update state and wake it.
+Replacements wait for spare CPU while a run is testing (:mod:`.warming_gate`); each
+collects for a slot of the profile's last run no other prepares for (:mod:`.slots`).
 """
 
 from __future__ import annotations
@@ -28,6 +27,7 @@ from typing import Any
 from farm_server.config import FarmConfig
 from farm_server.entries import STATES, ClaimResult, ProfileEntry, Worker
 from farm_server.procs import Launcher, stop_processes, sweep_orphans
+from farm_server.slots import in_slots, next_slot
 from farm_server.warming_gate import defer_reason, idle_cores
 from farm_server.worker import WorkerSpec
 from shadowfarm_wire.profile import Profile
@@ -73,6 +73,8 @@ class Pool:
         self.on_change = on_change  # persistence hook: ("profile"|"worker", object)
         self.profiles: dict[str, ProfileEntry] = {}
         self.workers: dict[str, Worker] = {}
+        #: profile -> xdist worker id -> a run's context (holds its environment: memory only)
+        self.contexts: dict[str, dict[str, dict[str, Any]]] = {}
         self.lock = threading.RLock()
         self.wake = threading.Condition(self.lock)
         self.stopping = False
@@ -162,7 +164,7 @@ class Pool:
             entry.drained = False
             warm = [] if entry.unfit else self.live("warm", entry.key)
             warm.sort(key=lambda w: (-len(wanted & w.modules), w.ready or 0.0))
-            chosen = warm[:count]
+            chosen = in_slots(warm[:count])
             claim_id = "c-" + secrets.token_hex(6)
             for worker in chosen:
                 worker.state = "claimed"
@@ -262,6 +264,10 @@ class Pool:
                 log.warning("worker %s rejected a connection: %s", worker_id, event.get("reason"))
             elif name == "claimed":
                 worker.connected = self.clock()
+            elif name == "context" and isinstance(event.get("context"), dict):
+                context, known = event["context"], self.contexts.setdefault(worker.profile_key, {})
+                known[str((context.get("workerinput") or {}).get("workerid", ""))] = context
+                worker.collection = str(event.get("collection") or "")
             self.on_change("worker", worker)
             self.wake.notify_all()
 
@@ -323,6 +329,7 @@ class Pool:
             shadow_tests=entry.shadow_tests,
             budget_s=self.config.shadow_budget_s,
             nice=self.config.warm_nice,
+            context=self._context_for(entry, worker),
         )
         self.workers[worker.id] = worker
         try:
@@ -337,6 +344,14 @@ class Pool:
             return worker
         self.on_change("worker", worker)
         return worker
+
+    def _context_for(self, entry: ProfileEntry, worker: Worker) -> dict[str, Any] | None:
+        """A context of the profile's last run that no unclaimed worker prepares for yet."""
+        known = self.contexts.get(entry.key, {})
+        live = self.live(profile_key=entry.key)
+        taken = {w.expects for w in live if w.state in ("warming", "warm") and not w.end_reason}
+        worker.expects = next_slot(known, taken)
+        return known.get(worker.expects)
 
     def _end(self, worker: Worker, reason: str) -> None:
         worker.end_reason = reason

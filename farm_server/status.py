@@ -46,6 +46,8 @@ def worker_view(worker: Worker, now: float) -> dict[str, Any]:
         "claim": worker.claim_id,
         "connected": worker.connected is not None,
         "end_reason": worker.end_reason or None,
+        "expects": worker.expects or None,
+        "collection": worker.collection or None,
         "progress": progress_view(worker, now),
         "ready": {
             "ok": report.get("ok"),
@@ -54,6 +56,8 @@ def worker_view(worker: Worker, now: float) -> dict[str, Any]:
             "modules": len(report.get("modules", [])),
             "warmup_hook": report.get("warmup_hook"),
             "heap": report.get("heap") or {},
+            "prepared": report.get("prepared", 0),
+            "prepared_error": report.get("prepared_error") or None,
         }
         if worker.report is not None
         else None,

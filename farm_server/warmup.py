@@ -98,6 +98,9 @@ class ReadinessReport:
     heap: dict[str, int] = field(default_factory=dict)
     #: test modules and conftests whose rewritten code the run may reuse (rewrite_cache.py)
     rewritten: int = 0
+    #: tests collected for the profile's next run (farm_server.collection), or why not
+    prepared: int = 0
+    prepared_error: str = ""
     import_s: float = 0.0
     shadow_s: float = 0.0
     total_s: float = 0.0

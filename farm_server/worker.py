@@ -52,6 +52,9 @@ class WorkerSpec:
     shadow_tests: list[str] = field(default_factory=list)
     budget_s: float = 5.0
     nice: int = 10
+    #: the context of the profile's last run (collection.context.RunContext.to_dict):
+    #: the worker collects for a run like it before it is offered
+    context: dict[str, Any] | None = None
 
     def to_json(self) -> bytes:
         return json.dumps(asdict(self)).encode() + b"\n"
@@ -120,19 +123,48 @@ def _die(socket_path: Path) -> None:
     os._exit(0)
 
 
-def start_session(admitted: Admitted, session_id: str) -> None:
+def _identity(fd: int) -> tuple[int, int] | None:
+    try:
+        info = os.fstat(fd)
+    except OSError:
+        return None
+    return (info.st_dev, info.st_ino)
+
+
+def _retarget(log: tuple[int, int] | None, stderr_fd: int) -> None:
+    """Every descriptor (2 and up) that points at the warm-up's log gets the run's stderr.
+
+    pytest's capture and faulthandler keep duplicates of stderr from a prepared
+    configuration (:mod:`farm_server.collection`); what they write belongs to the run.
+    """
+    if log is None:
+        return
+    with contextlib.suppress(OSError):
+        for name in os.listdir("/proc/self/fd"):
+            fd = int(name)
+            if fd >= 2 and fd != stderr_fd and _identity(fd) == log:
+                os.dup2(stderr_fd, fd)
+
+
+def _quiet_stdio() -> None:
+    """fd 0 and 1 on /dev/null, as execnet's ``init_popen_io`` leaves a popen worker's."""
+    devnull = os.open(os.devnull, os.O_RDWR)
+    os.dup2(devnull, 0)
+    os.dup2(devnull, 1)  # prints must not reach the daemon's pipes
+    os.close(devnull)
+
+
+def start_session(admitted: Admitted, session_id: str, log: tuple[int, int] | None = None) -> None:
     """Become the client's worker: its context, popen-like stdio, then execnet's serve()."""
     from execnet.gateway_base import get_execmodel, serve
 
     hello = admitted.hello
     os.chdir(hello["cwd"])  # the environment and the rest of the context: apply_context
     os.umask(hello.get("umask", 0o022))
-    devnull = os.open(os.devnull, os.O_RDWR)
-    os.dup2(devnull, 0)
-    os.dup2(devnull, 1)  # execnet's init_popen_io does the same: prints must not reach us
-    os.close(devnull)
+    if _identity(1) == log or log is None:
+        _quiet_stdio()
     for fd in admitted.fds[:1]:
-        os.dup2(fd, 2)  # the client's stderr, where a popen worker's would go
+        _retarget(log or _identity(2), fd)  # the client's stderr, where a popen worker's would go
     for fd in admitted.fds:
         os.close(fd)
     io = UnixIO(admitted.conn, get_execmodel("main_thread_only"))
@@ -146,6 +178,7 @@ def main(stdin: BinaryIO | None = None) -> int:
     from shadowfarm_wire.profile import current_profile
 
     own_hashseed = hashseed(os.environ)  # what this interpreter's str hashes were seeded with
+    log = _identity(2)
     spec = WorkerSpec.from_json((stdin or sys.stdin.buffer).readline())
     socket_path = Path(spec.socket)
     watch = ParentWatch(os.getppid(), on_death=lambda: _die(socket_path))
@@ -172,6 +205,7 @@ def main(stdin: BinaryIO | None = None) -> int:
                     "progress", step=step, done=done, total=total
                 ),
             )
+            reuse = _prepare_for_run(spec, report, status)
     finally:
         shutil.rmtree(tmpdir, ignore_errors=True)
     sys.stdout.flush()
@@ -199,9 +233,41 @@ def main(stdin: BinaryIO | None = None) -> int:
         return 4
     watch.disarm()
     status.send("claimed", session=admitted.hello.get("id", "gw"))
-    status.close()
-    start_session(admitted, f"{admitted.hello.get('id', 'gw')}-worker")
+    reuse.install()  # it reports the run's context on the status pipe, then closes it
+    start_session(admitted, f"{admitted.hello.get('id', 'gw')}-worker", log)
     return 0
+
+
+def _prepare_for_run(spec: WorkerSpec, report: Any, status: StatusPipe) -> Any:
+    """Collect for the profile's next run now, if the farm knows what it looks like."""
+    from farm_server.collection.context import RunContext
+    from farm_server.collection.prepare import prepare
+    from farm_server.collection.reuse import Reuse
+    from farm_server.heap import settle
+    from farm_server.project_code import ProjectCode
+
+    code = ProjectCode.of(Path(spec.rootdir), report)
+
+    def on_context(context: RunContext, outcome: str) -> None:
+        status.send("context", context=context.to_dict(), collection=outcome)
+        status.close()
+
+    why = "no earlier run to prepare for"
+    if spec.context is not None and report.ok and not report.unfit:
+        status.send("progress", step="collecting for the run", done=None, total=None)
+        _quiet_stdio()  # as a popen worker's are when pytest starts capturing them
+        found = prepare(RunContext.from_dict(spec.context), code.modules)
+        if isinstance(found, str):
+            code.purge([])
+            why = found
+        else:
+            report.prepared = found.tests
+            report.heap = settle().to_dict()
+            return Reuse(found, purge=code.purge, on_context=on_context)
+    elif spec.context is not None:
+        why = "the warm-up was not healthy"
+    report.prepared_error = why if spec.context is not None else ""
+    return Reuse(None, purge=code.purge, on_context=on_context, why_not=f"collected: {why}")
 
 
 if __name__ == "__main__":

@@ -14,3 +14,12 @@ def pytest_shadowfarm_warmup(config: pytest.Config) -> None:
     rootdir, so only state held by third-party or stdlib modules survives into the real
     run. An exception is reported in ``shadowfarm farm status``, not raised.
     """
+
+
+def pytest_shadowfarm_prepared_handoff(config: pytest.Config) -> None:
+    """A warm farm worker hands a run the config and collection it prepared for it.
+
+    Called in that worker once the run's ``config.workerinput`` is set, before the
+    session-start and collection hooks are replayed for the plugins registered since.
+    A plugin that reads ``workerinput`` in ``pytest_configure`` reads it again here.
+    """

@@ -123,16 +123,37 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def _configure_worker(config: pytest.Config, settings: Settings) -> None:
-    from pytest_shadowfarm.sched import plugin as sched_plugin
-    from pytest_shadowfarm.swarm import plugin as swarm_plugin
-
     if settings.shard is not None:  # workers collect, so they deselect other shards
         from pytest_shadowfarm.shard_plugin import ShardPlugin
 
         shard = ShardPlugin.for_worker(settings, settings.shard, config)
         config.pluginmanager.register(shard, "shadowfarm-shard")
+    _open_worker_channels(config)
+
+
+#: plugins a worker registers for channels the controller put in its workerinput
+_CHANNEL_PLUGINS = ("shadowfarm-markers", "shadowfarm-telemetry")
+
+
+def _open_worker_channels(config: pytest.Config) -> None:
+    from pytest_shadowfarm.sched import plugin as sched_plugin
+    from pytest_shadowfarm.swarm import plugin as swarm_plugin
+
     sched_plugin.configure_worker(config)
     swarm_plugin.configure_worker(config)
+
+
+def pytest_shadowfarm_prepared_handoff(config: pytest.Config) -> None:
+    # A farm worker configured this config for a run like this one before the run began:
+    # the channels in workerinput are this run's only now. (The shard, part of what was
+    # collected, was compared before the hand-off.)
+    if not is_enabled(config) or not hasattr(config, "workerinput"):
+        return
+    for name in _CHANNEL_PLUGINS:
+        plugin = config.pluginmanager.get_plugin(name)
+        if plugin is not None:
+            config.pluginmanager.unregister(plugin)
+    _open_worker_channels(config)
 
 
 def compose(config: pytest.Config, settings: Settings) -> list[tuple[str, object]]:

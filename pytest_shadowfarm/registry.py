@@ -46,6 +46,8 @@ class WorkerRecord:
     reason: str | None = None
     #: why it was replaced ("memory", "errors", "pressure", "age"), "crash" when it crashed
     cause: str | None = None
+    #: a warm worker's collection: "reused" (prepared before the run), "collected: <why>"
+    collection: str | None = None
     #: xdist's WorkerController, for the features that must talk to the worker
     node: Any = field(default=None, repr=False, compare=False)
 
@@ -76,6 +78,8 @@ class WorkerRecord:
             entry["reason"] = self.reason
         if self.cause is not None:
             entry["cause"] = self.cause
+        if self.collection is not None:
+            entry["collection"] = self.collection
         return entry
 
 
@@ -188,10 +192,18 @@ class WorkerRegistry:
         record.reason = reason
         record.cause = cause
 
-    def down(self, worker_id: str, *, crashed: bool = False, reason: str | None = None) -> None:
+    def down(
+        self,
+        worker_id: str,
+        *,
+        crashed: bool = False,
+        reason: str | None = None,
+        collection: str | None = None,
+    ) -> None:
         record = self._workers.get(worker_id)
         if record is None or not record.live:
             return
+        record.collection = collection
         record.state = "down"
         record.left_s = self._now()
         if crashed:

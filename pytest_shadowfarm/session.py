@@ -42,6 +42,7 @@ from pytest_shadowfarm.report.terminal import (
 )
 from pytest_shadowfarm.usage import USAGE_ATTR, add_usage
 from pytest_shadowfarm.vcs import head_commit_and_branch
+from shadowfarm_wire.protocol import COLLECTION_KEY
 
 if TYPE_CHECKING:
     from _pytest.terminal import TerminalReporter
@@ -235,7 +236,14 @@ class SessionWriter:
     def pytest_testnodedown(self, node: Any, error: object) -> None:
         worker = str(node.gateway.id)
         crashed = error is not None
-        self.run.workers.down(worker, crashed=crashed, reason=str(error) if crashed else None)
+        # a warm farm worker's says whether it reused the collection it prepared
+        output = getattr(node, "workeroutput", None) or {}
+        self.run.workers.down(
+            worker,
+            crashed=crashed,
+            reason=str(error) if crashed else None,
+            collection=output.get(COLLECTION_KEY),
+        )
         if crashed and self.source is not None:
             self.source.lost(worker, error)
 

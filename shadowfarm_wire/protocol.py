@@ -24,6 +24,7 @@ from typing import Any
 
 __all__ = [
     "ACK",
+    "COLLECTION_KEY",
     "MAX_HELLO_BYTES",
     "REFUSE",
     "HandoffError",
@@ -36,6 +37,10 @@ __all__ = [
     "send_refusal",
     "unix_address",
 ]
+
+#: ``workeroutput`` key where a warm worker says what became of the collection it
+#: prepared for the run: "reused", or "collected: <why>" (farm_server.collection.reuse)
+COLLECTION_KEY = "shadowfarm_collection"
 
 #: the one byte a worker answers once it accepted a hello (execnet's bootstrap ack)
 ACK = b"1"

@@ -1,0 +1,171 @@
+"""A warm worker collects for the next run before it is claimed, and the run reuses that.
+
+Real farm, real ``pytest -n 2`` runs in subprocesses. The first run registers the
+profile; the second runs warm and teaches the farm its context (args, environment,
+workerinput); the workers warmed after it collect for a run like it, and the third run
+takes their collection (``workers[].collection == "reused"``) unless something it
+depends on changed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from shadowfarm_wire.profile import current_profile
+from tests.farmtools import counts
+
+pytestmark = pytest.mark.slow
+
+RUN_TIMEOUT_S = 180
+
+TESTS = """
+import os
+
+import mylib
+
+COLLECTED_UNDER = os.environ.get("PYTEST_XDIST_WORKER")
+
+
+def test_version():
+    assert mylib.VERSION == 1
+
+
+def test_worker_id_seen_at_collection_is_this_workers(worker_id):
+    assert COLLECTED_UNDER == (None if worker_id == "master" else worker_id)
+
+
+def test_tmp_path_is_under_this_runs_basetemp(tmp_path, tmp_path_factory, worker_id, testrun_uid):
+    assert tmp_path.is_relative_to(tmp_path_factory.getbasetemp())
+    assert os.environ["PYTEST_XDIST_TESTRUNUID"] == testrun_uid
+    out = os.path.join(os.environ["OUT_DIR"], f"{testrun_uid}-{worker_id}")
+    with open(out, "w") as fh:
+        fh.write(str(tmp_path_factory.getbasetemp()))
+"""
+
+
+@pytest.fixture
+def project(pytester: pytest.Pytester, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    pytester.makefile(".toml", pyproject='[tool.pytest.ini_options]\npythonpath = ["src"]\n')
+    (pytester.path / "src").mkdir()
+    (pytester.path / "src" / "mylib.py").write_text("VERSION = 1\n")
+    pytester.makepyfile(test_lib=TESTS)
+    monkeypatch.setenv("SHADOWFARM_HOME", str(tmp_path / "farm-home"))
+    monkeypatch.setenv("RUN_TAG", "")
+    (tmp_path / "out").mkdir()
+    monkeypatch.setenv("OUT_DIR", str(tmp_path / "out"))
+    return pytester
+
+
+def run(pytester: pytest.Pytester, *args: str) -> tuple[pytest.RunResult, dict[str, Any]]:
+    """``pytest -n 2`` as a user types it (pytester's own runs add a new --basetemp each).
+
+    Without schemathesis, installed here for another test: it reads a per-run seed from
+    workerinput while configuring, so no collection made before the run can serve it.
+    """
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-p",
+        "shadowfarm",
+        "-n",
+        "2",
+        "-p",
+        "no:schemathesis",
+    ]
+    command += ["-p", "no:cacheprovider", "--sf-report-json", "report.json", *args]
+    started = time.monotonic()
+    done = subprocess.run(
+        command, cwd=pytester.path, capture_output=True, text=True, timeout=RUN_TIMEOUT_S
+    )
+    result = pytest.RunResult(
+        done.returncode,
+        done.stdout.splitlines(),
+        done.stderr.splitlines(),
+        time.monotonic() - started,
+    )
+    return result, json.loads((pytester.path / "report.json").read_text())
+
+
+def collections(report: dict[str, Any]) -> dict[str, str | None]:
+    return {w["id"]: w.get("collection") for w in report["workers"]}
+
+
+def prepared_workers(farm: Any, key: str, n: int) -> dict[str, Any]:
+    """Wait for ``n`` warm workers of ``key`` that collected for the next run."""
+
+    def ready(status: dict[str, Any]) -> bool:
+        warm = [w for w in status["workers"] if w["profile"] == key and w["state"] == "warm"]
+        return sum(1 for w in warm if (w["ready"] or {}).get("prepared")) >= n
+
+    return farm.wait_status(ready, f"{n} warm workers with a prepared collection")
+
+
+@pytest.fixture
+def taught(project, start_farm):
+    """A farm whose warm workers collected for a run like ``run(project)``."""
+    farm = start_farm(name="farm-home")
+    key = current_profile(str(project.path), []).key
+    first, _ = run(project)  # registers the profile: cold
+    first.stdout.fnmatch_lines(["shadowfarm: 0 warm workers (farm), 2 cold; new profile *"])
+    farm.wait_status(lambda s: counts(s, key).get("warm", 0) >= 2, "2 warm workers")
+    second, report = run(project)  # warm; tells the farm its context
+    second.assert_outcomes(passed=3)
+    assert all(w["warm"] for w in report["workers"])
+    assert set(collections(report).values()) == {"collected: no earlier run to prepare for"}
+    status = prepared_workers(farm, key, 2)
+    expects = sorted(w["expects"] for w in status["workers"] if w["state"] == "warm")
+    assert expects == ["gw0", "gw1"]
+    return farm
+
+
+def test_the_next_run_reuses_the_prepared_collection(project, taught):
+    result, report = run(project)
+    result.assert_outcomes(passed=3)
+    assert collections(report) == {"gw0": "reused", "gw1": "reused"}
+    # The tests checked the worker id seen while collecting and this run's tmp paths;
+    # and no two runs shared a basetemp (the prepared one was the last run's).
+    out = Path(os.environ["OUT_DIR"])
+    basetemps = {(p.read_text(), p.name.rpartition("-")[2]) for p in out.iterdir()}
+    assert len(basetemps) == 3  # the tmp_path test ran once in each of the 3 runs
+    assert len({Path(b).parent for b, _ in basetemps}) == 3
+    assert all(Path(b).name == f"popen-{worker}" for b, worker in basetemps)
+
+
+def test_an_edited_test_file_is_collected_afresh_and_its_new_code_runs(project, taught):
+    test_file = project.path / "test_lib.py"
+    test_file.write_text(test_file.read_text() + "\n\ndef test_added():\n    assert True\n")
+    result, report = run(project)
+    result.assert_outcomes(passed=4)
+    for outcome in collections(report).values():
+        assert outcome is not None
+        assert outcome.startswith("collected: changed since warm-up")
+        assert "test_lib.py" in outcome
+
+
+def test_an_edited_project_module_is_collected_afresh(project, taught):
+    (project.path / "src" / "mylib.py").write_text("VERSION = 2\n")
+    result, report = run(project)
+    result.assert_outcomes(passed=2, failed=1)  # test_version sees the new code
+    assert all("mylib.py" in (c or "") for c in collections(report).values())
+
+
+def test_other_arguments_are_collected_afresh(project, taught):
+    result, report = run(project, "-k", "version")
+    result.assert_outcomes(passed=1)
+    assert set(collections(report).values()) == {"collected: arguments"}
+
+
+def test_another_environment_is_collected_afresh(project, taught, monkeypatch):
+    monkeypatch.setenv("RUN_TAG", "other")
+    result, report = run(project)
+    result.assert_outcomes(passed=3)
+    assert set(collections(report).values()) == {"collected: environment (RUN_TAG)"}
