@@ -241,7 +241,7 @@ def main(stdin: BinaryIO | None = None) -> int:
 def _prepare_for_run(spec: WorkerSpec, report: Any, status: StatusPipe) -> Any:
     """Collect for the profile's next run now, if the farm knows what it looks like."""
     from farm_server.collection.context import RunContext
-    from farm_server.collection.prepare import prepare
+    from farm_server.collection.prepare import prepare, untested
     from farm_server.collection.reuse import Reuse
     from farm_server.heap import settle
     from farm_server.project_code import ProjectCode
@@ -252,20 +252,19 @@ def _prepare_for_run(spec: WorkerSpec, report: Any, status: StatusPipe) -> Any:
         status.send("context", context=context.to_dict(), collection=outcome)
         status.close()
 
-    why = "no earlier run to prepare for"
-    if spec.context is not None and report.ok and not report.unfit:
+    why = untested() or ("" if report.ok and not report.unfit else "the warm-up was not healthy")
+    if spec.context is None:
+        why = "no earlier run to prepare for"
+    if not why and spec.context is not None:
         status.send("progress", step="collecting for the run", done=None, total=None)
         _quiet_stdio()  # as a popen worker's are when pytest starts capturing them
         found = prepare(RunContext.from_dict(spec.context), code.modules)
-        if isinstance(found, str):
-            code.purge([])
-            why = found
-        else:
+        if not isinstance(found, str):
             report.prepared = found.tests
             report.heap = settle().to_dict()
             return Reuse(found, purge=code.purge, on_context=on_context)
-    elif spec.context is not None:
-        why = "the warm-up was not healthy"
+        code.purge(report.test_modules)
+        why = found
     report.prepared_error = why if spec.context is not None else ""
     return Reuse(None, purge=code.purge, on_context=on_context, why_not=f"collected: {why}")
 

@@ -28,7 +28,29 @@ from typing import Any
 
 from farm_server.collection.context import RunContext
 
-__all__ = ["Fingerprint", "Prepared", "prepare"]
+__all__ = ["TESTED", "Fingerprint", "Prepared", "WatchedInput", "prepare", "untested"]
+
+#: what :func:`prepare` and :func:`~.reuse.run_prepared` mirror (pytest's ``wrap_session``,
+#: xdist's ``remote.py``) was checked on: distribution -> (lowest, first untested)
+TESTED: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {
+    "pytest": ((9, 0), (10,)),
+    "pytest-xdist": ((3, 8), (3, 9)),
+}
+
+
+def untested(version_of: Callable[[str], str] | None = None) -> str:
+    """Why this interpreter's pytest or xdist cannot be prepared for ("" if they can)."""
+    from importlib import metadata
+
+    for dist, (low, high) in TESTED.items():
+        try:
+            found = (version_of or metadata.version)(dist)
+        except metadata.PackageNotFoundError:
+            return f"{dist} is not installed"
+        parts = tuple(int(p) for p in found.split(".")[:3] if p.isdigit())
+        if not low <= parts < high:
+            return f"{dist} {found} is outside the tested range"
+    return ""
 
 
 def _digest(path: str) -> str:
