@@ -252,7 +252,9 @@ def _prepare_for_run(spec: WorkerSpec, report: Any, status: StatusPipe) -> Any:
         status.send("context", context=context.to_dict(), collection=outcome)
         status.close()
 
-    why = untested() or ("" if report.ok and not report.unfit else "the warm-up was not healthy")
+    # A failing shadow subset does not matter here (the worker is offered anyway); a
+    # purge that could not be made consistent does: nothing of the project may stay.
+    why = untested() or (f"the warm-up's purge: {report.unfit}" if report.unfit else "")
     if spec.context is None:
         why = "no earlier run to prepare for"
     if not why and spec.context is not None:

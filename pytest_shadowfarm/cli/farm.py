@@ -308,6 +308,10 @@ def _workers(args: argparse.Namespace, ctx: Context) -> int:
         if ready is not None:
             verdict = "ok" if ready["ok"] else f"FAILING ({ready['failed']} failed)"
             summary = f"{verdict}, {ready['tests']} shadow tests, {ready['modules']} modules"
+            if ready.get("prepared"):
+                summary += f", {ready['prepared']} tests collected for {w.get('expects')}"
+        if w.get("collection"):
+            summary += f"; its run's collection: {w['collection']}"
         ctx.print(
             f"{w['id']:<11} {w['profile']:<16} {w['state']:<8} {w['pid'] or '-':>7} "
             f"{_duration(w['age_s']):>7} {_duration(w['warmup_s']):>8}  {summary}"

@@ -20,6 +20,8 @@ from typing import Any
 import pytest
 
 from shadowfarm_wire.profile import current_profile
+from tests.e2e.test_warm_outcomes import TESTS as PACKAGE_TESTS
+from tests.e2e.test_warm_outcomes import make_project
 from tests.farmtools import counts
 
 pytestmark = pytest.mark.slow
@@ -65,6 +67,10 @@ def project(pytester: pytest.Pytester, tmp_path: Path, monkeypatch: pytest.Monke
 
 
 def run(pytester: pytest.Pytester, *args: str) -> tuple[pytest.RunResult, dict[str, Any]]:
+    return run_in(pytester.path, *args)
+
+
+def run_in(root: Path, *args: str) -> tuple[pytest.RunResult, dict[str, Any]]:
     """``pytest -n 2`` as a user types it (pytester's own runs add a new --basetemp each).
 
     Without schemathesis, installed here for another test: it reads a per-run seed from
@@ -83,16 +89,14 @@ def run(pytester: pytest.Pytester, *args: str) -> tuple[pytest.RunResult, dict[s
     ]
     command += ["-p", "no:cacheprovider", "--sf-report-json", "report.json", *args]
     started = time.monotonic()
-    done = subprocess.run(
-        command, cwd=pytester.path, capture_output=True, text=True, timeout=RUN_TIMEOUT_S
-    )
+    done = subprocess.run(command, cwd=root, capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
     result = pytest.RunResult(
         done.returncode,
         done.stdout.splitlines(),
         done.stderr.splitlines(),
         time.monotonic() - started,
     )
-    return result, json.loads((pytester.path / "report.json").read_text())
+    return result, json.loads((root / "report.json").read_text())
 
 
 def collections(report: dict[str, Any]) -> dict[str, str | None]:
@@ -169,3 +173,39 @@ def test_another_environment_is_collected_afresh(project, taught, monkeypatch):
     result, report = run(project)
     result.assert_outcomes(passed=3)
     assert set(collections(report).values()) == {"collected: environment (RUN_TAG)"}
+
+
+class TestTestsInsideAnInstalledPackage:
+    """``testpaths`` into an installed package that holds its own tests: a reused
+    collection gives the cold outcomes, and one discarded after an edit purges the
+    package whole (a partial purge left stale classes behind: tests/e2e/test_warm_outcomes)."""
+
+    @pytest.fixture
+    def package_project(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+        root = make_project(tmp_path, "testpaths into site")
+        monkeypatch.setenv("PYTHONPATH", str(tmp_path / "site"))
+        monkeypatch.setenv("SHADOWFARM_HOME", str(tmp_path / "farm-home"))
+        return root
+
+    def test_reused_and_discarded_collections_give_the_cold_outcomes(
+        self, package_project: Path, start_farm: Any
+    ):
+        farm = start_farm(name="farm-home")
+        key = current_profile(str(package_project), []).key
+        cold, _ = run_in(package_project)
+        cold.assert_outcomes(passed=2)
+        farm.wait_status(lambda s: counts(s, key).get("warm", 0) >= 2, "2 warm workers")
+        teach, _ = run_in(package_project)
+        teach.assert_outcomes(passed=2)
+        prepared_workers(farm, key, 2)
+        reused, report = run_in(package_project)
+        reused.assert_outcomes(passed=2)
+        assert set(collections(report).values()) == {"reused"}
+
+        prepared_workers(farm, key, 2)
+        test_file = package_project.parent / "site" / "gpkg" / "tests" / "test_reg.py"
+        test_file.write_text(PACKAGE_TESTS.replace("assert canonical", "assert not canonical"))
+        edited, report = run_in(package_project)
+        edited.assert_outcomes(passed=1, failed=1)  # the new code, on a consistent package
+        for outcome in collections(report).values():
+            assert "test_reg.py" in (outcome or "")
