@@ -245,6 +245,7 @@ def _prepare_for_run(spec: WorkerSpec, report: Any, status: StatusPipe) -> Any:
     from farm_server.collection.reuse import Reuse
     from farm_server.heap import settle
     from farm_server.project_code import ProjectCode
+    from farm_server.warmup import installed_code_dirs
 
     code = ProjectCode.of(Path(spec.rootdir), report)
 
@@ -260,12 +261,13 @@ def _prepare_for_run(spec: WorkerSpec, report: Any, status: StatusPipe) -> Any:
     if not why and spec.context is not None:
         status.send("progress", step="collecting for the run", done=None, total=None)
         _quiet_stdio()  # as a popen worker's are when pytest starts capturing them
-        found = prepare(RunContext.from_dict(spec.context), code.modules)
+        found = prepare(RunContext.from_dict(spec.context), code.modules, installed_code_dirs())
         if not isinstance(found, str):
             report.prepared = found.tests
             report.heap = settle().to_dict()
             return Reuse(found, purge=code.purge, on_context=on_context)
         code.purge(report.test_modules)
+        report.heap = settle().to_dict()  # what the failed collection left
         why = found
     report.prepared_error = why if spec.context is not None else ""
     return Reuse(None, purge=code.purge, on_context=on_context, why_not=f"collected: {why}")

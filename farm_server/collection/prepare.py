@@ -5,30 +5,28 @@ end of collection (config from the run's args, xdist's ``setup_config``, configu
 session start, collection) under a :class:`~.context.RunContext` learned from the
 profile's last run, and stops there. The :class:`Prepared` session waits for the run.
 
-Stale code stays impossible: the :class:`Fingerprint` holds the content hash of every
-project module the collection imported (test modules, conftests, the code under test)
-and of the ini file, and the mtime of every directory pytest looked into (a file added,
-removed or renamed changes its directory's). Any change since, and the run collects
-afresh (:mod:`.reuse`).
+Stale code stays impossible: the :class:`~.fingerprint.Fingerprint` holds the content
+hash of every project module the collection imported (test modules, conftests, the code
+under test), of the ini file and of every other file it read, and the entries of every
+directory it listed. Any change since, and the run collects afresh (:mod:`.reuse`).
 
-A collection with errors is not kept: its reports would have to reach the run's
-controller, and a broken collection is not worth a warm start.
+What the collection told plugins that only the run brings (xdist's worker sends failed
+collections and warnings to its controller) is recorded and told to them at hand-off.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from farm_server.collection.context import RunContext
+from farm_server.collection.fingerprint import CACHE_SELECTING, Fingerprint, Reads
 
-__all__ = ["TESTED", "Fingerprint", "Prepared", "WatchedInput", "prepare", "untested"]
+__all__ = ["TESTED", "Prepared", "WatchedInput", "prepare", "untested"]
 
 #: what :func:`prepare` and :func:`~.reuse.run_prepared` mirror (pytest's ``wrap_session``,
 #: xdist's ``remote.py``) was checked on: distribution -> (lowest, first untested)
@@ -51,39 +49,6 @@ def untested(version_of: Callable[[str], str] | None = None) -> str:
         if not low <= parts < high:
             return f"{dist} {found} is outside the tested range"
     return ""
-
-
-def _digest(path: str) -> str:
-    try:
-        with open(path, "rb") as fh:
-            return hashlib.blake2b(fh.read(), digest_size=16).hexdigest()
-    except OSError:
-        return ""
-
-
-def _mtime(path: str) -> int:
-    try:
-        return os.stat(path).st_mtime_ns
-    except OSError:
-        return -1
-
-
-@dataclass(frozen=True)
-class Fingerprint:
-    """Files (content hash) and directories (mtime) a collection depended on."""
-
-    files: Mapping[str, str] = field(default_factory=dict)
-    dirs: Mapping[str, int] = field(default_factory=dict)
-
-    @classmethod
-    def take(cls, files: Iterable[str], dirs: Iterable[str]) -> Fingerprint:
-        return cls({f: _digest(f) for f in sorted(set(files))}, {d: _mtime(d) for d in set(dirs)})
-
-    def changed(self) -> list[str]:
-        """Files and directories that differ now."""
-        found = [f for f, digest in self.files.items() if _digest(f) != digest]
-        found += [d for d, mtime in self.dirs.items() if _mtime(d) != mtime]
-        return sorted(found)
 
 
 class WatchedInput(dict[str, Any]):
@@ -134,18 +99,21 @@ class WatchedInput(dict[str, Any]):
 
 
 class _Recorder:
-    """Plugin of the preparing config: the directories collected, and any error."""
+    """Plugin of the preparing config: what the run's own plugins must still be told
+    (failed collections, warnings), as (hook name, kwargs)."""
 
     def __init__(self) -> None:
-        self.dirs: set[str] = set()
-        self.errors: list[str] = []
-
-    def pytest_collect_directory(self, path: Path, parent: Any) -> None:
-        self.dirs.add(str(path))
+        self.calls: list[tuple[str, dict[str, Any]]] = []
 
     def pytest_collectreport(self, report: Any) -> None:
-        if report.failed:
-            self.errors.append(report.nodeid or "<session>")
+        if not report.passed:  # what xdist's worker sends to its controller, too
+            self.calls.append(("pytest_collectreport", {"report": report}))
+
+    def pytest_warning_recorded(
+        self, warning_message: Any, when: str, nodeid: str, location: Any
+    ) -> None:
+        kwargs = {"warning_message": warning_message, "when": when, "nodeid": nodeid}
+        self.calls.append(("pytest_warning_recorded", {**kwargs, "location": location}))
 
 
 @dataclass
@@ -167,6 +135,8 @@ class Prepared:
     env: dict[str, str] = field(default_factory=dict)
     #: the workerinput keys configuring and collecting read (WatchedInput)
     input_read: frozenset[str] = frozenset()
+    #: hook calls to repeat for the run's plugins: (hook name, kwargs), in order
+    calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
 
     @property
     def tests(self) -> int:
@@ -198,52 +168,63 @@ def _module_files(names: Iterable[str]) -> list[str]:
 def prepare(
     context: RunContext,
     project_modules: Callable[[Iterable[str]], list[str]],
+    installed: Iterable[str] = (),
 ) -> Prepared | str:
     """Collect under ``context``; a :class:`Prepared`, or why not (then the caller purges).
 
     ``project_modules(collected)`` names the project's modules now imported (what the
-    warm-up's purge would drop), given the test modules collected.
+    warm-up's purge would drop), given the test modules collected; ``installed``: where
+    installed code lives (its reads are pinned by the profile, not fingerprinted).
     """
     from _pytest.config import _prepareconfig
     from _pytest.main import Session
     from xdist.remote import setup_config
 
     config = None
+    reads = Reads(ignored=list(installed))
     try:
         _apply(context)
-        config = _prepareconfig(list(context.args), None)
-        setup_config(config, context.basetemp)
-        argv0 = (context.workerinput.get("mainargv") or ["pytest"])[0]
-        config._parser.prog = os.path.basename(str(argv0))
-        workerinput = WatchedInput(context.usable_input())
-        config.workerinput = workerinput  # type: ignore[attr-defined]
-        config.workeroutput = {}  # type: ignore[attr-defined]
-        recorder = _Recorder()
-        config.pluginmanager.register(recorder, "shadowfarm-prepare")
-        config._do_configure()
-        session = Session.from_config(config)
-        session.exitstatus = 0
-        config.hook.pytest_sessionstart(session=session)
-        config.hook.pytest_collection(session=session)
-        config.pluginmanager.unregister(recorder)
+        with reads:
+            config = _prepareconfig(list(context.args), None)
+            setup_config(config, context.basetemp)
+            argv0 = (context.workerinput.get("mainargv") or ["pytest"])[0]
+            config._parser.prog = os.path.basename(str(argv0))
+            workerinput = WatchedInput(context.usable_input())
+            config.workerinput = workerinput  # type: ignore[attr-defined]
+            config.workeroutput = {}  # type: ignore[attr-defined]
+            recorder = _Recorder()
+            config.pluginmanager.register(recorder, "shadowfarm-prepare")
+            config._do_configure()
+            session = Session.from_config(config)
+            session.exitstatus = 0
+            config.hook.pytest_sessionstart(session=session)
+            config.hook.pytest_collection(session=session)
+            config.pluginmanager.unregister(recorder)
     except BaseException as exc:  # a conftest's SystemExit included: the worker goes on
         if config is not None:
             Prepared(context, config, None, Fingerprint(), frozenset()).discard()
         return f"collecting for the run failed: {type(exc).__name__}: {exc}"
-    if recorder.errors or session.testsfailed or session.shouldstop or session.shouldfail:
+    if session.shouldstop or session.shouldfail:
         Prepared(context, config, session, Fingerprint(), frozenset()).discard()
-        errors = ", ".join(recorder.errors[:3])
-        return f"collecting for the run reported errors ({errors or 'session stopped'})"
+        return f"collecting for the run stopped: {session.shouldstop or session.shouldfail}"
+    read = frozenset(workerinput.read)
     names = {getattr(getattr(i, "module", None), "__name__", "") for i in session.items}
     collected = sorted(n for n in names if n)
-    files = _module_files(project_modules(collected))
+    files = [*_module_files(project_modules(collected)), *reads.files]
     if config.inipath is not None:
         files.append(str(config.inipath))
-    fingerprint = Fingerprint.take(files, recorder.dirs)
+    selects_by_cache = any(a.split("=")[0] in CACHE_SELECTING for a in context.args)
+    cache = None if selects_by_cache else _cache_dir(config)
+    fingerprint = Fingerprint.take(reads.kept(files, cache), reads.kept(reads.dirs, cache))
     plugins = frozenset(id(p) for p in config.pluginmanager.get_plugins())
-    config.workerinput = dict(workerinput)  # type: ignore[attr-defined]
-    read = frozenset(workerinput.read)
-    env = dict(os.environ)
+    env, path = dict(os.environ), list(sys.path)
+    calls = recorder.calls
     return Prepared(
-        context, config, session, fingerprint, plugins, collected, list(sys.path), env, read
+        context, config, session, fingerprint, plugins, collected, path, env, read, calls
     )
+
+
+def _cache_dir(config: Any) -> str | None:
+    cache = getattr(config, "cache", None)
+    path = getattr(cache, "_cachedir", None)
+    return os.path.realpath(path) if path is not None else None

@@ -24,9 +24,10 @@ there into the run's report.
 from __future__ import annotations
 
 import dataclasses
+import gc
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import pytest
@@ -39,13 +40,6 @@ __all__ = ["Reuse", "run_prepared"]
 
 #: the hook our pytest plugin implements to re-read workerinput (pytest_shadowfarm.newhooks)
 HANDOFF_HOOK = "pytest_shadowfarm_prepared_handoff"
-
-_REPLAYED = (
-    "pytest_sessionstart",
-    "pytest_collection",
-    "pytest_collection_modifyitems",
-    "pytest_collection_finish",
-)
 
 
 class Reuse:
@@ -82,6 +76,9 @@ class Reuse:
             self.prepared.discard()
             self.purge(self.prepared.collected)
             self.prepared = None
+            # The prepared session was frozen with the rest of the heap: give it back to
+            # the collector, or the run would carry it to its end.
+            gc.unfreeze()
         self.why_not = why
 
     def _prepareconfig(self, args: Any = None, plugins: Any = None, **kwargs: Any) -> Any:
@@ -146,6 +143,7 @@ class _Session:
         interactors = [p for p in new if hasattr(p, "sendevent") and hasattr(p, "channel")]
         self.reuse.drop(why)
         self.reuse.on_context(seen, why)
+        _restore_to(self.seen.env, list(self.seen.sys_path))  # as the run set them
         fresh = self.reuse._fresh(self.args)
         setup_config(fresh, config.option.basetemp)
         fresh._parser.prog = config._parser.prog
@@ -160,11 +158,15 @@ class _Session:
 
 def _restore(prepared: Prepared) -> None:
     """sys.path and the environment as configuring left them, with this run's volatile ids."""
+    _restore_to(prepared.env, prepared.sys_path)
+
+
+def _restore_to(env: Mapping[str, str], path: list[str]) -> None:
     volatile = {k: os.environ[k] for k in VOLATILE_ENV if k in os.environ}
     os.environ.clear()
-    os.environ.update(prepared.env)
+    os.environ.update(env)
     os.environ.update(volatile)
-    sys.path[:] = prepared.sys_path
+    sys.path[:] = path
 
 
 def _outcome(config: Any, outcome: str) -> None:
@@ -191,15 +193,19 @@ def run_prepared(config: Any, prepared: Prepared) -> Any:
     try:
         try:
             old = [p for p in config.pluginmanager.get_plugins() if p not in new]
-            for name in _REPLAYED:
-                caller = config.pluginmanager.subset_hook_caller(name, remove_plugins=old)
-                if name == "pytest_sessionstart":
-                    caller(session=session)
-                    started = True
-                elif name == "pytest_collection_modifyitems":
-                    caller(session=session, config=config, items=session.items)
-                else:
-                    caller(session=session)
+
+            def tell(name: str, **kwargs: Any) -> None:
+                config.pluginmanager.subset_hook_caller(name, remove_plugins=old)(**kwargs)
+
+            tell("pytest_sessionstart", session=session)
+            started = True
+            tell("pytest_collection", session=session)
+            for name, kwargs in prepared.calls:
+                tell(name, **kwargs)
+            tell(
+                "pytest_collection_modifyitems", session=session, config=config, items=session.items
+            )
+            tell("pytest_collection_finish", session=session)
             config.hook.pytest_runtestloop(session=session)
             if session.testsfailed:
                 session.exitstatus = ExitCode.TESTS_FAILED

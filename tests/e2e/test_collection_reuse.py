@@ -116,13 +116,16 @@ def prepared_workers(farm: Any, key: str, n: int) -> dict[str, Any]:
 @pytest.fixture
 def taught(project, start_farm):
     """A farm whose warm workers collected for a run like ``run(project)``."""
+    return teach(project, start_farm)
+
+
+def teach(project: pytest.Pytester, start_farm: Any) -> Any:
     farm = start_farm(name="farm-home")
     key = current_profile(str(project.path), []).key
     first, _ = run(project)  # registers the profile: cold
     first.stdout.fnmatch_lines(["shadowfarm: 0 warm workers (farm), 2 cold; new profile *"])
     farm.wait_status(lambda s: counts(s, key).get("warm", 0) >= 2, "2 warm workers")
-    second, report = run(project)  # warm; tells the farm its context
-    second.assert_outcomes(passed=3)
+    _, report = run(project)  # warm; tells the farm its context
     assert all(w["warm"] for w in report["workers"])
     assert set(collections(report).values()) == {"collected: no earlier run to prepare for"}
     status = prepared_workers(farm, key, 2)
@@ -173,6 +176,50 @@ def test_another_environment_is_collected_afresh(project, taught, monkeypatch):
     result, report = run(project)
     result.assert_outcomes(passed=3)
     assert set(collections(report).values()) == {"collected: environment (RUN_TAG)"}
+
+
+def test_a_collection_error_reaches_the_run_from_a_reused_collection(project, start_farm):
+    """xdist's worker tells its controller about failed collections: the prepared
+    collection's are told at hand-off, so the run reports the error as a cold one does."""
+    project.makepyfile(test_broken="import no_such_module_anywhere\n")
+    teach(project, start_farm)
+    result, report = run(project)
+    result.assert_outcomes(passed=3, errors=1)
+    result.stdout.fnmatch_lines(["*ERROR collecting test_broken.py*"])
+    assert set(collections(report).values()) == {"reused"}
+
+
+NONCE_CONFTEST = """
+import uuid
+
+import pytest
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node):
+    node.workerinput["run_nonce"] = uuid.uuid4().hex
+
+
+def pytest_configure(config):
+    if hasattr(config, "workerinput"):
+        config.run_nonce = config.workerinput["run_nonce"]
+
+
+@pytest.fixture
+def nonce_ok(request):
+    return request.config.run_nonce == request.config.workerinput["run_nonce"]
+"""
+
+
+def test_a_per_run_value_read_while_configuring_is_collected_afresh(project, start_farm):
+    """The mismatch is only seen once xdist hands over workerinput: the prepared config
+    is dropped there and a fresh one serves the same channel."""
+    project.makeconftest(NONCE_CONFTEST)
+    project.makepyfile(test_nonce="def test_nonce(nonce_ok):\n    assert nonce_ok\n")
+    teach(project, start_farm)
+    result, report = run(project)
+    result.assert_outcomes(passed=4)
+    assert set(collections(report).values()) == {"collected: workerinput (run_nonce)"}
 
 
 class TestTestsInsideAnInstalledPackage:
