@@ -442,3 +442,60 @@ class FastDaemon:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+def overlay(cache: Path, python: str = sys.executable) -> str:
+    """An interpreter that sees ``python``'s packages plus pytest-fast, built once in ``cache``.
+
+    pytest-fast is a ``pytest11`` plugin: installed beside the suites it would be imported
+    by every other arm's pytest session (and set ``no_proxy=*`` there). A virtualenv of
+    its own, whose ``.pth`` file adds ``python``'s site-packages, keeps it out of them.
+    Returns the overlay's python, or raises :class:`FastUnfit` when pip cannot build it.
+    """
+    import sysconfig
+
+    root = cache / f"pytest-fast-{TESTED_VERSION}-overlay"
+    target = root / "bin" / "python"
+    if target.exists():
+        return str(target)
+    partial = root.with_name(root.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    steps = [
+        [python, "-m", "venv", str(partial)],
+        [
+            str(partial / "bin" / "python"),
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-deps",
+            f"pytest-fast=={TESTED_VERSION}",
+        ],
+    ]
+    for step in steps:
+        done = subprocess.run(step, capture_output=True, text=True, timeout=600, check=False)
+        if done.returncode != 0:
+            raise FastUnfit(f"could not build the pytest-fast overlay: {done.stderr[-500:]}")
+    site = subprocess.run(
+        [
+            str(partial / "bin" / "python"),
+            "-c",
+            "import sysconfig; print(sysconfig.get_paths()['purelib'])",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    base = (
+        sysconfig.get_paths()["purelib"]
+        if python == sys.executable
+        else subprocess.run(
+            [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    )
+    Path(site, "zz_base_packages.pth").write_text(f"import site; site.addsitedir({base!r})\n")
+    partial.rename(root)
+    return str(target)

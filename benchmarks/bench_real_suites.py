@@ -41,6 +41,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(REPO))
 
+from _pytest_fast import FastDaemon, FastUnfit, available, overlay  # noqa: E402
 from _suites import SUITES, build, default_cache, tiny_suite  # noqa: E402
 
 from farm_server import daemon  # noqa: E402
@@ -111,7 +112,11 @@ class Run:
 
 
 def command(mode: str, args: list[str]) -> list[str]:
+    # schemathesis, installed here for this repository's own tests, reads a per-run seed
+    # from workerinput while configuring: no run could then reuse a prepared collection.
+    # The suites do not use it; every arm runs without it.
     base = [sys.executable, "-m", "pytest", "-q", "-n", "2", "-p", "no:cacheprovider"]
+    base += ["-p", "no:schemathesis"]
     base += ["-p", "bench_probe", *args]
     if mode == "off":
         return [*base, "-p", "shadowfarm", "--sf-farm", "off"]
@@ -188,6 +193,24 @@ def diff(a: dict[str, str], b: dict[str, str]) -> list[str]:
     )
 
 
+def start_fast(
+    python: str | None, name: str, tree: Path, args: list[str], env: dict[str, str]
+) -> FastDaemon | None:
+    """pytest-fast's daemon for the suite, after one untimed run (as the farm's teaching
+    run); None when it is not asked for or cannot run the suite (printed)."""
+    if python is None:
+        return None
+    fast = FastDaemon(python)
+    try:
+        fast.start(tree, ["-p", "no:cacheprovider", *args], env, workers=2)
+        fast.run()
+    except FastUnfit as exc:
+        print(f"  {name}: pytest-fast cannot run it: {exc}", flush=True)
+        fast.stop()
+        return None
+    return fast
+
+
 def bench_suite(
     name: str,
     tree: Path,
@@ -196,6 +219,7 @@ def bench_suite(
     rounds: int,
     work: Path,
     extra_env: dict[str, str],
+    fast_python: str | None = None,
 ) -> dict[str, Any]:
     work.mkdir(parents=True, exist_ok=True)
     (work / "bench_probe.py").write_text(PROBE)
@@ -207,6 +231,7 @@ def bench_suite(
     info, _ = daemon.start(home, env=env)
     runs: list[Run] = []
     warm_rss: list[int] = []
+    fast: FastDaemon | None = None
     try:
         client = FarmClient(FarmEndpoint(info.url or "", home.read_token()), timeout=10)
         run_once("off", tree, args, env, work)  # history for the shadow subset
@@ -215,10 +240,24 @@ def bench_suite(
         # The first warm run tells the farm what the run looks like (args, environment):
         # the workers warmed after it collect for the next one before it asks.
         run_once("warm", tree, args, env, work)
+        fast = start_fast(fast_python, name, tree, args, env)
+        modes = (*MODES, "fast") if fast is not None else MODES
         for i in range(rounds):
-            order = MODES[i % 3 :] + MODES[: i % 3]  # rotate: no mode always goes first
+            order = modes[i % len(modes) :] + modes[: i % len(modes)]  # none always first
             for mode in order:
                 state = wait_warm(client, tree.resolve())
+                if mode == "fast" and fast is not None:
+                    run = run_fast(fast)
+                    if run is None:
+                        fast, modes = None, MODES
+                        continue
+                    runs.append(run)
+                    print(
+                        f"  {name} round {i + 1} fast  wall {run.wall_s:6.2f}s first test "
+                        f"{run.first_test_s:5.2f}s cpu/test {run.cpu_per_test_ms:6.3f}ms",
+                        flush=True,
+                    )
+                    continue
                 if mode == "warm":
                     # status shows a worker's readiness report as "ready" (its heap
                     # at hand-off included), not as "report"
@@ -239,8 +278,21 @@ def bench_suite(
                 )
         warmup_s = state["profile"].get("warmup_s_median")
     finally:
+        if fast is not None:
+            fast.stop()
         daemon.stop(home)
     return summarize(name, runs, warm_rss, warmup_s)
+
+
+def run_fast(fast: FastDaemon) -> Run | None:
+    """One warm pytest-fast run (its workers carry no probe: no RSS or object figures)."""
+    try:
+        wall, first, outcomes = fast.run()
+    except FastUnfit as exc:
+        print(f"  pytest-fast stopped serving: {exc}", flush=True)
+        return None
+    cpu = 1000 * fast.last_cpu_s / max(len(outcomes), 1)
+    return Run("fast", wall, first if first is not None else wall, cpu, 0, 0, True, outcomes)
 
 
 def summarize(name: str, runs: list[Run], warm_rss: list[int], warmup_s: Any) -> dict[str, Any]:
@@ -269,6 +321,15 @@ def summarize(name: str, runs: list[Run], warm_rss: list[int], warmup_s: Any) ->
     )
     wall, ft = out["wall_s"], out["first_test_s"]
     out["target_s"] = round(wall["plain"] - 0.6 * ft["plain"], 3)
+    fast = [r for r in runs if r.mode == "fast"]
+    if fast:
+        out["fast"] = {
+            "runs": len(fast),
+            "wall_s": round(med("fast", "wall_s"), 3),
+            "first_test_s": round(med("fast", "first_test_s"), 3),
+            "cpu_per_test_ms": round(med("fast", "cpu_per_test_ms"), 3),
+            "diff": sorted({d for r in fast for d in diff(first["plain"], r.outcomes)}),
+        }
     out["met"] = {
         "outcomes": not out["diff_warm"],
         "warm<=target": wall["warm"] <= out["target_s"],
@@ -301,6 +362,22 @@ def table(results: list[dict[str, Any]]) -> str:
             f"| {len(r['diff_warm'])}/{len(r['diff_off'])} "
             f"| {r['warmup_s']} |"
         )
+    fast = [r for r in results if r.get("fast")]
+    if fast:
+        lines += [
+            "",
+            "| suite | pytest-fast wall | fast/plain | fast/warm | first test fast/warm "
+            "| cpu/test ms fast/warm | outcome diffs fast vs plain |",
+            "|" + "---|" * 7,
+        ]
+    for r in fast:
+        f, w = r["fast"], r["wall_s"]
+        lines.append(
+            f"| {r['suite']} | {f['wall_s']:.2f} | {f['wall_s'] / w['plain']:.3f} "
+            f"| {f['wall_s'] / w['warm']:.3f} "
+            f"| {f['first_test_s']:.2f}/{r['first_test_s']['warm']:.2f} "
+            f"| {f['cpu_per_test_ms']:.3f}/{r['cpu_per_test_ms']['warm']:.3f} | {len(f['diff'])} |"
+        )
     return "\n".join(lines)
 
 
@@ -313,8 +390,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache", type=Path, default=None, help="where builds are kept")
     parser.add_argument("--quick", action="store_true", help="CI smoke: one small suite, one round")
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument(
+        "--fast",
+        action="store_true",
+        help="also run pytest-fast's warm daemon (builds an overlay venv with it in the cache)",
+    )
     args = parser.parse_args(argv)
     cache = args.cache or default_cache()
+    fast_python = None
+    if args.fast:
+        try:
+            fast_python = overlay(cache)
+        except FastUnfit as exc:
+            print(f"pytest-fast: {exc}")
+        reason = available(fast_python) if fast_python else ""
+        if reason:
+            print(f"pytest-fast: {reason}")
+            fast_python = None
     rounds = 1 if args.quick else args.rounds
     names = ["attrs"] if args.quick else [n.strip() for n in args.suites.split(",") if n.strip()]
     bytecode = "set" if os.environ.get("PYTHONDONTWRITEBYTECODE") else "unset"
@@ -349,6 +441,7 @@ def main(argv: list[str] | None = None) -> int:
                     rounds,
                     work,
                     suite.env,
+                    fast_python,
                 )
             except Unfit as exc:  # a finding, not a crash: the other suites still run
                 print(f"  {name}: {exc}", flush=True)
@@ -362,6 +455,8 @@ def main(argv: list[str] | None = None) -> int:
         for kind in ("diff_warm", "diff_off"):
             for line in r[kind][:20]:
                 print(f"  {r['suite']} {kind}: {line}")
+        for line in (r.get("fast") or {}).get("diff", [])[:20]:
+            print(f"  {r['suite']} diff_fast: {line}")
         print(f"  {r['suite']} targets: {r['met']}")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
