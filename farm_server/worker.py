@@ -173,6 +173,7 @@ def start_session(admitted: Admitted, session_id: str, log: tuple[int, int] | No
 
 
 def main(stdin: BinaryIO | None = None) -> int:
+    from farm_server.collection.prepare import untested
     from farm_server.idle import lowered_priority
     from farm_server.warmup import warm_up
     from shadowfarm_wire.profile import current_profile
@@ -204,6 +205,7 @@ def main(stdin: BinaryIO | None = None) -> int:
                 on_step=lambda step, done, total: status.send(
                     "progress", step=step, done=done, total=total
                 ),
+                narrow=spec.context is not None and not untested(),
             )
             reuse = _prepare_for_run(spec, report, status)
     finally:

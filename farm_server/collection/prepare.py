@@ -11,7 +11,7 @@ under test), of the ini file and of every other file it read, and the entries of
 directory it listed. Any change since, and the run collects afresh (:mod:`.reuse`).
 
 What the collection told plugins that only the run brings (xdist's worker sends failed
-collections and warnings to its controller) is recorded and told to them at hand-off.
+collections to its controller) is recorded and told to them at hand-off.
 """
 
 from __future__ import annotations
@@ -100,7 +100,9 @@ class WatchedInput(dict[str, Any]):
 
 class _Recorder:
     """Plugin of the preparing config: what the run's own plugins must still be told
-    (failed collections, warnings), as (hook name, kwargs)."""
+    (failed collections), as (hook name, kwargs). Warnings need no recording: pytest
+    calls ``pytest_warning_recorded`` as a historic hook, and pluggy repeats it to every
+    plugin registered later, the run's included."""
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, dict[str, Any]]] = []
@@ -108,12 +110,6 @@ class _Recorder:
     def pytest_collectreport(self, report: Any) -> None:
         if not report.passed:  # what xdist's worker sends to its controller, too
             self.calls.append(("pytest_collectreport", {"report": report}))
-
-    def pytest_warning_recorded(
-        self, warning_message: Any, when: str, nodeid: str, location: Any
-    ) -> None:
-        kwargs = {"warning_message": warning_message, "when": when, "nodeid": nodeid}
-        self.calls.append(("pytest_warning_recorded", {**kwargs, "location": location}))
 
 
 @dataclass

@@ -178,15 +178,27 @@ def test_another_environment_is_collected_afresh(project, taught, monkeypatch):
     assert set(collections(report).values()) == {"collected: environment (RUN_TAG)"}
 
 
-def test_a_collection_error_reaches_the_run_from_a_reused_collection(project, start_farm):
-    """xdist's worker tells its controller about failed collections: the prepared
-    collection's are told at hand-off, so the run reports the error as a cold one does."""
+def test_collection_errors_and_warnings_reach_the_run_from_a_reused_collection(project, start_farm):
+    """xdist's worker tells its controller about failed collections and warnings: the
+    prepared collection's reach it at hand-off, so the run reports them as a cold one."""
     project.makepyfile(test_broken="import no_such_module_anywhere\n")
+    project.makepyfile(test_odd=ODD_CLASS)  # a collection warning, once from each worker
     teach(project, start_farm)
     result, report = run(project)
-    result.assert_outcomes(passed=3, errors=1)
+    result.assert_outcomes(passed=3, errors=1, warnings=2)
     result.stdout.fnmatch_lines(["*ERROR collecting test_broken.py*"])
+    result.stdout.fnmatch_lines(["*cannot collect test class 'TestOdd'*"])
     assert set(collections(report).values()) == {"reused"}
+
+
+ODD_CLASS = """
+class TestOdd:
+    def __init__(self):
+        pass
+
+    def test_never(self):
+        pass
+"""
 
 
 NONCE_CONFTEST = """
