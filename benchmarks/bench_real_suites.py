@@ -437,7 +437,10 @@ def main(argv: list[str] | None = None) -> int:
                     name,
                     tree.resolve(),
                     suite.args(tree),
-                    suite.pythonpath(tree),
+                    [
+                        *suite.pythonpath(tree),
+                        *([str(suite.deps_dir(cache))] if suite.deps else []),
+                    ],
                     rounds,
                     work,
                     suite.env,

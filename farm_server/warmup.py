@@ -210,7 +210,7 @@ def run_shadow(
     on_step: OnStep = _no_step,
     paths: Iterable[str] = (),
 ) -> None:
-    """Collect the project (or only ``paths``) and run ``tests`` in this process."""
+    """Collect the project (or only ``paths``: arguments) and run ``tests`` here."""
     import pytest
 
     env = {**SHADOW_ENV, "SHADOWFARM_HISTORY": str(tmpdir / "shadow-history.sqlite")}
@@ -409,12 +409,14 @@ def warm_up(
     tmpdir: Path,
     on_step: OnStep = _no_step,
     narrow: bool = False,
+    plugin_args: Iterable[str] = (),
 ) -> ReadinessReport:
     """Imports, warm-up hook and shadow run, then the purge. Never raises.
 
     ``narrow``: the shadow run collects only the shadow tests' files (the worker then
     collects the whole suite for the next run: one full collection, not two, and less
-    garbage left in its heap)."""
+    garbage left in its heap); ``plugin_args``: the runs' ``-p`` options, so that the shadow
+    run loads (and keeps warm) the plugins the runs do."""
     report = ReadinessReport()
     t0 = time.perf_counter()
     import_modules(warm_modules, report, on_step)
@@ -429,6 +431,7 @@ def warm_up(
     rewrites.install()
     tests = list(shadow_tests)
     paths = sorted({t.partition("::")[0] for t in tests}) if narrow else []
+    paths = [*plugin_args, *paths]
     run_shadow(rootdir, tests, budget_s, tmpdir, report, on_step=on_step, paths=paths)
     report.rewritten = len(rewrites.entries)
     report.shadow_s = round(time.perf_counter() - t0 - report.import_s, 3)

@@ -173,6 +173,7 @@ def start_session(admitted: Admitted, session_id: str, log: tuple[int, int] | No
 
 
 def main(stdin: BinaryIO | None = None) -> int:
+    from farm_server.collection.context import RunContext
     from farm_server.collection.prepare import untested
     from farm_server.idle import lowered_priority
     from farm_server.warmup import warm_up
@@ -193,6 +194,7 @@ def main(stdin: BinaryIO | None = None) -> int:
         status.send("mismatch", expected=spec.profile_key, found=key)
         return 3
     srv = listen(socket_path)
+    context = RunContext.from_dict(spec.context) if spec.context else None
     tmpdir = Path(tempfile.mkdtemp(prefix="shadowfarm-warm-"))
     try:
         with lowered_priority(spec.nice) as restorable:
@@ -206,6 +208,9 @@ def main(stdin: BinaryIO | None = None) -> int:
                     "progress", step=step, done=done, total=total
                 ),
                 narrow=spec.context is not None and not untested(),
+                plugin_args=RunContext.from_dict(spec.context).plugin_args()
+                if spec.context
+                else (),
             )
             reuse = _prepare_for_run(spec, report, status)
     finally:

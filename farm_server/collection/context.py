@@ -85,6 +85,17 @@ class RunContext:
             if not (isinstance(v, dict) and UNPORTABLE in v)
         }
 
+    def plugin_args(self) -> list[str]:
+        """The ``-p NAME`` options of the run's arguments (which plugins load, or not)."""
+        found: list[str] = []
+        args = list(self.args)
+        for i, arg in enumerate(args):
+            if arg == "-p" and i + 1 < len(args):
+                found += ["-p", args[i + 1]]
+            elif arg.startswith("-p") and len(arg) > 2 and not arg.startswith("--"):
+                found += ["-p", arg[2:].lstrip("=")]
+        return found
+
     @property
     def workerid(self) -> str:
         return str(self.workerinput.get("workerid", ""))
