@@ -207,10 +207,8 @@ def main(stdin: BinaryIO | None = None) -> int:
                 on_step=lambda step, done, total: status.send(
                     "progress", step=step, done=done, total=total
                 ),
-                narrow=spec.context is not None and not untested(),
-                plugin_args=RunContext.from_dict(spec.context).plugin_args()
-                if spec.context
-                else (),
+                narrow=context is not None and not untested(),
+                plugin_args=context.plugin_args() if context is not None else (),
             )
             reuse = _prepare_for_run(spec, report, status)
     finally:
