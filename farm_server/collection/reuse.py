@@ -82,6 +82,11 @@ class Reuse:
         self.why_not = why
 
     def _prepareconfig(self, args: Any = None, plugins: Any = None, **kwargs: Any) -> Any:
+        import _pytest.config
+
+        # Only xdist's call is the run's; a test's own pytest.main() gets pytest's.
+        if self.original is not None:
+            _pytest.config._prepareconfig = self.original
         args = list(args or [])
         seen = RunContext.of(args, os.environ, os.getcwd(), sys.path)
         prepared = self.prepared

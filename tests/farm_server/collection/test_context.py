@@ -66,3 +66,8 @@ def test_watched_input_records_every_way_of_reading():
     assert watched.read == {"a", "b", "zz"}
     dict(watched)  # a copy reads everything
     assert watched.read >= {"a", "b", "c"}
+
+
+def test_the_runs_plugin_options_are_found_in_every_spelling():
+    found = context(args=["-p", "shadowfarm", "-pno:randomly", "-p=xdist", "--pdb", "tests"])
+    assert found.plugin_args() == ["-p", "shadowfarm", "-p", "no:randomly", "-p", "xdist"]
