@@ -201,8 +201,11 @@ class HealthMonitor:
         if len(state.samples) < self.thresholds.min_samples:
             return None
         key = (state.samples[-1].tests_done, id(self.thresholds))
-        if state.fit is not None and state.fit[0] == key:
-            return state.fit[1]
+        if state.fit is not None and state.fit[0][1] == key[1]:
+            (done, _), last = state.fit
+            flat = last is not None and last.slope <= self.thresholds.min_slope_bytes
+            if done == key[0] or (flat and key[0] - done < self.thresholds.refit_flat_tests):
+                return last
         xs = [float(s.tests_done) for s in state.samples]
         ys = [float(s.rss_bytes) for s in state.samples]
         fit = fit_trend(xs, ys, tolerance=self.thresholds.min_slope_bytes)

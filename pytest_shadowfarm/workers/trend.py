@@ -42,18 +42,23 @@ class Trend:
 
 def pair_slopes(xs: Sequence[float], ys: Sequence[float]) -> list[float]:
     """The slope of every pair of points with different x."""
-    slopes = []
-    for i in range(len(xs)):
-        for j in range(i + 1, len(xs)):
-            dx = xs[j] - xs[i]
-            if dx:
-                slopes.append((ys[j] - ys[i]) / dx)
-    return slopes
+    points = list(zip(xs, ys, strict=True))
+    return [
+        (yj - yi) / (xj - xi)
+        for i, (xi, yi) in enumerate(points)
+        for xj, yj in points[i + 1 :]
+        if xj != xi
+    ]
 
 
-def theil_sen(xs: Sequence[float], ys: Sequence[float]) -> tuple[float, float] | None:
-    """(slope, intercept) of the Theil-Sen line; None with fewer than two distinct x."""
-    slopes = pair_slopes(xs, ys)
+def theil_sen(
+    xs: Sequence[float], ys: Sequence[float], slopes: list[float] | None = None
+) -> tuple[float, float] | None:
+    """(slope, intercept) of the Theil-Sen line; None with fewer than two distinct x.
+
+    ``slopes``: :func:`pair_slopes` of the same points, when the caller has them already.
+    """
+    slopes = pair_slopes(xs, ys) if slopes is None else slopes
     if not slopes:
         return None
     slope = statistics.median(slopes)
@@ -78,7 +83,8 @@ def fit_trend(xs: Sequence[float], ys: Sequence[float], *, tolerance: float = 0.
         if recent is not None:
             candidates.append(recent[0])
     flat = _without_largest_jump(ys)
-    unjumped = theil_sen(xs, flat)
+    flat_slopes = pair_slopes(xs, flat)  # for the unjumped line and for the agreement
+    unjumped = theil_sen(xs, flat, flat_slopes)
     if unjumped is not None:
         candidates.append(unjumped[0])
     if min(candidates) < slope:
@@ -88,7 +94,7 @@ def fit_trend(xs: Sequence[float], ys: Sequence[float], *, tolerance: float = 0.
     spread = max(0.0, *(y - (intercept + slope * x) for x, y in zip(xs, ys, strict=True)))
     # Agreement and steepness without the largest jump, steepness from the newer half:
     # one step (an import) says nothing about how steadily, or how fast, it grows now.
-    slopes = pair_slopes(xs, flat)
+    slopes = flat_slopes
     rising = sum(1 for s in slopes if s > tolerance)
     falling = sum(1 for s in slopes if s < -tolerance)
     steps = pair_slopes_adjacent(xs[half:], flat[half:])
