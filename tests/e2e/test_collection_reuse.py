@@ -76,18 +76,9 @@ def run_in(root: Path, *args: str) -> tuple[pytest.RunResult, dict[str, Any]]:
     Without schemathesis, installed here for another test: it reads a per-run seed from
     workerinput while configuring, so no collection made before the run can serve it.
     """
-    command = [
-        sys.executable,
-        "-m",
-        "pytest",
-        "-p",
-        "shadowfarm",
-        "-n",
-        "2",
-        "-p",
-        "no:schemathesis",
-    ]
-    command += ["-p", "no:cacheprovider", "--sf-report-json", "report.json", *args]
+    options = "-p shadowfarm -n 2 -p no:schemathesis -p no:cacheprovider"
+    command = [sys.executable, "-m", "pytest", *options.split(), "--sf-report-json"]
+    command += ["report.json", *args]
     started = time.monotonic()
     done = subprocess.run(command, cwd=root, capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
     result = pytest.RunResult(
