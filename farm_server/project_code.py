@@ -9,11 +9,12 @@ plugin modules and the editable and ``pythonpath`` source folders.
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from farm_server.purge import OWN_PACKAGES
 from farm_server.warmup import (
     editable_roots,
     installed_code_dirs,
@@ -22,7 +23,7 @@ from farm_server.warmup import (
     purge_modules,
 )
 
-__all__ = ["ProjectCode"]
+__all__ = ["ProjectCode", "forget_own_modules"]
 
 
 @dataclass(frozen=True)
@@ -50,3 +51,18 @@ class ProjectCode:
 
     def purge(self, collected: Iterable[str] = ()) -> None:
         purge_modules(self.rootdir, set(self.plugins), self.sources, collected)
+
+
+def forget_own_modules(keep: Collection[str] = ()) -> None:
+    """Drop this worker's own modules' names (the code keeps running), but ``keep``.
+
+    They belong to a pytest plugin distribution: a config built while they are in
+    ``sys.modules`` warns that they cannot be rewritten, an error under
+    ``filterwarnings = error``. The warm-up drops them first thing; whatever the worker
+    imports of its own after that (to collect for the next run, to hand off) goes too,
+    except what a prepared config imported as a plugin (``keep``: it imports more of
+    itself lazily, and must find the same modules).
+    """
+    for name in [n for n in sys.modules if n.partition(".")[0] in OWN_PACKAGES]:
+        if name not in keep:
+            del sys.modules[name]

@@ -176,6 +176,7 @@ def main(stdin: BinaryIO | None = None) -> int:
     from farm_server.collection.context import RunContext
     from farm_server.collection.prepare import untested
     from farm_server.idle import lowered_priority
+    from farm_server.project_code import forget_own_modules
     from farm_server.warmup import warm_up
     from shadowfarm_wire.profile import current_profile
 
@@ -239,6 +240,7 @@ def main(stdin: BinaryIO | None = None) -> int:
     watch.disarm()
     status.send("claimed", session=admitted.hello.get("id", "gw"))
     reuse.install()  # it reports the run's context on the status pipe, then closes it
+    forget_own_modules(keep=reuse.imported)  # imported since the warm-up dropped them
     start_session(admitted, f"{admitted.hello.get('id', 'gw')}-worker", log)
     return 0
 
@@ -249,7 +251,7 @@ def _prepare_for_run(spec: WorkerSpec, report: Any, status: StatusPipe) -> Any:
     from farm_server.collection.prepare import prepare, untested
     from farm_server.collection.reuse import Reuse
     from farm_server.heap import settle
-    from farm_server.project_code import ProjectCode
+    from farm_server.project_code import ProjectCode, forget_own_modules
     from farm_server.warmup import installed_code_dirs
 
     code = ProjectCode.of(Path(spec.rootdir), report)
@@ -266,11 +268,14 @@ def _prepare_for_run(spec: WorkerSpec, report: Any, status: StatusPipe) -> Any:
     if not why and spec.context is not None:
         status.send("progress", step="collecting for the run", done=None, total=None)
         _quiet_stdio()  # as a popen worker's are when pytest starts capturing them
+        forget_own_modules()
         found = prepare(RunContext.from_dict(spec.context), code.modules, installed_code_dirs())
         if not isinstance(found, str):
             report.prepared = found.tests
             report.heap = settle().to_dict()
-            return Reuse(found, purge=code.purge, on_context=on_context)
+            reuse = Reuse(found, purge=code.purge, on_context=on_context)
+            reuse.imported = frozenset(sys.modules)
+            return reuse
         code.purge(report.test_modules)
         report.heap = settle().to_dict()  # what the failed collection left
         why = found

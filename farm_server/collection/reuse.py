@@ -59,6 +59,8 @@ class Reuse:
         #: why there is no prepared session ("" when there is one)
         self.why_not = why_not or ("" if prepared else "no earlier run to prepare for")
         self.original: Callable[..., Any] | None = None
+        #: the modules imported when the preparation ended (the prepared config's own)
+        self.imported: frozenset[str] = frozenset()
 
     def install(self) -> None:
         import _pytest.config

@@ -28,6 +28,12 @@ pytestmark = pytest.mark.slow
 
 RUN_TIMEOUT_S = 180
 
+PYPROJECT = """
+[tool.pytest.ini_options]
+pythonpath = ["src"]
+filterwarnings = ["error"]
+"""
+
 TESTS = """
 import os
 
@@ -55,7 +61,9 @@ def test_tmp_path_is_under_this_runs_basetemp(tmp_path, tmp_path_factory, worker
 
 @pytest.fixture
 def project(pytester: pytest.Pytester, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    pytester.makefile(".toml", pyproject='[tool.pytest.ini_options]\npythonpath = ["src"]\n')
+    # filterwarnings = error: a warm worker's own modules left in sys.modules made the
+    # run's config warn that they "cannot be rewritten", and the worker fail
+    pytester.makefile(".toml", pyproject=PYPROJECT)
     (pytester.path / "src").mkdir()
     (pytester.path / "src" / "mylib.py").write_text("VERSION = 1\n")
     pytester.makepyfile(test_lib=TESTS)
@@ -172,6 +180,8 @@ def test_another_environment_is_collected_afresh(project, taught, monkeypatch):
 def test_collection_errors_and_warnings_reach_the_run_from_a_reused_collection(project, start_farm):
     """xdist's worker tells its controller about failed collections and warnings: the
     prepared collection's reach it at hand-off, so the run reports them as a cold one."""
+    # warnings stay warnings here (the project's filterwarnings = error would fail them)
+    project.makefile(".toml", pyproject='[tool.pytest.ini_options]\npythonpath = ["src"]\n')
     project.makepyfile(test_broken="import no_such_module_anywhere\n")
     project.makepyfile(test_odd=ODD_CLASS)  # a collection warning, once from each worker
     teach(project, start_farm)
