@@ -26,13 +26,16 @@ import tempfile
 import threading
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from farm_server.context import apply_context
 from farm_server.gate import Admitted, accept_client, listen
 from farm_server.staleness import changed_extensions
 from shadowfarm_wire.context import hashseed
 from shadowfarm_wire.protocol import ACK, UnixIO, send_refusal
+
+if TYPE_CHECKING:
+    from farm_server.collection.context import RunContext
 
 __all__ = ["ParentWatch", "StatusPipe", "WorkerSpec", "main"]
 
@@ -196,6 +199,8 @@ def main(stdin: BinaryIO | None = None) -> int:
         return 3
     srv = listen(socket_path)
     context = RunContext.from_dict(spec.context) if spec.context else None
+    # pytest and xdist outside the range the prepared session's code was checked on
+    untested_why = untested() if context is not None else ""
     tmpdir = Path(tempfile.mkdtemp(prefix="shadowfarm-warm-"))
     try:
         with lowered_priority(spec.nice) as restorable:
@@ -208,10 +213,10 @@ def main(stdin: BinaryIO | None = None) -> int:
                 on_step=lambda step, done, total: status.send(
                     "progress", step=step, done=done, total=total
                 ),
-                narrow=context is not None and not untested(),
+                narrow=context is not None and not untested_why,
                 plugin_args=context.plugin_args() if context is not None else (),
             )
-            reuse = _prepare_for_run(spec, report, status)
+            reuse = _prepare_for_run(spec, context, untested_why, report, status)
     finally:
         shutil.rmtree(tmpdir, ignore_errors=True)
     sys.stdout.flush()
@@ -245,10 +250,17 @@ def main(stdin: BinaryIO | None = None) -> int:
     return 0
 
 
-def _prepare_for_run(spec: WorkerSpec, report: Any, status: StatusPipe) -> Any:
-    """Collect for the profile's next run now, if the farm knows what it looks like."""
-    from farm_server.collection.context import RunContext
-    from farm_server.collection.prepare import prepare, untested
+def _prepare_for_run(
+    spec: WorkerSpec,
+    context: RunContext | None,
+    untested_why: str,
+    report: Any,
+    status: StatusPipe,
+) -> Any:
+    """Collect for the profile's next run now, if the farm knows what it looks like
+    (``context``: the profile's last run; ``untested_why``: why pytest or xdist is out of
+    the range the prepared session's code was checked on)."""
+    from farm_server.collection.prepare import prepare
     from farm_server.collection.reuse import Reuse
     from farm_server.heap import settle
     from farm_server.project_code import ProjectCode, forget_own_modules
@@ -262,14 +274,14 @@ def _prepare_for_run(spec: WorkerSpec, report: Any, status: StatusPipe) -> Any:
 
     # A failing shadow subset does not matter here (the worker is offered anyway); a
     # purge that could not be made consistent does: nothing of the project may stay.
-    why = untested() or (f"the warm-up's purge: {report.unfit}" if report.unfit else "")
-    if spec.context is None:
+    why = untested_why or (f"the warm-up's purge: {report.unfit}" if report.unfit else "")
+    if context is None:
         why = "no earlier run to prepare for"
-    if not why and spec.context is not None:
+    if not why and context is not None:
         status.send("progress", step="collecting for the run", done=None, total=None)
         _quiet_stdio()  # as a popen worker's are when pytest starts capturing them
         forget_own_modules()
-        found = prepare(RunContext.from_dict(spec.context), code.modules, installed_code_dirs())
+        found = prepare(context, code.modules, installed_code_dirs())
         if not isinstance(found, str):
             report.prepared = found.tests
             report.heap = settle().to_dict()
@@ -279,7 +291,7 @@ def _prepare_for_run(spec: WorkerSpec, report: Any, status: StatusPipe) -> Any:
         code.purge(report.test_modules)
         report.heap = settle().to_dict()  # what the failed collection left
         why = found
-    report.prepared_error = why if spec.context is not None else ""
+    report.prepared_error = why if context is not None else ""
     return Reuse(None, purge=code.purge, on_context=on_context, why_not=f"collected: {why}")
 
 

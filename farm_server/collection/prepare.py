@@ -139,10 +139,14 @@ class Prepared:
         return len(self.session.items)
 
     def discard(self) -> None:
-        """Unconfigure it (pytest_unconfigure for every plugin; capture stops)."""
-        # third-party unconfigure code may fail: the run must still start
-        with contextlib.suppress(Exception):
-            self.config._ensure_unconfigure()
+        _unconfigure(self.config)
+
+
+def _unconfigure(config: Any) -> None:
+    """pytest_unconfigure for every plugin (capture stops); third-party unconfigure code
+    may fail, and the run must still start."""
+    with contextlib.suppress(Exception):
+        config._ensure_unconfigure()
 
 
 def _apply(context: RunContext) -> None:
@@ -198,10 +202,10 @@ def prepare(
             config.pluginmanager.unregister(recorder)
     except BaseException as exc:  # a conftest's SystemExit included: the worker goes on
         if config is not None:
-            Prepared(context, config, None, Fingerprint(), frozenset()).discard()
+            _unconfigure(config)
         return f"collecting for the run failed: {type(exc).__name__}: {exc}"
     if session.shouldstop or session.shouldfail:
-        Prepared(context, config, session, Fingerprint(), frozenset()).discard()
+        _unconfigure(config)
         return f"collecting for the run stopped: {session.shouldstop or session.shouldfail}"
     read = frozenset(workerinput.read)
     names = {getattr(getattr(i, "module", None), "__name__", "") for i in session.items}

@@ -20,19 +20,12 @@ from typing import Any
 import pytest
 
 from shadowfarm_wire.profile import current_profile
+from tests.e2e.test_farm_plugin import PYPROJECT, RUN_TIMEOUT_S
 from tests.e2e.test_warm_outcomes import TESTS as PACKAGE_TESTS
 from tests.e2e.test_warm_outcomes import make_project
 from tests.farmtools import counts
 
 pytestmark = pytest.mark.slow
-
-RUN_TIMEOUT_S = 180
-
-PYPROJECT = """
-[tool.pytest.ini_options]
-pythonpath = ["src"]
-filterwarnings = ["error"]
-"""
 
 TESTS = """
 import os
