@@ -30,7 +30,7 @@ import math
 import statistics
 from collections import deque
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields
 
 from pytest_shadowfarm.sizes import format_size
 from pytest_shadowfarm.workers.predictions import Decision, Prediction
@@ -97,6 +97,9 @@ class _Worker:
     #: without a new sample keeps its fit (the fit is O(window^2), and the watch assesses
     #: every worker after each test of any: most of the controller's CPU on tiny tests)
     fit: tuple[tuple[int, int], Trend | None] | None = None
+    #: (newest tests_done, seconds per test, spike bytes): both are O(window) and asked
+    #: for several times per assessment; they change only with a new sample
+    paced: tuple[int, float, float] | None = None
 
 
 class HealthMonitor:
@@ -203,8 +206,11 @@ class HealthMonitor:
         key = (state.samples[-1].tests_done, id(self.thresholds))
         if state.fit is not None and state.fit[0][1] == key[1]:
             (done, _), last = state.fit
-            flat = last is not None and last.slope <= self.thresholds.min_slope_bytes
-            if done == key[0] or (flat and key[0] - done < self.thresholds.refit_flat_tests):
+            if done == key[0] or (
+                last is not None
+                and key[0] - done < self.thresholds.refit_flat_tests
+                and self._still_flat(state, done, last)
+            ):
                 return last
         xs = [float(s.tests_done) for s in state.samples]
         ys = [float(s.rss_bytes) for s in state.samples]
@@ -212,12 +218,34 @@ class HealthMonitor:
         state.fit = (key, fit)
         return fit
 
-    @staticmethod
-    def _spike(state: _Worker) -> float:
-        return max(
-            (s.peak_bytes - s.rss_bytes for s in state.samples if s.peak_bytes is not None),
-            default=0,
-        )
+    def _still_flat(self, state: _Worker, done: int, last: Trend) -> bool:
+        """Whether ``last`` was flat and no sample after test ``done`` rose above its band
+        (its line, its spread and one ``min_slope_bytes``): then a new fit would say flat
+        again. A sample above it is fitted at once."""
+        th = self.thresholds
+        if last.slope > th.min_slope_bytes:
+            return False
+        top = last.level + last.spread + th.min_slope_bytes
+        return all(s.rss_bytes <= top for s in reversed(state.samples) if s.tests_done > done)
+
+    def _paced(self, state: _Worker) -> tuple[float, float]:
+        """The worker's median seconds per test and its largest spike above RSS."""
+        done = state.samples[-1].tests_done
+        if state.paced is None or state.paced[0] != done:
+            s = list(state.samples)
+            paces = [
+                (b.t - a.t) / (b.tests_done - a.tests_done)
+                for a, b in itertools.pairwise(s)
+                if b.t >= a.t
+            ]
+            spike = max(
+                (x.peak_bytes - x.rss_bytes for x in s if x.peak_bytes is not None), default=0
+            )
+            state.paced = (done, statistics.median(paces) if paces else 0.0, spike)
+        return state.paced[1], state.paced[2]
+
+    def _spike(self, state: _Worker) -> float:
+        return self._paced(state)[1]
 
     def _level(self, state: _Worker, fit: Trend | None) -> float:
         """What the worker may hold at its next peak: trend level plus spike headroom."""
@@ -227,13 +255,7 @@ class HealthMonitor:
         return max(fit.level + max(fit.spread, spike), state.samples[-1].rss_bytes)
 
     def _seconds_per_test(self, state: _Worker) -> float:
-        s = list(state.samples)
-        paces = [
-            (b.t - a.t) / (b.tests_done - a.tests_done)
-            for a, b in itertools.pairwise(s)
-            if b.t >= a.t
-        ]
-        return statistics.median(paces) if paces else 0.0
+        return self._paced(state)[0]
 
     def _confidence(self, fit: Trend) -> float:
         return max(0.0, fit.agreement) * fit.points / (fit.points + 3)
@@ -425,5 +447,14 @@ class HealthMonitor:
         return _with(a, decision=decision)
 
 
+_FIELDS = frozenset(f.name for f in fields(Assessment))
+
+
 def _with(a: Assessment, **changes: object) -> Assessment:
-    return replace(a, **changes)  # type: ignore[arg-type]
+    """``a`` with ``changes``: ``dataclasses.replace`` without its per-call walk over the
+    fields (10x slower; the watch builds several per worker after every test)."""
+    if not changes.keys() <= _FIELDS:
+        raise TypeError(f"Assessment has no field {sorted(changes.keys() - _FIELDS)}")
+    new = object.__new__(Assessment)
+    new.__dict__.update(a.__dict__, **changes)  # frozen: only __setattr__ refuses
+    return new

@@ -33,9 +33,10 @@ class Thresholds:
     startup_safety: float = 1.5
     #: growth slower than this (bytes per test) is no growth (caches, pytest's own reports)
     min_slope_bytes: float = 64 * 1024
-    #: a worker whose last trend was flat is fitted again after this many tests (a
-    #: growing one after each): on tiny tests the fit was most of the controller's CPU
-    refit_flat_tests: int = 3
+    #: a worker whose last trend was flat is fitted again after this many tests, or as
+    #: soon as a sample rises above that trend's band (a growing one after each test):
+    #: on tiny tests the fit was most of the controller's CPU
+    refit_flat_tests: int = 12
     #: a trend whose confidence is below this cannot start a replacement on its own
     min_confidence: float = 0.4
     #: a worker this old (tests) is replaced whatever its memory does; None: no limit

@@ -412,3 +412,43 @@ def test_one_step_up_then_flat_never_raises_an_alarm(
         {"gw0": series(lambda i: base + (height if i >= at else 0) + rng.uniform(0, noise), 90)}
     )
     assert (run.prepare, run.swap) == ({}, {})
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    flat_for=st.integers(6, 80),
+    leak=st.floats(min_value=5, max_value=40),
+    seed=st.integers(0, 2**16),
+)
+def test_a_flat_worker_that_starts_leaking_is_caught_as_soon_as_when_fitted_after_every_test(
+    flat_for: int, leak: float, seed: int
+) -> None:
+    """A flat worker is not refitted after each test (the fit is the controller's main
+    per-test cost), but a sample above its band is fitted at once: the alarm comes on the
+    same test as with a fit after every test."""
+    rng = random.Random(seed)
+    samples = series(
+        lambda i: 100 + rng.uniform(0, 0.5) + leak * max(0, i - flat_for), flat_for + 200
+    )
+    every = replay({"gw0": samples}, thresholds=Thresholds(refit_flat_tests=1))
+    default = replay({"gw0": samples})
+    assert default.crossed_at is not None
+    assert (default.prepare, default.swap) == (every.prepare, every.swap)
+
+
+def test_a_flat_worker_is_not_refitted_after_each_test(monkeypatch: pytest.MonkeyPatch) -> None:
+    import pytest_shadowfarm.workers.health as health
+
+    fits = 0
+    real = health.fit_trend
+
+    def counting(*args: object, **kwargs: object) -> object:
+        nonlocal fits
+        fits += 1
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(health, "fit_trend", counting)
+    run = replay({"gw0": series(lambda i: 100 + (i % 3) * 0.01, 240)})
+    assert (run.prepare, run.swap) == ({}, {})
+    refit = Thresholds().refit_flat_tests
+    assert fits <= 240 // refit + 2
