@@ -68,7 +68,7 @@ __all__ = [
 
 #: ETC a worker holds behind its running test, so that tiny tests do not wait for the
 #: controller's round trip (a few ms on a busy machine)
-LOOKAHEAD_S = 0.02
+LOOKAHEAD_S = 0.05
 #: most items a worker holds while topping up to LOOKAHEAD_S
 MAX_HELD = 32
 #: a worker holds a second item behind its running one while the first behind is
