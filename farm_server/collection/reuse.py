@@ -7,8 +7,9 @@ function in place of the first, which:
 1. records the run's context (args, environment, cwd, sys.path; workerinput and basetemp
    once xdist has set them) and reports it (the daemon prepares the next worker with it);
 2. hands out the :class:`~.prepare.Prepared` config when the context and the fingerprint
-   match; otherwise discards it, purges what its collection imported and builds a fresh
-   config as usual.
+   match; otherwise discards it, purges what its collection imported, collects and
+   freezes the heap again (:func:`~farm_server.heap.settle`) and builds a fresh config
+   as usual.
 
 For a prepared config, :class:`_Session`'s ``pytest_cmdline_main`` checks workerinput,
 gives the run its own tmp path factory, lets plugins that read workerinput at configure
@@ -34,6 +35,7 @@ import pytest
 
 from farm_server.collection.context import VOLATILE_ENV, RunContext, portable
 from farm_server.collection.prepare import Prepared
+from farm_server.heap import settle
 from shadowfarm_wire.protocol import COLLECTION_KEY
 
 __all__ = ["Reuse", "run_prepared"]
@@ -79,8 +81,10 @@ class Reuse:
             self.purge(self.prepared.collected)
             self.prepared = None
             # The prepared session was frozen with the rest of the heap: give it back to
-            # the collector, or the run would carry it to its end.
+            # the collector (or the run would carry it to its end), then freeze what is
+            # left again, or every full collection of the run walks the warm imports.
             gc.unfreeze()
+            settle()
         self.why_not = why
 
     def _prepareconfig(self, args: Any = None, plugins: Any = None, **kwargs: Any) -> Any:
