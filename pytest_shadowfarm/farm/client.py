@@ -1,10 +1,9 @@
-"""Talking to a farm over HTTP (``requests``, short timeouts), from the plugin and the CLI.
+"""Talking to a farm over HTTP (:mod:`.transport`, short timeouts), from the plugin and the CLI.
 
 Every failure, whatever its kind (connection refused, a farm slower than the timeout, a
 non-JSON or ill-shaped answer, an HTTP error, an endpoint that cannot prove it is the
 farm), becomes one :class:`FarmError` whose message says what happened; the plugin turns
-it into a single warning line and runs cold. ``requests`` is imported only when a farm is
-actually contacted.
+it into a single warning line and runs cold.
 
 Before its first request a client makes the endpoint prove that it holds the token of
 the farm's home (:mod:`shadowfarm_wire.trust`); the token itself never leaves this
@@ -20,7 +19,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pytest_shadowfarm.errors import FarmError, TrustError
+from pytest_shadowfarm.farm import transport
 from pytest_shadowfarm.farm.handoff import WarmSlot
+from pytest_shadowfarm.farm.transport import Response
 from shadowfarm_wire.endings import MaxAge, WorkerEnding
 from shadowfarm_wire.home import FarmHome
 from shadowfarm_wire.profile import Profile
@@ -113,27 +114,22 @@ class FarmClient:
     def url(self) -> str:
         return self.endpoint.url
 
-    def _send(self, method: str, path: str, payload: bytes, headers: dict[str, str]) -> Any:
-        import requests
-
+    def _send(self, method: str, path: str, payload: bytes, headers: dict[str, str]) -> Response:
         where = f"the farm at {self.url}"
+        if payload:
+            headers = {"Content-Type": "application/json", **headers}
         try:
-            return requests.request(
-                method,
-                self.url + path,
-                data=payload or None,
-                headers={"Content-Type": "application/json", **headers} if payload else headers,
-                timeout=(self.timeout, self.timeout),
-                allow_redirects=False,  # a redirect would take our signed request elsewhere
+            return transport.request(
+                method, self.url + path, body=payload or None, headers=headers, timeout=self.timeout
             )
-        except requests.Timeout:
+        except TimeoutError:
             msg = f"{where} did not answer within {self.timeout:g}s"
             raise FarmError(msg) from None
-        except requests.RequestException as exc:
-            msg = f"{where} is not reachable ({type(exc).__name__})"
+        except transport.HttpError as exc:
+            msg = f"{where} is not reachable ({exc})"
             raise FarmError(msg) from None
 
-    def _decode(self, response: Any) -> dict[str, Any]:
+    def _decode(self, response: Response) -> dict[str, Any]:
         where = f"the farm at {self.url}"
         try:
             data = response.json()

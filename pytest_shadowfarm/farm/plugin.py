@@ -110,7 +110,4 @@ def make_controller(config: pytest.Config, run: Run) -> FarmPlugin | None:
     # reason; the header says that the hand-off is off too.
     internals = check_internals()
     off = None if internals.ok else "warm hand-off needs a tested xdist/execnet"
-    plugin = FarmPlugin(config, run, off_reason=off)
-    if off is None:
-        plugin.source.prefetch()
-    return plugin
+    return FarmPlugin(config, run, off_reason=off)

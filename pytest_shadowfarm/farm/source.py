@@ -19,7 +19,6 @@ import contextlib
 import os
 import socket
 import sys
-import threading
 import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -37,11 +36,6 @@ if TYPE_CHECKING:
     from shadowfarm_wire.profile import Profile
 
 __all__ = ["FarmSource"]
-
-
-def _import_requests() -> None:
-    with contextlib.suppress(Exception):
-        import requests  # noqa: F401
 
 
 class FarmSource:
@@ -88,17 +82,6 @@ class FarmSource:
             self.distrust = str(exc)
             self.endpoint = None
         return self.endpoint
-
-    def prefetch(self) -> None:
-        """With a farm in sight, import the HTTP client while pytest configures itself.
-
-        ``requests`` takes 50-150 ms to import; in a thread most of that overlaps the
-        rest of start-up instead of delaying the claim.
-        """
-        if self.discover() is not None:
-            threading.Thread(
-                target=_import_requests, name="shadowfarm-prefetch", daemon=True
-            ).start()
 
     # --- the WorkerSource seam ------------------------------------------------------------
 

@@ -109,7 +109,7 @@ class TestReserve:
         assert source.reserve(3) == 0
         assert warnings_seen == [
             f"farm not used, workers start cold: the farm at {url} is not reachable "
-            "(ConnectionError)"
+            "(ConnectionRefusedError)"
         ]
         assert source.header == "shadowfarm: farm unavailable; 3 cold workers"
         assert source.client is None
