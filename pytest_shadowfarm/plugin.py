@@ -15,6 +15,7 @@ import pytest
 
 from pytest_shadowfarm.compat import distributing
 from pytest_shadowfarm.errors import ConfigError
+from pytest_shadowfarm.rewrite import skip_own_modules
 from pytest_shadowfarm.settings import OPTIONS, Settings, read_pyproject_table, resolve
 
 # The feature modules are imported in the hooks, and only where they apply: installed
@@ -42,6 +43,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    # Before any feature module is imported: they are not assertion-rewritten.
+    skip_own_modules()
     # Always, even when inert: a conftest that implements pytest_shadowfarm_warmup must
     # not fail pytest's "unknown hook" check in runs without -p shadowfarm.
     from pytest_shadowfarm import newhooks

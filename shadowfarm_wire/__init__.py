@@ -9,4 +9,8 @@ other's dependencies in (the plugin never imports fastapi; the daemon never impo
 - :mod:`.home`: the farm's state directory (token, daemon.json, sockets, logs);
 - :mod:`.trust`: the farm's proof of identity and the ownership checks of its files;
 - :mod:`.errors`: the errors both sides raise.
+
+PYTEST_DONT_REWRITE: our modules are imported without assertion rewriting (see
+:mod:`pytest_shadowfarm.rewrite`); the marker keeps pytest from warning that they were
+imported before it could rewrite them.
 """
