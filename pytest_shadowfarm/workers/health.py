@@ -97,8 +97,7 @@ class _Worker:
     #: without a new sample keeps its fit (the fit is O(window^2), and the watch assesses
     #: every worker after each test of any: most of the controller's CPU on tiny tests)
     fit: tuple[tuple[int, int], Trend | None] | None = None
-    #: (newest tests_done, seconds per test, spike bytes): both are O(window) and asked
-    #: for several times per assessment; they change only with a new sample
+    #: (newest tests_done, seconds per test, spike bytes): O(window), kept per sample
     paced: tuple[int, float, float] | None = None
 
 
@@ -220,16 +219,14 @@ class HealthMonitor:
 
     def _still_flat(self, state: _Worker, done: int, last: Trend) -> bool:
         """Whether ``last`` was flat and no sample after test ``done`` rose above its band
-        (its line, its spread and one ``min_slope_bytes``): then a new fit would say flat
-        again. A sample above it is fitted at once."""
-        th = self.thresholds
-        if last.slope > th.min_slope_bytes:
+        (line + spread + ``min_slope_bytes``): a new fit would say flat again."""
+        if last.slope > (tolerance := self.thresholds.min_slope_bytes):
             return False
-        top = last.level + last.spread + th.min_slope_bytes
+        top = last.level + last.spread + tolerance
         return all(s.rss_bytes <= top for s in reversed(state.samples) if s.tests_done > done)
 
     def _paced(self, state: _Worker) -> tuple[float, float]:
-        """The worker's median seconds per test and its largest spike above RSS."""
+        """(the worker's median seconds per test, its largest spike above RSS)."""
         done = state.samples[-1].tests_done
         if state.paced is None or state.paced[0] != done:
             s = list(state.samples)
@@ -244,18 +241,12 @@ class HealthMonitor:
             state.paced = (done, statistics.median(paces) if paces else 0.0, spike)
         return state.paced[1], state.paced[2]
 
-    def _spike(self, state: _Worker) -> float:
-        return self._paced(state)[1]
-
     def _level(self, state: _Worker, fit: Trend | None) -> float:
         """What the worker may hold at its next peak: trend level plus spike headroom."""
-        spike = self._spike(state)
+        spike = self._paced(state)[1]
         if fit is None:
             return state.samples[-1].rss_bytes + spike
         return max(fit.level + max(fit.spread, spike), state.samples[-1].rss_bytes)
-
-    def _seconds_per_test(self, state: _Worker) -> float:
-        return self._paced(state)[0]
 
     def _confidence(self, fit: Trend) -> float:
         return max(0.0, fit.agreement) * fit.points / (fit.points + 3)
@@ -267,7 +258,7 @@ class HealthMonitor:
             return 0.0
         if self._confidence(fit) < th.min_confidence:
             return 0.0
-        return fit.slope / max(self._seconds_per_test(state), 1e-3)
+        return fit.slope / max(self._paced(state)[0], 1e-3)
 
     def _assess_one(
         self,
@@ -281,7 +272,7 @@ class HealthMonitor:
     ) -> Assessment:
         th = self.thresholds
         done = state.samples[-1].tests_done
-        pace = self._seconds_per_test(state)
+        pace = self._paced(state)[0]
         startup_tests = self.startup_s * th.startup_safety / pace if pace > 0 else math.inf
         swap_at = th.swap_margin_tests
         prepare_at = swap_at + min(startup_tests, 1e6) + th.prepare_margin_tests
@@ -451,8 +442,7 @@ _FIELDS = frozenset(f.name for f in fields(Assessment))
 
 
 def _with(a: Assessment, **changes: object) -> Assessment:
-    """``a`` with ``changes``: ``dataclasses.replace`` without its per-call walk over the
-    fields (10x slower; the watch builds several per worker after every test)."""
+    """``a`` with ``changes``; ``dataclasses.replace`` is 10x slower (see ``_Worker.fit``)."""
     if not changes.keys() <= _FIELDS:
         raise TypeError(f"Assessment has no field {sorted(changes.keys() - _FIELDS)}")
     new = object.__new__(Assessment)
