@@ -13,6 +13,7 @@ import requests
 
 from farm_server import daemon
 from pytest_shadowfarm.cli.main import main as cli_main
+from pytest_shadowfarm.farm import transport
 from pytest_shadowfarm.farm.client import FarmClient, FarmEndpoint
 from shadowfarm_wire.home import FarmHome, HomeError
 from shadowfarm_wire.trust import SCHEME, request_mac
@@ -37,13 +38,13 @@ class TestSignedRequests:
     def test_the_client_never_sends_the_token(self, farm, monkeypatch):
         """The plugin's client signs: no request it makes carries the token."""
         sent: list[str] = []
-        original = requests.request
+        original = transport.request
 
         def spy(method, url, **kwargs):
-            sent.append(json.dumps({k: str(v) for k, v in kwargs.items()}))
+            sent.append(json.dumps({"url": url, **{k: str(v) for k, v in kwargs.items()}}))
             return original(method, url, **kwargs)
 
-        monkeypatch.setattr(requests, "request", spy)
+        monkeypatch.setattr(transport, "request", spy)
         client = FarmClient(FarmEndpoint(farm.url, farm.token))
         assert client.status()["pid"] == farm.pid
         assert len(sent) == 2  # the challenge, then the signed request
