@@ -47,6 +47,7 @@ from _suites import SUITES, build, default_cache, tiny_suite  # noqa: E402
 
 from farm_server import daemon  # noqa: E402
 from pytest_shadowfarm.farm.client import FarmClient, FarmEndpoint  # noqa: E402
+from shadowfarm_wire import OWN_PACKAGES  # noqa: E402
 from shadowfarm_wire.home import FarmHome  # noqa: E402
 
 PROBE = """
@@ -411,7 +412,7 @@ def main(argv: list[str] | None = None) -> int:
     # The plugin as a user installs it: pip compiles a wheel's modules at install time;
     # this checkout may have none (PYTHONDONTWRITEBYTECODE), and each run would compile
     # them again (70 ms in the controller and in every worker).
-    for package in ("pytest_shadowfarm", "farm_server", "shadowfarm_wire"):
+    for package in sorted(OWN_PACKAGES):
         compileall.compile_dir(REPO / package, quiet=1)
     rounds = 1 if args.quick else args.rounds
     names = ["attrs"] if args.quick else [n.strip() for n in args.suites.split(",") if n.strip()]

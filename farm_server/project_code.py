@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from farm_server.purge import OWN_PACKAGES
 from farm_server.warmup import (
     editable_roots,
     installed_code_dirs,
@@ -22,6 +21,7 @@ from farm_server.warmup import (
     plugin_module_names,
     purge_modules,
 )
+from shadowfarm_wire import OWN_PACKAGES
 
 __all__ = ["ProjectCode", "forget_own_modules"]
 

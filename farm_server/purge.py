@@ -25,15 +25,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["OWN_PACKAGES", "PurgePlan", "is_extension", "plan_purge", "top_hooked"]
+__all__ = ["PurgePlan", "is_extension", "plan_purge", "top_hooked"]
 
 #: modules a worker must keep whatever happens: the interpreter's own, and pytest's
 #: (pytest refuses to run twice in a process whose ``_pytest`` was re-imported)
 PINNED_TOPS = frozenset({"__main__", "builtins", "sys", "_pytest", "pytest", "pluggy", "py"})
 
-#: this distribution's top-level packages: never kept warm (they carry the shadow run's
-#: settings, read from its SHADOWFARM_* environment)
-OWN_PACKAGES = frozenset({"pytest_shadowfarm", "farm_server", "shadowfarm_wire"})
+#: this distribution's top-level packages (shadowfarm_wire.OWN_PACKAGES) are never kept
+#: warm: they carry the shadow run's settings, read from its SHADOWFARM_* environment
 
 _EXTENSION_SUFFIXES = tuple(importlib.machinery.EXTENSION_SUFFIXES)
 

@@ -39,9 +39,10 @@ from urllib.parse import urlparse
 from urllib.request import url2pathname
 
 from farm_server.heap import settle
-from farm_server.purge import OWN_PACKAGES, PurgePlan, plan_purge, top_hooked
+from farm_server.purge import PurgePlan, plan_purge, top_hooked
 from farm_server.rewrite_cache import RewriteCache
 from farm_server.staleness import project_extensions
+from shadowfarm_wire import OWN_PACKAGES
 
 __all__ = [
     "ReadinessReport",

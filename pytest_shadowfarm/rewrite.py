@@ -22,9 +22,9 @@ from collections.abc import Sequence
 
 from _pytest.assertion.rewrite import AssertionRewritingHook
 
-__all__ = ["OWN_PACKAGES", "skip_own_modules"]
+from shadowfarm_wire import OWN_PACKAGES
 
-OWN_PACKAGES = ("pytest_shadowfarm", "farm_server", "shadowfarm_wire")
+__all__ = ["skip_own_modules"]
 
 
 def skip_own_modules(meta_path: Sequence[object] | None = None) -> bool:

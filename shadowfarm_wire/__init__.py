@@ -14,3 +14,6 @@ PYTEST_DONT_REWRITE: our modules are imported without assertion rewriting (see
 :mod:`pytest_shadowfarm.rewrite`); the marker keeps pytest from warning that they were
 imported before it could rewrite them.
 """
+
+#: this distribution's top-level packages (the plugin, the daemon, what both speak)
+OWN_PACKAGES = frozenset({"pytest_shadowfarm", "farm_server", "shadowfarm_wire"})
