@@ -14,6 +14,14 @@ module whose globals hold a module, class or function of a dropped one (it impor
 from it), until nothing changes. What cannot be imported twice in one process
 (extension modules, the stdlib, pytest itself) is never dropped: a plan that would
 need to drop one is *unsafe*, and the worker is not offered warm for that profile.
+
+One kind of project code stays: a package pytest itself imported at start-up (pytest
+imports pygments to colour its output, and iniconfig and packaging to read its
+configuration). A cold run's tests get that start-up copy too, so a warm worker keeps
+its copy (:attr:`PurgePlan.held`) rather than import a second one beside it; the worker
+records the files and refuses a hand-off once they change (farm_server.staleness).
+Such a package cannot stay when it holds a module that must be fresh (a conftest or a
+collected test module); the plan is then unsafe.
 """
 
 from __future__ import annotations
@@ -36,13 +44,9 @@ PINNED_TOPS = frozenset({"__main__", "builtins", "sys", "_pytest", "pytest", "pl
 
 _EXTENSION_SUFFIXES = tuple(importlib.machinery.EXTENSION_SUFFIXES)
 
-#: pinned modules that may keep their references to a dropped package. pytest >= 9
-#: imports pygments at start-up only to colour its own output (source excerpts and
-#: diffs in failure reports): when the suite under test *is* pygments, the run imports
-#: the project's pygments afresh for its tests, and pytest keeps colouring with the
-#: copy it has. Test outcomes cannot depend on it; without this the pygments suite
-#: could never run warm.
-MAY_HOLD_DROPPED = {"_pytest._io.terminalwriter": frozenset({"pygments"})}
+#: pytest's own top-level modules: a project package one of them holds was imported by
+#: pytest at start-up, before any project code ran
+PYTEST_TOPS = frozenset({"_pytest", "pytest"})
 
 
 @dataclass
@@ -51,6 +55,7 @@ class PurgePlan:
 
     names: list[str] = field(default_factory=list)
     widened: list[str] = field(default_factory=list)  # top-level packages dropped whole
+    held: list[str] = field(default_factory=list)  # project packages pytest holds: kept
     dependents: list[str] = field(default_factory=list)  # kept modules that took from them
     unsafe: str = ""  # non-empty: a module that would have to go and cannot
 
@@ -64,6 +69,7 @@ class PurgePlan:
             "purged": len(self.names),
             "purge_widened": self.widened,
             "purge_dependents": self.dependents,
+            "purge_held": self.held,
             "unfit": f"a consistent purge is impossible: {self.unsafe}" if self.unsafe else "",
         }
 
@@ -115,17 +121,18 @@ def _origin(value: object) -> str | None:
     return None
 
 
-def _takes_from(name: str, module: types.ModuleType, dropped_tops: set[str]) -> bool:
+def _taken(module: types.ModuleType, tops: set[str]) -> set[str]:
+    """Which of ``tops`` the globals of ``module`` hold a module, class or function of."""
     try:
         values = list(vars(module).values())
     except TypeError:
-        return False
-    allowed = MAY_HOLD_DROPPED.get(name, frozenset())
+        return set()
+    found = set()
     for value in values:
         origin = _origin(value)
-        if origin is not None and _top(origin) in dropped_tops - allowed:
-            return True
-    return False
+        if origin is not None and _top(origin) in tops:
+            found.add(_top(origin))
+    return found
 
 
 def plan_purge(
@@ -133,11 +140,13 @@ def plan_purge(
     modules: Mapping[str, types.ModuleType | None],
     keep: Iterable[str] = (),
     stdlib: Iterable[str] = sys.stdlib_module_names,
+    fresh: Iterable[str] = (),
 ) -> PurgePlan:
     """Widen ``names`` into a consistent purge of ``modules`` (see the module doc).
 
     ``keep`` are top-level names that stay whatever refers to them (the worker's own
-    running code: its re-imported copy is the run's, the old one only finishes serving).
+    running code: its re-imported copy is the run's, the old one only finishes serving);
+    ``fresh`` are the names that must go whatever holds them (conftests, test modules).
     """
     stdlib_set = frozenset(stdlib)
     kept_tops = set(keep)
@@ -145,6 +154,13 @@ def plan_purge(
     first = set(names) & set(live)
     dropped_tops = {_top(n) for n in first} - kept_tops
     plan = PurgePlan()
+    must_go = {_top(n) for n in fresh}
+    held: set[str] = set()
+    for name, module in live.items():
+        if _top(name) in PYTEST_TOPS:
+            held |= _taken(module, dropped_tops) - must_go
+    dropped_tops -= held
+    first = {n for n in first if _top(n) not in held}
     # A top-level package is dropped whole when any of its modules goes.
     widened = {t for t in dropped_tops if any(_top(n) == t and n not in first for n in live)}
     plan.widened = sorted(widened)
@@ -156,13 +172,14 @@ def plan_purge(
             if _top(n) not in dropped_tops
             and _top(n) not in kept_tops
             and _top(n) != "__main__"
-            and _takes_from(n, m, dropped_tops)
+            and _taken(m, dropped_tops)
         }
         if not more:
             break
         dependents |= more
         dropped_tops |= more
     plan.dependents = sorted(dependents)
+    plan.held = sorted(held - dropped_tops)  # one that took from a dropped one goes
     chosen = first | {n for n in live if _top(n) in dropped_tops}
     plan.names = sorted(chosen)
     for name in plan.names:

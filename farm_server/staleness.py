@@ -3,9 +3,11 @@
 :func:`farm_server.warmup.purge_modules` drops the project's Python modules after the
 warm-up, so a run imports them fresh. A C extension cannot be dropped: CPython keeps
 every extension it loaded (and ``dlopen`` keeps the library), so importing it again after
-a rebuild in place still gives the old code. A worker therefore records the project
-extensions it loaded (path, inode, size, mtime) and, when a run connects, refuses the
-hand-off if any of them changed: the run gets a cold worker, the farm a fresh one.
+a rebuild in place still gives the old code. Nor does a project package pytest itself
+imported at start-up go (farm_server.purge: a cold run's tests use that copy too). A
+worker therefore records those files (path, inode, size, mtime) and, when a run
+connects, refuses the hand-off if any of them changed: the run gets a cold worker, the
+farm a fresh one.
 
 The project's code is found under its rootdir, its editable installs' sources and the
 directories pytest's ``pythonpath`` ini option puts on ``sys.path`` (sibling folders).
@@ -18,7 +20,7 @@ import os
 import types
 from collections.abc import Iterable, Mapping
 
-__all__ = ["changed_extensions", "project_extensions"]
+__all__ = ["changed_files", "module_files", "project_extensions"]
 
 Signature = tuple[int, int, int]
 
@@ -50,6 +52,23 @@ def project_extensions(
     return found
 
 
-def changed_extensions(recorded: Mapping[str, list[int]]) -> list[str]:
-    """The recorded extension files that were rebuilt, replaced or removed since."""
+def module_files(
+    modules: Mapping[str, types.ModuleType | None], tops: Iterable[str]
+) -> dict[str, list[int]]:
+    """The source files of the modules of the top-level packages ``tops``."""
+    wanted = set(tops)
+    found: dict[str, list[int]] = {}
+    for name, module in list(modules.items()):
+        path = getattr(module, "__file__", None)
+        if name.partition(".")[0] not in wanted or not isinstance(path, str):
+            continue
+        real = os.path.realpath(path)
+        signature = _signature(real)
+        if signature is not None:
+            found[real] = list(signature)
+    return found
+
+
+def changed_files(recorded: Mapping[str, list[int]]) -> list[str]:
+    """The recorded files that were rebuilt, edited, replaced or removed since."""
     return [path for path, signature in recorded.items() if _signature(path) != tuple(signature)]

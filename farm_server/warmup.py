@@ -41,7 +41,7 @@ from urllib.request import url2pathname
 from farm_server.heap import settle
 from farm_server.purge import PurgePlan, plan_purge, top_hooked
 from farm_server.rewrite_cache import RewriteCache
-from farm_server.staleness import project_extensions
+from farm_server.staleness import module_files, project_extensions
 from shadowfarm_wire import OWN_PACKAGES
 
 __all__ = [
@@ -90,11 +90,12 @@ class ReadinessReport:
     source_paths: list[str] = field(default_factory=list)
     #: the test modules the shadow run collected (by name)
     test_modules: list[str] = field(default_factory=list)
-    #: project C extensions loaded (file -> inode, size, mtime): see farm_server.staleness
+    #: project code it keeps (C extensions, packages pytest holds): see staleness.py
     extensions: dict[str, list[int]] = field(default_factory=dict)
     # the consistent purge (purge.py: "unfit" when impossible), the heap at hand-off
     purge_widened: list[str] = field(default_factory=list)
     purge_dependents: list[str] = field(default_factory=list)
+    purge_held: list[str] = field(default_factory=list)
     unfit: str = ""
     heap: dict[str, int] = field(default_factory=dict)
     #: test modules and conftests whose rewritten code the run may reuse (rewrite_cache.py)
@@ -383,7 +384,8 @@ def purge_modules(
         installed_code_dirs(),
         collected,
     )
-    plan = plan_purge(first, sys.modules)
+    fresh = [n for n in first if n in collected or n == "conftest" or n.endswith(".conftest")]
+    plan = plan_purge(first, sys.modules, fresh=fresh)
     names = plan.names if plan.safe else first
     for name in names:
         sys.modules.pop(name, None)
@@ -441,6 +443,7 @@ def warm_up(
     on_step("settling", None, None)
     plan = purge_modules(rootdir, plugins, [*editable, *report.source_paths], report.test_modules)
     vars(report).update(plan.report_fields())  # purged, purge_widened, ..., unfit
+    report.extensions.update(module_files(sys.modules, plan.held))
     report.modules = third_party_modules(sys.modules)
     report.heap = settle().to_dict()
     report.total_s = round(time.perf_counter() - t0, 3)

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 from farm_server.context import apply_context
 from farm_server.gate import Admitted, accept_client, listen
-from farm_server.staleness import changed_extensions
+from farm_server.staleness import changed_files
 from shadowfarm_wire.context import hashseed
 from shadowfarm_wire.protocol import ACK, UnixIO, send_refusal
 
@@ -230,10 +230,10 @@ def main(stdin: BinaryIO | None = None) -> int:
     srv.close()
     with contextlib.suppress(OSError):
         socket_path.unlink()
-    stale = changed_extensions(report.extensions)
-    # Old extension code cannot be unloaded, nor a hash seed changed: the run is told why
+    stale = changed_files(report.extensions)
+    # Kept project code cannot be unloaded, nor a hash seed changed: the run is told why
     # and starts a cold worker instead.
-    problem = f"project C extensions rebuilt since its warm-up: {stale}" if stale else ""
+    problem = f"project code it keeps loaded changed since its warm-up: {stale}" if stale else ""
     problem = problem or apply_context(admitted.hello, own_hashseed)
     if problem:
         send_refusal(admitted.conn, problem)

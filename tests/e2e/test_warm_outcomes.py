@@ -64,7 +64,7 @@ report = None
 if mode != "cold":
     from farm_server import purge, warmup
     if mode == "partial":  # the old rule: only the first names, never widened
-        warmup.plan_purge = lambda names, modules: purge.PurgePlan(names=sorted(names))
+        warmup.plan_purge = lambda names, modules, **kw: purge.PurgePlan(names=sorted(names))
     report = warmup.warm_up(
         rootdir=root, warm_modules=[], shadow_tests=[], budget_s=5.0, tmpdir=tmp
     ).to_dict()

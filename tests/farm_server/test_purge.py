@@ -95,9 +95,9 @@ class TestPlanPurge:
         assert plan.safe
         assert plan.names == ["farm_server.gate"]
 
-    def test_pytest_may_keep_colouring_with_the_pygments_it_imported(self):
-        """The pygments suite: pytest's terminal writer holds pygments classes; the
-        project's pygments still goes (the run imports it afresh), pytest stays."""
+    def test_a_package_pytest_imported_at_start_up_stays_warm(self):
+        """The pygments suite: pytest's terminal writer holds pygments classes, so a cold
+        run's tests get pytest's start-up copy; the warm worker keeps its copy too."""
         mods = {
             "pygments": module("pygments", "/proj/pygments/__init__.py"),
             "pygments.lexer": module("pygments.lexer", "/proj/pygments/lexer.py"),
@@ -106,22 +106,40 @@ class TestPlanPurge:
                 "/site/_pytest/_io/terminalwriter.py",
                 Lexer=function_of("pygments.lexer"),
             ),
+            "conftest": module("conftest", "/proj/conftest.py"),
         }
-        plan = plan_purge(["pygments", "pygments.lexer"], mods, stdlib=())
-        assert (plan.safe, plan.dependents) == (True, [])
-        assert plan.names == ["pygments", "pygments.lexer"]
+        plan = plan_purge(
+            ["pygments", "pygments.lexer", "conftest"], mods, stdlib=(), fresh=["conftest"]
+        )
+        assert (plan.safe, plan.dependents, plan.held) == (True, [], ["pygments"])
+        assert plan.names == ["conftest"]
 
-    def test_another_pytest_module_holding_a_dropped_package_is_unsafe(self):
-        """The allowance is for that one module and package only."""
+    def test_a_held_package_with_tests_inside_cannot_stay(self):
+        """Its test modules must be fresh and pytest holds the package: unsafe."""
         mods = {
             "gpkg": module("gpkg", "/proj/gpkg/__init__.py"),
+            "gpkg.tests.test_a": module("gpkg.tests.test_a", "/proj/gpkg/tests/test_a.py"),
             "_pytest.other": module(
                 "_pytest.other", "/site/_pytest/other.py", f=function_of("gpkg")
             ),
         }
-        plan = plan_purge(["gpkg"], mods, stdlib=())
+        test_a = "gpkg.tests.test_a"
+        plan = plan_purge(["gpkg", test_a], mods, stdlib=(), fresh=[test_a])
         assert not plan.safe
         assert plan.unsafe == "_pytest.other (pinned) would have to be imported again"
+
+    def test_a_held_package_that_took_from_a_dropped_one_cannot_stay(self):
+        """It would keep the old objects: it goes, and pytest holding it makes the plan unsafe."""
+        mods = {
+            "lib": module("lib", "/proj/lib.py"),
+            "gpkg": module("gpkg", "/proj/gpkg/__init__.py", f=function_of("lib")),
+            "_pytest.other": module(
+                "_pytest.other", "/site/_pytest/other.py", f=function_of("gpkg")
+            ),
+        }
+        plan = plan_purge(["gpkg", "lib"], mods, stdlib=())
+        assert plan.held == []
+        assert not plan.safe
 
     def test_a_purge_inside_one_module_package_is_not_widened(self):
         """A top-level module alone is its own whole package."""

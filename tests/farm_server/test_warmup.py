@@ -16,10 +16,12 @@ import pytest
 
 from farm_server.idle import _can_restore as can_restore
 from farm_server.idle import lowered_priority
+from farm_server.staleness import changed_files, module_files
 from farm_server.warmup import (
     editable_roots,
     modules_to_purge,
     plugin_module_names,
+    purge_modules,
     third_party_modules,
 )
 
@@ -162,6 +164,31 @@ class TestEditableRoots:
 
 
 class TestPluginModuleNames:
+    def test_a_package_pytest_holds_stays_and_its_files_are_watched(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ):
+        """A project package pytest imported for itself keeps its warm copy (a cold run's
+        tests share pytest's); its files are recorded, an edit shows as a change."""
+        root = tmp_path / "proj"
+        (root / "heldpkg").mkdir(parents=True)
+        init = root / "heldpkg" / "__init__.py"
+        init.write_text("class Lexer: pass\n")
+        held = module("heldpkg", str(init), path=[str(root / "heldpkg")])
+        exec(init.read_text(), vars(held))
+        holder = module("_pytest.holder", "/site/_pytest/holder.py")
+        holder.Lexer = held.Lexer  # type: ignore[attr-defined]
+        mods = {"heldpkg": held, "_pytest.holder": holder}
+        mods["conftest"] = module("conftest", str(root / "conftest.py"))
+        monkeypatch.setattr(sys, "modules", mods)
+        plan = purge_modules(root, plugin_names=set(), editable=[])
+        assert (plan.safe, plan.held, plan.names) == (True, ["heldpkg"], ["conftest"])
+        assert set(mods) == {"heldpkg", "_pytest.holder"}
+        recorded = module_files(mods, plan.held)
+        assert list(recorded) == [os.path.realpath(init)]
+        assert changed_files(recorded) == []
+        init.write_text("class Lexer: pass\nEDITED = 1\n")
+        assert changed_files(recorded) == [os.path.realpath(init)]
+
     def test_top_level_names_of_pytest11_distributions(self):
         """Packages and modules of a plugin distribution; other distributions are ignored."""
         dists = [
