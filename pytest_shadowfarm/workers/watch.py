@@ -15,6 +15,10 @@ main loop:
   plus one while a replacement starts. A worker that is only old (its max age, learned
   by the farm) serves on to ``swap``, beside its replacement.
 
+The watch assesses at most every :data:`ACT_EVERY_S` of run time (a setup error that
+says a worker is short of memory: at once): on thousands of tiny tests, assessing every
+worker after every test cost the controller more than the rest of the plugin together.
+
 A worker that crashes anyway is handled by the scheduler (its test is rerun once on a
 fresh worker). What happened goes into the run report (``health``) and the summary.
 """
@@ -48,6 +52,8 @@ if TYPE_CHECKING:
 
 __all__ = ["HealthWatch", "make_controller"]
 
+#: seconds of run time between two assessments of the workers
+ACT_EVERY_S = 0.05
 #: seconds between two reads of the controller's own RSS (memory outside the workers)
 OUTSIDE_EVERY_S = 0.5
 #: after this many replacements failed to start, the watch only drains
@@ -89,6 +95,7 @@ class HealthWatch:
         self._fresh_bytes: dict[str, int] = {}
         #: the max age the source gave (the farm learns it per profile); None: not asked yet
         self.max_age: dict[str, Any] | None = None
+        self._acted_at = -ACT_EVERY_S
 
     # --- input ------------------------------------------------------------------------------
 
@@ -104,6 +111,7 @@ class HealthWatch:
             for name in ERROR_NAMES:
                 if message.startswith(name):
                     self.monitor.observe_error(worker, name)
+                    self._acted_at = -ACT_EVERY_S  # act on the next sample
         if report.when != "teardown":
             return
         usage = extra.get(USAGE_ATTR)
@@ -113,16 +121,19 @@ class HealthWatch:
         peak_kb = usage.get("peak_rss_kb") if isinstance(usage, dict) else None
         done = self.tests_done[worker] = self.tests_done.get(worker, 0) + 1
         self._fresh_bytes.setdefault(worker, rss_kb * 1024)
+        now = self.run.now()
         self.monitor.observe(
             worker,
             Sample(
                 tests_done=done,
-                t=self.run.now(),
+                t=now,
                 rss_bytes=rss_kb * 1024,
                 peak_bytes=peak_kb * 1024 if isinstance(peak_kb, int) else None,
             ),
         )
-        self.act()
+        if now - self._acted_at >= ACT_EVERY_S:
+            self._acted_at = now
+            self.act()
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_testnodedown(self, node: Any, error: object) -> None:

@@ -11,7 +11,7 @@ from pytest_shadowfarm.settings import Settings
 from pytest_shadowfarm.usage import USAGE_ATTR
 from pytest_shadowfarm.workers.ceiling import Ceiling
 from pytest_shadowfarm.workers.health import HealthMonitor
-from pytest_shadowfarm.workers.watch import HealthWatch
+from pytest_shadowfarm.workers.watch import ACT_EVERY_S, HealthWatch
 from shadowfarm_wire.endings import MaxAge
 
 MIB = 1 << 20
@@ -111,9 +111,9 @@ class Harness:
             self.run.workers.collected(name)
         self.started = 0
 
-    def test_done(self, worker: str, rss_mib: float) -> None:
+    def test_done(self, worker: str, rss_mib: float, seconds: float = 0.1) -> None:
         """One more test finished on ``worker``, which holds ``rss_mib`` after it."""
-        self.clock.now += 0.1
+        self.clock.now += seconds
         self.run.recorder.started(f"t.py::test_{self.started}", self.clock.now)
         self.started += 1
         report = SimpleNamespace(when="teardown", failed=False, worker_id=worker)
@@ -146,6 +146,18 @@ class TestHealthWatch:
         assert h.run.workers.get("gw1").ended is None  # type: ignore[union-attr]
         h.watch.pytest_testnodedown(h.nodes["gw0"], None)
         assert h.nodes["gw0"].gateway.exited  # its leaked memory goes now, not at the end
+
+    def test_tiny_tests_are_assessed_at_most_every_act_every_s(self, tmp_path):
+        """1,000 tests of 1 ms: every sample is kept, the workers assessed 20 times."""
+        h = Harness(tmp_path)
+        assessed = []
+        assess = h.watch.monitor.assess
+        h.watch.monitor.assess = lambda *a, **k: assessed.append(1) or assess(*a, **k)  # type: ignore[method-assign]
+        for _ in range(500):
+            h.test_done("gw0", 70, seconds=0.001)
+            h.test_done("gw1", 70, seconds=0.001)
+        assert h.watch.tests_done == {"gw0": 500, "gw1": 500}
+        assert len(assessed) == round(1.0 / ACT_EVERY_S)
 
     def test_the_report_counts_replacements_and_crashes(self, tmp_path):
         """health in the run report: replacements, crashes, what was replaced and why."""
