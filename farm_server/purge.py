@@ -33,7 +33,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["PurgePlan", "is_extension", "plan_purge", "top_hooked"]
+__all__ = [
+    "STARTUP_MODULES",
+    "PurgePlan",
+    "is_extension",
+    "loose_stdlib",
+    "plan_purge",
+    "top_hooked",
+]
 
 #: modules a worker must keep whatever happens: the interpreter's own, and pytest's
 #: (pytest refuses to run twice in a process whose ``_pytest`` was re-imported)
@@ -43,6 +50,9 @@ PINNED_TOPS = frozenset({"__main__", "builtins", "sys", "_pytest", "pytest", "pl
 #: warm: they carry the shadow run's settings, read from its SHADOWFARM_* environment
 
 _EXTENSION_SUFFIXES = tuple(importlib.machinery.EXTENSION_SUFFIXES)
+
+#: what the worker process had imported when this module was (its own start-up)
+STARTUP_MODULES = frozenset(sys.modules)
 
 #: pytest's own top-level modules: a project package one of them holds was imported by
 #: pytest at start-up, before any project code ran
@@ -96,9 +106,11 @@ def is_extension(module: types.ModuleType) -> bool:
     return isinstance(file, str) and file.endswith(_EXTENSION_SUFFIXES)
 
 
-def _cannot_reimport(name: str, module: types.ModuleType, stdlib: frozenset[str]) -> str:
+def _cannot_reimport(
+    name: str, module: types.ModuleType, stdlib: frozenset[str], loose: frozenset[str]
+) -> str:
     top = _top(name)
-    if top in PINNED_TOPS or top in stdlib:
+    if top in PINNED_TOPS or (top in stdlib and name not in loose):
         return "pinned"
     if is_extension(module):
         # CPython cannot load most extension modules twice in one process (numpy says
@@ -135,20 +147,40 @@ def _taken(module: types.ModuleType, tops: set[str]) -> set[str]:
     return found
 
 
+def loose_stdlib(modules: Mapping[str, types.ModuleType | None]) -> list[str]:
+    """Pure-Python stdlib modules imported since the worker started (``plan_purge``'s
+    ``loose``): neither frozen, built in nor an extension."""
+    found = []
+    for name, module in modules.items():
+        origin = getattr(getattr(module, "__spec__", None), "origin", None)
+        if (
+            name not in STARTUP_MODULES
+            and _top(name) in sys.stdlib_module_names
+            and isinstance(origin, str)
+            and origin.endswith(".py")
+        ):
+            found.append(name)
+    return found
+
+
 def plan_purge(
     names: Iterable[str],
     modules: Mapping[str, types.ModuleType | None],
     keep: Iterable[str] = (),
     stdlib: Iterable[str] = sys.stdlib_module_names,
     fresh: Iterable[str] = (),
+    loose: Iterable[str] = (),
 ) -> PurgePlan:
     """Widen ``names`` into a consistent purge of ``modules`` (see the module doc).
 
     ``keep`` are top-level names that stay whatever refers to them (the worker's own
     running code: its re-imported copy is the run's, the old one only finishes serving);
-    ``fresh`` are the names that must go whatever holds them (conftests, test modules).
+    ``fresh`` are the names that must go whatever holds them (conftests, test modules);
+    ``loose`` are stdlib modules that may go with them: pure Python, imported since the
+    worker started (a project that patched ``doctest`` with its own function, as sympy
+    does, leaves doctest holding it; the run imports a fresh doctest and patches that).
     """
-    stdlib_set = frozenset(stdlib)
+    stdlib_set, loose_set = frozenset(stdlib), frozenset(loose)
     kept_tops = set(keep)
     live = {n: m for n, m in modules.items() if m is not None}
     first = set(names) & set(live)
@@ -185,7 +217,7 @@ def plan_purge(
     for name in plan.names:
         if name in first and _top(name) not in widened and _top(name) not in dependents:
             continue  # the first rule's own names: pure Python by construction
-        reason = _cannot_reimport(name, live[name], stdlib_set)
+        reason = _cannot_reimport(name, live[name], stdlib_set, loose_set)
         if reason:
             plan.unsafe = f"{name} ({reason}) would have to be imported again"
             break

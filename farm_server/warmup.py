@@ -39,7 +39,7 @@ from urllib.parse import urlparse
 from urllib.request import url2pathname
 
 from farm_server.heap import settle
-from farm_server.purge import PurgePlan, plan_purge, top_hooked
+from farm_server.purge import PurgePlan, loose_stdlib, plan_purge, top_hooked
 from farm_server.rewrite_cache import RewriteCache
 from farm_server.staleness import module_files, project_extensions
 from shadowfarm_wire import OWN_PACKAGES
@@ -385,7 +385,7 @@ def purge_modules(
         collected,
     )
     fresh = [n for n in first if n in collected or n == "conftest" or n.endswith(".conftest")]
-    plan = plan_purge(first, sys.modules, fresh=fresh)
+    plan = plan_purge(first, sys.modules, fresh=fresh, loose=loose_stdlib(sys.modules))
     names = plan.names if plan.safe else first
     for name in names:
         sys.modules.pop(name, None)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.machinery
+import sys
 import types
 
-from farm_server.purge import plan_purge
+from farm_server.purge import STARTUP_MODULES, loose_stdlib, plan_purge
 
 
 def module(name: str, file: str | None = None, **globals_: object) -> types.ModuleType:
@@ -84,6 +86,33 @@ class TestPlanPurge:
         plan = plan_purge(["lib"], mods, stdlib=["json"])
         assert plan.unsafe == "json (pinned) would have to be imported again"
 
+    def test_a_patched_stdlib_module_imported_since_start_goes_with_the_project(self):
+        """sympy sets doctest._indent to its own function: doctest, imported by the
+        warm-up, goes too, and the run imports a fresh one (and patches that)."""
+        mods = {
+            "sympy": module("sympy", "/site/sympy/__init__.py"),
+            "sympy.testing.runtests": module("sympy.testing.runtests", "/site/sympy/t.py"),
+            "doctest": module("doctest", "/usr/lib/doctest.py", _indent=function_of("sympy")),
+        }
+        names = ["sympy", "sympy.testing.runtests"]
+        plan = plan_purge(names, mods, stdlib=["doctest"], loose=["doctest"])
+        assert (plan.safe, plan.dependents) == (True, ["doctest"])
+        assert "doctest" in plan.names
+        pinned = plan_purge(names, mods, stdlib=["doctest"])
+        assert pinned.unsafe == "doctest (pinned) would have to be imported again"
+
+    def test_a_loose_stdlib_module_pytest_took_from_stays_pinned_through_pytest(self):
+        """pytest's doctest plugin keeps a runner class built on doctest's: unsafe."""
+        mods = {
+            "sympy": module("sympy", "/site/sympy/__init__.py"),
+            "doctest": module("doctest", "/usr/lib/doctest.py", _indent=function_of("sympy")),
+            "_pytest.doctest": module(
+                "_pytest.doctest", "/site/_pytest/doctest.py", RUNNER=function_of("doctest")
+            ),
+        }
+        plan = plan_purge(["sympy"], mods, stdlib=["doctest"], loose=["doctest"])
+        assert plan.unsafe == "_pytest.doctest (pinned) would have to be imported again"
+
     def test_main_and_kept_names_never_widen_the_purge(self):
         """The worker's own __main__ refers to its purged code and still stays."""
         mods = {
@@ -146,3 +175,22 @@ class TestPlanPurge:
         mods = {"conftest": module("conftest", "/proj/conftest.py")}
         plan = plan_purge(["conftest"], mods, stdlib=())
         assert (plan.widened, plan.names) == ([], ["conftest"])
+
+
+def spec_module(name: str, origin: str) -> types.ModuleType:
+    mod = types.ModuleType(name)
+    mod.__spec__ = importlib.machinery.ModuleSpec(name, None, origin=origin)
+    return mod
+
+
+def test_loose_stdlib_is_pure_python_stdlib_imported_since_start():
+    """Not frozen or built in, not an extension, not third-party, not there at start."""
+    started = next(n for n in sorted(STARTUP_MODULES) if n in sys.stdlib_module_names)
+    mods = {
+        "doctest": spec_module("doctest", "/usr/lib/python3/doctest.py"),
+        "_json": spec_module("_json", "/usr/lib/python3/lib-dynload/_json.cpython-311.so"),
+        "posixpath": spec_module("posixpath", "frozen"),
+        "numpy": spec_module("numpy", "/site/numpy/__init__.py"),
+        started: spec_module(started, f"/usr/lib/python3/{started}.py"),
+    }
+    assert loose_stdlib(mods) == ["doctest"]
