@@ -16,6 +16,11 @@ def module(name: str, file: str | None = None, **globals_: object) -> types.Modu
     return mod
 
 
+def pytest_module(name: str, holds: str) -> types.ModuleType:
+    """One of pytest's modules whose globals hold a function of module ``holds``."""
+    return module(name, f"/site/{name.replace('.', '/')}.py", f=function_of(holds))
+
+
 def function_of(module_name: str) -> types.FunctionType:
     def f() -> None:
         pass
@@ -106,9 +111,7 @@ class TestPlanPurge:
         mods = {
             "sympy": module("sympy", "/site/sympy/__init__.py"),
             "doctest": module("doctest", "/usr/lib/doctest.py", _indent=function_of("sympy")),
-            "_pytest.doctest": module(
-                "_pytest.doctest", "/site/_pytest/doctest.py", RUNNER=function_of("doctest")
-            ),
+            "_pytest.doctest": pytest_module("_pytest.doctest", holds="doctest"),
         }
         plan = plan_purge(["sympy"], mods, stdlib=["doctest"], loose=["doctest"])
         assert plan.unsafe == "_pytest.doctest (pinned) would have to be imported again"
@@ -130,10 +133,8 @@ class TestPlanPurge:
         mods = {
             "pygments": module("pygments", "/proj/pygments/__init__.py"),
             "pygments.lexer": module("pygments.lexer", "/proj/pygments/lexer.py"),
-            "_pytest._io.terminalwriter": module(
-                "_pytest._io.terminalwriter",
-                "/site/_pytest/_io/terminalwriter.py",
-                Lexer=function_of("pygments.lexer"),
+            "_pytest._io.terminalwriter": pytest_module(
+                "_pytest._io.terminalwriter", holds="pygments.lexer"
             ),
             "conftest": module("conftest", "/proj/conftest.py"),
         }
@@ -148,9 +149,7 @@ class TestPlanPurge:
         mods = {
             "gpkg": module("gpkg", "/proj/gpkg/__init__.py"),
             "gpkg.tests.test_a": module("gpkg.tests.test_a", "/proj/gpkg/tests/test_a.py"),
-            "_pytest.other": module(
-                "_pytest.other", "/site/_pytest/other.py", f=function_of("gpkg")
-            ),
+            "_pytest.other": pytest_module("_pytest.other", holds="gpkg"),
         }
         test_a = "gpkg.tests.test_a"
         plan = plan_purge(["gpkg", test_a], mods, stdlib=(), fresh=[test_a])
@@ -162,9 +161,7 @@ class TestPlanPurge:
         mods = {
             "lib": module("lib", "/proj/lib.py"),
             "gpkg": module("gpkg", "/proj/gpkg/__init__.py", f=function_of("lib")),
-            "_pytest.other": module(
-                "_pytest.other", "/site/_pytest/other.py", f=function_of("gpkg")
-            ),
+            "_pytest.other": pytest_module("_pytest.other", holds="gpkg"),
         }
         plan = plan_purge(["gpkg", "lib"], mods, stdlib=())
         assert plan.held == []
