@@ -36,6 +36,7 @@ from typing import Any
 __all__ = [
     "STARTUP_MODULES",
     "PurgePlan",
+    "is_conftest",
     "is_extension",
     "loose_stdlib",
     "plan_purge",
@@ -99,6 +100,10 @@ def top_hooked(top: str, modules: Mapping[str, types.ModuleType | None]) -> bool
     module = modules.get(top)
     loader = getattr(module, "__loader__", None)
     return type(loader).__name__ == "AssertionRewritingHook"
+
+
+def is_conftest(name: str) -> bool:
+    return name == "conftest" or name.endswith(".conftest")
 
 
 def is_extension(module: types.ModuleType) -> bool:

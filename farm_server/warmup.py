@@ -39,7 +39,7 @@ from urllib.parse import urlparse
 from urllib.request import url2pathname
 
 from farm_server.heap import settle
-from farm_server.purge import PurgePlan, loose_stdlib, plan_purge, top_hooked
+from farm_server.purge import PurgePlan, is_conftest, loose_stdlib, plan_purge, top_hooked
 from farm_server.rewrite_cache import RewriteCache
 from farm_server.staleness import module_files, project_extensions
 from shadowfarm_wire import OWN_PACKAGES
@@ -91,7 +91,7 @@ class ReadinessReport:
     #: the test modules the shadow run collected (by name)
     test_modules: list[str] = field(default_factory=list)
     #: project code it keeps (C extensions, packages pytest holds): see staleness.py
-    extensions: dict[str, list[int]] = field(default_factory=dict)
+    kept_files: dict[str, list[int]] = field(default_factory=dict)
     # the consistent purge (purge.py: "unfit" when impossible), the heap at hand-off
     purge_widened: list[str] = field(default_factory=list)
     purge_dependents: list[str] = field(default_factory=list)
@@ -344,8 +344,7 @@ def modules_to_purge(
         plugin = top in plugin_names
         rewritten = _is_rewritten(module)
         if (
-            name == "conftest"
-            or name.endswith(".conftest")
+            is_conftest(name)
             or top in OWN_PACKAGES
             or (plugin and not top_hooked(top, modules))
             or (rewritten and not plugin and (name in test_modules or not installed_file(module)))
@@ -384,7 +383,7 @@ def purge_modules(
         installed_code_dirs(),
         collected,
     )
-    fresh = [n for n in first if n in collected or n == "conftest" or n.endswith(".conftest")]
+    fresh = [n for n in first if n in collected or is_conftest(n)]
     plan = plan_purge(first, sys.modules, fresh=fresh, loose=loose_stdlib(sys.modules))
     names = plan.names if plan.safe else first
     for name in names:
@@ -439,11 +438,11 @@ def warm_up(
     report.rewritten = len(rewrites.entries)
     report.shadow_s = round(time.perf_counter() - t0 - report.import_s, 3)
     roots = [str(rootdir), *editable, *report.source_paths]
-    report.extensions = project_extensions(sys.modules, roots)
+    report.kept_files = project_extensions(sys.modules, roots)
     on_step("settling", None, None)
     plan = purge_modules(rootdir, plugins, [*editable, *report.source_paths], report.test_modules)
     vars(report).update(plan.report_fields())  # purged, purge_widened, ..., unfit
-    report.extensions.update(module_files(sys.modules, plan.held))
+    report.kept_files.update(module_files(sys.modules, plan.held))
     report.modules = third_party_modules(sys.modules)
     report.heap = settle().to_dict()
     report.total_s = round(time.perf_counter() - t0, 3)

@@ -230,7 +230,7 @@ def main(stdin: BinaryIO | None = None) -> int:
     srv.close()
     with contextlib.suppress(OSError):
         socket_path.unlink()
-    stale = changed_files(report.extensions)
+    stale = changed_files(report.kept_files)
     # Kept project code cannot be unloaded, nor a hash seed changed: the run is told why
     # and starts a cold worker instead.
     problem = f"project code it keeps loaded changed since its warm-up: {stale}" if stale else ""
