@@ -41,7 +41,8 @@ __all__ = ["MAX_START_FAILURES", "SCALABLE_DISTS", "TICK_EVENT", "Scaler", "held
 
 #: the fake worker event our ticks put on dsession.queue (dispatched to worker_<name>)
 TICK_EVENT = "shadowfarm_swarm_tick"
-#: after this many workers failed to start, the swarm stops growing for the run
+#: after this many workers failed to start, the swarm stops growing for the run; a
+#: start still in flight counts against it, so no more than this many ever fail
 MAX_START_FAILURES = 2
 #: xdist --dist modes whose own schedulers take a worker added mid-run
 SCALABLE_DISTS = frozenset({"load", "worksteal"})
@@ -135,15 +136,20 @@ class Scaler:
             return
         decision = decide(state, self.limits)
         if decision.change > 0:
-            if self.start_failures < MAX_START_FAILURES and not self.ds.sched.tests_finished:
+            if self._start_room() > 0 and not self.ds.sched.tests_finished:
                 self._grow(decision, state.now_s)
         elif decision.change < 0:
             self._shrink(decision, state.now_s)
 
+    def _start_room(self) -> int:
+        """Starts the failure budget still allows: a late worker not ready yet may fail."""
+        in_flight = sum(1 for w in self.run.workers.live() if w.late and w.ready_s is None)
+        return MAX_START_FAILURES - self.start_failures - in_flight
+
     def _grow(self, decision: Decision, now: float) -> None:
         workers = self.run.workers
         added: list[str] = []
-        for _ in range(decision.change):
+        for _ in range(min(decision.change, self._start_room())):
             workers.expect(self.run.now(), late=True)
             before = {w.id for w in workers.live()}
             try:

@@ -12,7 +12,7 @@ import pytest
 from pytest_shadowfarm.run import Run
 from pytest_shadowfarm.settings import Settings
 from pytest_shadowfarm.swarm.channel import TelemetryHub
-from pytest_shadowfarm.swarm.policy import DEFAULT_STARTUP_S, Limits
+from pytest_shadowfarm.swarm.policy import DEFAULT_STARTUP_S, Decision, Limits
 from pytest_shadowfarm.swarm.prior import Prior
 from pytest_shadowfarm.swarm.progress import Progress
 from pytest_shadowfarm.swarm.scaler import MAX_START_FAILURES, TICK_EVENT, Scaler, held_by
@@ -236,6 +236,23 @@ class TestStartFailures:
             clock.now += 10
         assert source.calls == MAX_START_FAILURES
         assert warnings_seen[-1].endswith("boom (no more growth in this run)")
+
+    def test_starts_in_flight_count_against_the_failure_budget(
+        self, run, ds, clock, make_scaler
+    ):
+        """A late worker not ready yet may still fail: with one failure and one start in
+        flight, a tick that wants more starts nothing; once it is ready, growth goes on."""
+        add_worker(run, ds, "gw0", held=5, clock=clock)
+        plan(run, a=1.0)
+        scaler = make_scaler(1, 6)
+        scaler.start_failures = MAX_START_FAILURES - 1
+        scaler._grow(Decision(current=1, workers=4, reason="busy"), run.now())
+        assert [n.gateway.id for n in scaler.source.started] == ["gw10"]  # room for one
+        scaler._grow(Decision(current=2, workers=5, reason="busy"), run.now())
+        assert scaler.source.calls == 1  # gw10 is still starting
+        run.workers.ready("gw10")
+        scaler._grow(Decision(current=2, workers=5, reason="busy"), run.now())
+        assert [n.gateway.id for n in scaler.source.started] == ["gw10", "gw11"]
 
     def test_a_late_worker_that_dies_before_ready_is_taken_out_quietly(
         self, run, ds, clock, make_scaler
