@@ -17,7 +17,7 @@ measured on xdist 3.8.0):
   (0.25 s: a round trip is then at most a few percent of a test); on the skewed
   benchmark suite this halved the mean gap between tests on a worker, 6.8 ms to
   3.4 ms. Tiny tests are topped up to :data:`LOOKAHEAD_S` of ETC (at most
-  :data:`MAX_HELD` items), once less than half of that is held: one send per several
+  :data:`MAX_HELD` items), once less than half of both is held: one send per several
   tests, as each send is a write on the controller's main thread that also hands the
   GIL to execnet's receiver thread (0.66 ms per send measured on 2,000 trivial tests
   at ``-n 1``). What a worker holds unbalances the end by at most ``STALL_GUARD_S``;
@@ -405,16 +405,17 @@ class ShadowFarmScheduling:
 
         Two items; a second one behind the running item while the first behind is
         shorter than STALL_GUARD_S; and, for tiny tests, a top-up, which starts when
-        less than half of LOOKAHEAD_S is held behind the running item and goes on to
-        LOOKAHEAD_S: one send per several tiny tests, not per test.
+        less than half of LOOKAHEAD_S and less than half of MAX_HELD items are held
+        and goes on to either: one send per several tiny tests, not per test.
         """
         if state.count < 2:
             return True
         behind = state.etc_s - self._etc[state.held[0].left[0]]
         if state.count == 2 and behind < STALL_GUARD_S:
             return True
-        limit = LOOKAHEAD_S if topping_up else LOOKAHEAD_S / 2
-        return state.count < MAX_HELD and behind < limit
+        if topping_up:
+            return state.count < MAX_HELD and behind < LOOKAHEAD_S
+        return state.count < MAX_HELD // 2 and behind < LOOKAHEAD_S / 2
 
     def _fill_all(self) -> None:
         for node, state in list(self._state.items()):

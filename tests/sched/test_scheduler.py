@@ -304,6 +304,21 @@ class TestCompletion:
         assert set(top_ups) == {6}  # refilled from 4 behind back to 10
         assert last <= 6
 
+    def test_trivial_tests_are_topped_up_by_half_the_held_cap(self):
+        """Tests so short that MAX_HELD binds before the lookahead: a top-up waits until
+        fewer than half of MAX_HELD are held (one send per test measured before)."""
+        ids = [f"tests/test_t.py::test_{i}" for i in range(500)]
+        tiny = LOOKAHEAD_S / (4 * MAX_HELD)
+        sched, (node,) = started("gw0", ids=ids, inputs=etc_inputs(dict.fromkeys(ids, tiny)))
+        assert len(node.queue) == MAX_HELD
+        while len(node.sent) < len(ids):
+            assert len(node.queue) >= MAX_HELD // 2 - 1
+            run_one(sched, node)
+        first, *top_ups, _last = node.batches
+        assert first == MAX_HELD
+        assert set(top_ups) == {MAX_HELD - (MAX_HELD // 2 - 1)}
+        assert len(node.batches) <= 2 + len(ids) // (MAX_HELD // 2)
+
     def test_tests_finish_when_nothing_is_queued_and_workers_hold_one_item(self):
         """tests_finished turns true exactly when only last items are held."""
         sched, (node,) = started("gw0")
