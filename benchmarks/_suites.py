@@ -84,6 +84,16 @@ SUITES = {
         needs=("numpy", "scipy", "pandas"),
         env={"OPENBLAS_NUM_THREADS": "1"},
     ),
+    # tests inside the package with its own conftest, which patches the stdlib (doctest);
+    # not in the default set: a round of sympy.core takes minutes on 2 cores
+    "sympy": Suite(
+        "sympy",
+        "sympy==1.14.0",
+        sdist=False,
+        args=lambda tree: ["--pyargs", "sympy.core", "-p", "no:randomly"],
+        pythonpath=lambda tree: [str(tree)],
+        deps=("mpmath==1.3.0",),
+    ),
 }
 
 

@@ -213,7 +213,7 @@ def main(stdin: BinaryIO | None = None) -> int:
                 on_step=lambda step, done, total: status.send(
                     "progress", step=step, done=done, total=total
                 ),
-                narrow=context is not None and not untested_why,
+                narrow=True,
                 plugin_args=context.plugin_args() if context is not None else (),
             )
             reuse = _prepare_for_run(spec, context, untested_why, report, status)
