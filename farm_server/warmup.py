@@ -338,7 +338,7 @@ def modules_to_purge(
 
     found = []
     for name, module in modules.items():
-        if module is None:
+        if module is None or name == "__main__":  # the worker's own entry point runs on
             continue
         top = name.partition(".")[0]
         plugin = top in plugin_names

@@ -131,6 +131,18 @@ class TestModulesToPurge:
         )
         assert purge == ["pkg.tests.test_core"]
 
+    def test_the_main_module_stays_even_when_its_file_is_project_code(self, tmp_path: Path):
+        """The worker runs as ``python -m farm_server.worker``: with the farm installed
+        editable (or its own repository under test) ``__main__``'s file is source code,
+        and without ``sys.modules['__main__']`` inspect.getmodule raises KeyError (a
+        sympy test failed warm only)."""
+        root = tmp_path / "proj"
+        modules = {
+            "__main__": module("__main__", str(root / "farm_server" / "worker.py")),
+            "mylib": module("mylib", str(root / "src" / "mylib.py")),
+        }
+        assert modules_to_purge(root, modules, set()) == ["mylib"]  # type: ignore[arg-type]
+
     def test_a_symlinked_project_path_is_still_the_project(self, tmp_path: Path):
         """A module imported through a symlink to the rootdir is project code."""
         root = tmp_path / "proj"
