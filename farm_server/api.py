@@ -36,6 +36,7 @@ from farm_server.auth import Guard, Sessions
 from farm_server.config import FarmConfig, describe_errors
 from farm_server.errors import InterpreterRejected
 from shadowfarm_wire.endings import MAX_REASON, WorkerEnding
+from shadowfarm_wire.plugins import PLUGIN_NAME
 from shadowfarm_wire.profile import Profile
 from shadowfarm_wire.trust import CHALLENGE_PATH
 
@@ -49,6 +50,7 @@ MAX_SAMPLES_PER_POST = 2000
 
 Name = Annotated[str, StringConstraints(min_length=1, max_length=512)]
 NodeId = Annotated[str, StringConstraints(min_length=1, max_length=4096)]
+PluginName = Annotated[str, StringConstraints(pattern=PLUGIN_NAME)]
 
 
 class Strict(BaseModel):
@@ -75,6 +77,11 @@ class ClaimBody(Strict):
     )
     shadow_tests: list[NodeId] = Field(
         default_factory=list, max_length=10_000, description="cheap tests to warm with"
+    )
+    plugins: list[PluginName] | None = Field(
+        default=None,
+        max_length=200,
+        description="the run's -p options (NAME or no:NAME): warm-ups load the same plugins",
     )
     client: dict[Name, str | int | FiniteFloat | bool | None] = Field(
         default_factory=dict, max_length=50
@@ -208,7 +215,13 @@ def create_app(farm: Farm) -> FastAPI:
             raise HTTPException(422, str(exc)) from None
         try:
             result = await run_in_threadpool(
-                farm.claim, profile, body.count, body.modules, body.shadow_tests, body.client
+                farm.claim,
+                profile,
+                body.count,
+                body.modules,
+                body.shadow_tests,
+                body.client,
+                body.plugins,
             )
         except InterpreterRejected as exc:
             raise HTTPException(403, str(exc)) from None

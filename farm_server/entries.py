@@ -72,6 +72,8 @@ class ProfileEntry:
     profile: Profile
     registered: float
     shadow_tests: list[str] = field(default_factory=list)
+    #: the last claim's ``-p`` options (plugin names): its warm-ups load the same plugins
+    plugins: list[str] = field(default_factory=list)
     min_warm: int | None = None  # None: the config's default
     max_warm: int | None = None
     last_claim: float | None = None

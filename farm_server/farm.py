@@ -62,10 +62,11 @@ class Farm:
         modules: Iterable[str],
         shadow_tests: Iterable[str],
         client: dict[str, Any],
+        plugins: Iterable[str] | None = None,
     ) -> ClaimResult:
         """Claim warm workers; InterpreterRejected (nothing registered) for a bad interpreter."""
         self.interpreters.verify(profile)
-        result = self.pool.claim(profile, count, modules, shadow_tests)
+        result = self.pool.claim(profile, count, modules, shadow_tests, plugins)
         self._write(
             "recording a claim",
             self.store.record_claim,

@@ -124,9 +124,14 @@ class Pool:
     # --- claims ------------------------------------------------------------------------
 
     def register(
-        self, profile: Profile, shadow_tests: Iterable[str] = ()
+        self,
+        profile: Profile,
+        shadow_tests: Iterable[str] = (),
+        plugins: Iterable[str] | None = None,
     ) -> tuple[ProfileEntry, bool]:
-        """The entry for ``profile``, created if new; a new key retires its lineage's old ones."""
+        """The entry for ``profile``, created if new; a new key retires its lineage's old ones.
+
+        ``plugins``: the claiming run's ``-p`` options (None: not said, kept as they were)."""
         now = self.clock()
         with self.lock:
             entry = self.profiles.get(profile.key)
@@ -144,6 +149,8 @@ class Pool:
             shadow = list(shadow_tests)
             if shadow:
                 entry.shadow_tests = shadow[: self.config.max_shadow_tests]
+            if plugins is not None:
+                entry.plugins = list(plugins)
             self.on_change("profile", entry)
             self.wake.notify_all()
             return entry, created
@@ -154,12 +161,13 @@ class Pool:
         count: int,
         modules: Iterable[str] = (),
         shadow_tests: Iterable[str] = (),
+        plugins: Iterable[str] | None = None,
     ) -> ClaimResult:
         """Hand out up to ``count`` warm workers of ``profile``, closest match first."""
         wanted = set(modules)
         now = self.clock()
         with self.lock:
-            entry, created = self.register(profile, shadow_tests)
+            entry, created = self.register(profile, shadow_tests, plugins)
             entry.last_claim = now
             entry.drained = False
             warm = [] if entry.unfit else self.live("warm", entry.key)
@@ -327,6 +335,7 @@ class Pool:
             profile_key=entry.key,
             warm_modules=list(entry.profile.warm_modules),
             shadow_tests=entry.shadow_tests,
+            plugins=list(entry.plugins),
             budget_s=self.config.shadow_budget_s,
             nice=self.config.warm_nice,
             context=self._context_for(entry, worker),

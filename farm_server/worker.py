@@ -53,6 +53,8 @@ class WorkerSpec:
     profile_key: str
     warm_modules: list[str] = field(default_factory=list)
     shadow_tests: list[str] = field(default_factory=list)
+    #: the runs' ``-p`` options (plugin names), for a warm-up with no ``context``
+    plugins: list[str] = field(default_factory=list)
     budget_s: float = 5.0
     nice: int = 10
     #: the context of the profile's last run (collection.context.RunContext.to_dict):
@@ -181,6 +183,7 @@ def main(stdin: BinaryIO | None = None) -> int:
     from farm_server.idle import lowered_priority
     from farm_server.project_code import forget_own_modules
     from farm_server.warmup import warm_up
+    from shadowfarm_wire.plugins import as_options
     from shadowfarm_wire.profile import current_profile
 
     own_hashseed = hashseed(os.environ)  # what this interpreter's str hashes were seeded with
@@ -214,7 +217,7 @@ def main(stdin: BinaryIO | None = None) -> int:
                     "progress", step=step, done=done, total=total
                 ),
                 narrow=True,
-                plugin_args=context.plugin_args() if context is not None else (),
+                plugin_args=context.plugin_args() if context else as_options(spec.plugins),
             )
             reuse = _prepare_for_run(spec, context, untested_why, report, status)
     finally:

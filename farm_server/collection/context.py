@@ -23,6 +23,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from shadowfarm_wire.plugins import as_options, plugin_names
+
 __all__ = ["UNPORTABLE", "VOLATILE_ENV", "VOLATILE_INPUT", "RunContext", "portable"]
 
 #: environment variables that differ between runs whatever the run does
@@ -87,14 +89,7 @@ class RunContext:
 
     def plugin_args(self) -> list[str]:
         """The ``-p NAME`` options of the run's arguments (which plugins load, or not)."""
-        found: list[str] = []
-        args = list(self.args)
-        for i, arg in enumerate(args):
-            if arg == "-p" and i + 1 < len(args):
-                found += ["-p", args[i + 1]]
-            elif arg.startswith("-p") and len(arg) > 2 and not arg.startswith("--"):
-                found += ["-p", arg[2:].lstrip("=")]
-        return found
+        return as_options(plugin_names(self.args))
 
     @property
     def workerid(self) -> str:

@@ -211,14 +211,19 @@ class FarmClient:
         modules: Iterable[str] = (),
         shadow_tests: Iterable[str] = (),
         client: Mapping[str, Any] | None = None,
+        plugins: Iterable[str] | None = None,
     ) -> Claim:
-        body = {
+        """Claim up to ``count`` warm workers; ``plugins``: the run's ``-p`` options, which
+        the profile's next warm-ups load too (None: the farm keeps what it knows)."""
+        body: dict[str, Any] = {
             "profile": profile.to_dict(),
             "count": count,
             "modules": list(modules),
             "shadow_tests": list(shadow_tests),
             "client": dict(client or {}),
         }
+        if plugins is not None:
+            body["plugins"] = list(plugins)
         data = self._request("POST", "/api/workers/claim", body)
         try:
             key = data["profile_key"]

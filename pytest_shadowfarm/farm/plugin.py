@@ -45,7 +45,7 @@ class FarmPlugin:
         self.config = config
         self.run = run
         self.off_reason = off_reason
-        self.source = FarmSource(run, str(config.rootpath), env)
+        self.source = FarmSource(run, str(config.rootpath), env, config.invocation_params.args)
         self.requested = 0
         self.header: str | None = None
 

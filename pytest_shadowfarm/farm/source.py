@@ -20,13 +20,14 @@ import os
 import socket
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from pytest_shadowfarm.errors import FarmError, TrustError
 from pytest_shadowfarm.farm.shadow import choose_shadow_tests
 from pytest_shadowfarm.workers.source import PopenSource, PutEvent
 from shadowfarm_wire.endings import ENDINGS, MaxAge, WorkerEnding
+from shadowfarm_wire.plugins import plugin_names
 
 if TYPE_CHECKING:
     from pytest_shadowfarm.farm.client import Claim, FarmClient, FarmEndpoint
@@ -43,11 +44,19 @@ class FarmSource:
 
     name = "farm"
 
-    def __init__(self, run: Run, rootdir: str, env: Mapping[str, str] = os.environ) -> None:
+    def __init__(
+        self,
+        run: Run,
+        rootdir: str,
+        env: Mapping[str, str] = os.environ,
+        args: Sequence[str] = (),
+    ) -> None:
         self.run = run
         self.settings = run.settings
         self.rootdir = rootdir
         self.env = env
+        #: the run's own arguments (its ``-p`` options go with the claim)
+        self.args = tuple(args)
         self.local = PopenSource()
         self.home: FarmHome | None = None
         self.endpoint: FarmEndpoint | None = None
@@ -109,6 +118,7 @@ class FarmSource:
                 modules=self.settings.warm_imports,
                 shadow_tests=self._shadow_tests(),
                 client={"pid": os.getpid(), "argv": " ".join(sys.argv)[:500]},
+                plugins=plugin_names(self.args),
             )
         except FarmError as exc:
             self.client = None

@@ -54,6 +54,38 @@ class TestWarmUp:
         assert trace.read_text() == str(farm_project)
         assert "charset_normalizer" in report["modules"]
 
+    @pytest.mark.parametrize(("plugins", "blocked"), [([], "False"), (["no:junitxml"], "True")])
+    def test_the_runs_plugin_options_load_in_a_warm_up_without_a_run_context(
+        self, farm_project, spawn_worker, tmp_path, plugins, blocked
+    ):
+        """The spec's plugins (the last claim's -p options) apply to the shadow run."""
+        trace = tmp_path / "blocked"
+        (farm_project / "tests" / "test_plugins.py").write_text(
+            "def test_seen(request):\n"
+            "    blocked = request.config.pluginmanager.is_blocked('junitxml')\n"
+            f"    with open({str(trace)!r}, 'w') as out:\n"
+            "        out.write(str(blocked))\n"
+        )
+        worker = spawn_worker(
+            farm_project, plugins=plugins, shadow_tests=["tests/test_plugins.py::test_seen"]
+        )
+        report = worker.wait_for("ready")["report"]
+        assert report["ok"] is True, report
+        assert trace.read_text() == blocked
+
+    def test_the_main_module_survives_the_purge(self, farm_project, spawn_worker):
+        """With this repository installed editable, the worker's ``__main__`` is source
+        code under an editable root; tests that call inspect.getmodule need it."""
+        (farm_project / "tests" / "test_main.py").write_text(
+            "import inspect, sys\n"
+            "def test_main():\n"
+            "    assert '__main__' in sys.modules\n"
+            "    assert inspect.getmodule(len) is sys.modules['builtins']\n"
+        )
+        worker = spawn_worker(farm_project, shadow_tests=["tests/test_main.py::test_main"])
+        report = worker.wait_for("ready")["report"]
+        assert report["tests"][0]["outcome"] == "passed", report
+
     def test_the_budget_stops_the_shadow_run_without_making_it_unhealthy(
         self, farm_project, spawn_worker
     ):

@@ -125,6 +125,11 @@ class TestClaimAndRelease:
         assert farm.pool.workers[worker["id"]].token == worker["token"]
         assert farm.store.claim_totals() == (2, 3, 1)
 
+    def test_the_claims_plugin_options_are_kept_for_the_warm_ups(self, client, farm):
+        """The run's -p options reach the profile (its next warm-ups load the same)."""
+        client.post("/api/workers/claim", json={**CLAIM, "plugins": ["no:randomly", "xdist"]})
+        assert farm.pool.profiles[PROFILE.key].plugins == ["no:randomly", "xdist"]
+
     def test_a_release_marks_the_worker_released(self, client, farm, clock):
         """Releasing a claimed worker answers its state and stamps the release time."""
         client.post("/api/workers/claim", json=CLAIM)
@@ -158,6 +163,7 @@ class TestValidation:
             ({**CLAIM, "extra": 1}, "body.extra"),
             ({"count": 1}, "body.profile"),
             ({**CLAIM, "profile": {**PROFILE.to_dict(), "interpreter": ""}}, "interpreter"),
+            ({**CLAIM, "plugins": ["--basetemp=/"]}, "body.plugins.0"),
         ],
     )
     def test_a_malformed_claim_is_422_naming_the_field(self, client, farm, body, where):

@@ -122,6 +122,19 @@ class TestWarming:
             7,
         )
 
+    def test_the_claims_plugin_options_reach_the_next_warm_ups(self, make_pool):
+        """A claim's -p options go to the workers warmed after it; a claim that does not
+        say (None, a mid-run claim) keeps them; one that says none clears them."""
+        pool, launcher = make_pool(default_min_warm=1, default_max_warm=1)
+        pool.claim(PROFILE, 1, plugins=["no:randomly", "xdist"])
+        pool.reconcile()
+        assert launcher.launched[-1].plugins == ["no:randomly", "xdist"]
+        entry = pool.profiles[PROFILE.key]
+        pool.claim(PROFILE, 1)
+        assert entry.plugins == ["no:randomly", "xdist"]
+        pool.claim(PROFILE, 1, plugins=[])
+        assert entry.plugins == []
+
     def test_the_caps_on_processes_and_warm_ups_hold(self, make_pool):
         """max_warming limits concurrent warm-ups; max_processes limits every live worker."""
         pool, _ = make_pool(default_min_warm=5, default_max_warm=5, max_warming=2)

@@ -237,9 +237,7 @@ class TestStartFailures:
         assert source.calls == MAX_START_FAILURES
         assert warnings_seen[-1].endswith("boom (no more growth in this run)")
 
-    def test_starts_in_flight_count_against_the_failure_budget(
-        self, run, ds, clock, make_scaler
-    ):
+    def test_starts_in_flight_count_against_the_failure_budget(self, run, ds, clock, make_scaler):
         """A late worker not ready yet may still fail: with one failure and one start in
         flight, a tick that wants more starts nothing; once it is ready, growth goes on."""
         add_worker(run, ds, "gw0", held=5, clock=clock)
