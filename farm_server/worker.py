@@ -246,6 +246,8 @@ def main(stdin: BinaryIO | None = None) -> int:
         status.send("refused", reason=problem)
         return 4
     watch.disarm()
+    # What a popen worker (``python -c``) has: argparse and click name programs after it.
+    sys.argv[:] = ["-c"]
     status.send("claimed", session=admitted.hello.get("id", "gw"))
     reuse.install()  # it reports the run's context on the status pipe, then closes it
     forget_own_modules(keep=reuse.imported)  # imported since the warm-up dropped them
