@@ -6,23 +6,30 @@ Applied in-process, after the environment: ``time.tzset()`` (``TZ``), the locale
 (:func:`shadowfarm_wire.context.process_context`). What cannot be applied refuses the
 run: a ``PYTHONHASHSEED`` other than the worker's (string hashing is seeded when the
 interpreter starts), or a limit the worker may not take (a hard limit above its own).
+
+:func:`as_popen_worker` then gives the process what a popen worker (``python -c``) has
+and a farm worker (``python -m farm_server.worker``) does not: ``sys.argv`` and a bare
+``__main__``.
 """
 
 from __future__ import annotations
 
+import builtins
 import contextlib
+import importlib.machinery
 import locale
 import os
 import resource
 import sys
 import time
+import types
 import warnings
 from collections.abc import Mapping
 from typing import Any
 
 from shadowfarm_wire.context import RLIMITS, hashseed
 
-__all__ = ["apply_context"]
+__all__ = ["apply_context", "as_popen_worker"]
 
 
 def apply_context(hello: Mapping[str, Any], own_hashseed: str) -> str:
@@ -57,6 +64,24 @@ def apply_context(hello: Mapping[str, Any], own_hashseed: str) -> str:
         with contextlib.suppress(OSError):
             os.setpriority(os.PRIO_PROCESS, 0, nice)
     return ""
+
+
+def as_popen_worker() -> types.ModuleType:
+    """``sys.argv`` and ``__main__`` as ``python -c`` has them; returns the worker's own
+    ``__main__`` (its running code's globals: the caller keeps it).
+
+    argparse and click name programs after ``sys.argv[0]``; multiprocessing's spawn and
+    forkserver children re-run ``__main__`` by its spec or file, which would import the
+    farm worker in every child of a test.
+    """
+    sys.argv[:] = ["-c"]
+    own = sys.modules["__main__"]
+    main = types.ModuleType("__main__")
+    main.__builtins__ = builtins  # type: ignore[attr-defined]
+    main.__loader__ = importlib.machinery.BuiltinImporter
+    main.__annotations__ = {}
+    sys.modules["__main__"] = main
+    return own
 
 
 def _reset_warnings(pythonwarnings: str) -> None:

@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from farm_server.context import apply_context
+from farm_server.context import apply_context, as_popen_worker
 from farm_server.gate import Admitted, accept_client, listen
 from farm_server.staleness import changed_files
 from shadowfarm_wire.context import hashseed
@@ -246,8 +246,7 @@ def main(stdin: BinaryIO | None = None) -> int:
         status.send("refused", reason=problem)
         return 4
     watch.disarm()
-    # What a popen worker (``python -c``) has: argparse and click name programs after it.
-    sys.argv[:] = ["-c"]
+    own_main = as_popen_worker()  # noqa: F841 - this code's module stays alive
     status.send("claimed", session=admitted.hello.get("id", "gw"))
     reuse.install()  # it reports the run's context on the status pipe, then closes it
     forget_own_modules(keep=reuse.imported)  # imported since the warm-up dropped them

@@ -119,19 +119,21 @@ class TestHandoff:
     def test_the_session_runs_in_the_clients_cwd_and_environment(
         self, farm_project, spawn_worker, open_gateway, tmp_path
     ):
-        """cwd, environment and umask come from the hello, not from the daemon; sys.argv
-        is a popen worker's (``python -c``), not the farm worker's command line."""
+        """cwd, environment and umask come from the hello, not from the daemon; sys.argv and
+        __main__ are a popen worker's (``python -c``), not the farm worker's."""
         worker = spawn_worker(farm_project)
         worker.wait_for("ready")
         env = {**os.environ, "SF_CLIENT_MARK": "from-client"}
         gw = open_gateway(worker.slot(), env=env, cwd=str(tmp_path))
         channel = gw.remote_exec(
             "import os, sys\n"
-            "channel.send((os.getcwd(), os.environ.get('SF_CLIENT_MARK'), os.getpid(), sys.argv))"
+            "main = sys.modules['__main__']\n"
+            "channel.send((os.getcwd(), os.environ.get('SF_CLIENT_MARK'), os.getpid(),"
+            " sys.argv, getattr(main, '__file__', None), main.__spec__))"
         )
-        cwd, mark, pid, argv = channel.receive(WAIT_S)
+        cwd, mark, pid, argv, main_file, main_spec = channel.receive(WAIT_S)
         assert (cwd, mark, pid) == (str(tmp_path), "from-client", worker.proc.pid)
-        assert argv == ["-c"]
+        assert (argv, main_file, main_spec) == (["-c"], None, None)
         assert worker.wait_for("claimed")["session"] == "gw0"
 
     def test_an_edited_project_module_is_imported_fresh(
