@@ -19,6 +19,7 @@ unless installed (``--fast``), and then only where it can run the suite.
 
     python benchmarks/bench_real_suites.py                  # attrs, pygments; 3 rounds
     python benchmarks/bench_real_suites.py --suites attrs,pygments,networkx --rounds 5
+    python benchmarks/bench_real_suites.py --suites sympy --rounds 2   # sympy.core, slow
     python benchmarks/bench_real_suites.py --quick          # CI smoke: attrs if cached,
                                                             # else a generated suite
 """
