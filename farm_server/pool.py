@@ -129,9 +129,8 @@ class Pool:
         shadow_tests: Iterable[str] = (),
         plugins: Iterable[str] | None = None,
     ) -> tuple[ProfileEntry, bool]:
-        """The entry for ``profile``, created if new; a new key retires its lineage's old ones.
-
-        ``plugins``: the claiming run's ``-p`` options (None: not said, kept as they were)."""
+        """The entry for ``profile`` (new: retires its lineage's old ones); ``plugins``: the
+        claim's ``-p`` options, None keeps them."""
         now = self.clock()
         with self.lock:
             entry = self.profiles.get(profile.key)
@@ -139,18 +138,13 @@ class Pool:
             if entry is None or entry.retired is not None:
                 entry = ProfileEntry(profile, registered=now)
                 self.profiles[profile.key] = entry
-                for other in self.profiles.values():
-                    if (
-                        other is not entry
-                        and other.retired is None
-                        and other.profile.lineage == profile.lineage
-                    ):
+                old = [o for o in self.profiles.values() if o is not entry and o.retired is None]
+                for other in old:
+                    if other.profile.lineage == profile.lineage:
                         self._retire(other, now, f"replaced by profile {profile.key}")
-            shadow = list(shadow_tests)
-            if shadow:
-                entry.shadow_tests = shadow[: self.config.max_shadow_tests]
-            if plugins is not None:
-                entry.plugins = list(plugins)
+            shadow = list(shadow_tests)[: self.config.max_shadow_tests]
+            entry.shadow_tests = shadow or entry.shadow_tests  # none said: kept
+            entry.plugins = entry.plugins if plugins is None else list(plugins)
             self.on_change("profile", entry)
             self.wake.notify_all()
             return entry, created
@@ -168,16 +162,13 @@ class Pool:
         now = self.clock()
         with self.lock:
             entry, created = self.register(profile, shadow_tests, plugins)
-            entry.last_claim = now
-            entry.drained = False
+            entry.last_claim, entry.drained = now, False
             warm = [] if entry.unfit else self.live("warm", entry.key)
             warm.sort(key=lambda w: (-len(wanted & w.modules), w.ready or 0.0))
             chosen = in_slots(warm[:count])
             claim_id = "c-" + secrets.token_hex(6)
             for worker in chosen:
-                worker.state = "claimed"
-                worker.claimed = now
-                worker.claim_id = claim_id
+                worker.state, worker.claimed, worker.claim_id = "claimed", now, claim_id
                 self.on_change("worker", worker)
             self.claims += 1
             self.requested += count

@@ -416,11 +416,9 @@ def warm_up(
     """Imports, warm-up hook and shadow run, then the purge. Never raises.
 
     ``narrow``: the shadow run collects only the shadow tests' files, one per test module
-    the runs used (the worker may then collect the suite for the next run: one full
-    collection, not two; and a rootdir far larger than what the runs test, an unpacked
-    wheel run with ``--pyargs pkg.sub``, is not collected whole); ``plugin_args``: the
-    runs' ``-p`` options, so that the shadow run loads (and keeps warm) the plugins the
-    runs do."""
+    the runs used (not a whole rootdir far larger than what the runs test, nor the suite
+    twice); ``plugin_args``: the runs' ``-p`` options, so that the shadow run loads (and
+    keeps warm) the plugins the runs do."""
     report = ReadinessReport()
     t0 = time.perf_counter()
     import_modules(warm_modules, report, on_step)
