@@ -410,15 +410,14 @@ def warm_up(
     budget_s: float,
     tmpdir: Path,
     on_step: OnStep = _no_step,
-    narrow: bool = False,
     plugin_args: Iterable[str] = (),
 ) -> ReadinessReport:
     """Imports, warm-up hook and shadow run, then the purge. Never raises.
 
-    ``narrow``: the shadow run collects only the shadow tests' files, one per test module
-    the runs used (not a whole rootdir far larger than what the runs test, nor the suite
-    twice); ``plugin_args``: the runs' ``-p`` options, so that the shadow run loads (and
-    keeps warm) the plugins the runs do."""
+    The shadow run collects only the shadow tests' files, one per test module the runs
+    used (not a whole rootdir far larger than what the runs test, nor the suite twice),
+    or everything with no shadow tests yet; ``plugin_args``: the runs' ``-p`` options, so
+    that the shadow run loads (and keeps warm) the plugins the runs do."""
     report = ReadinessReport()
     t0 = time.perf_counter()
     import_modules(warm_modules, report, on_step)
@@ -432,7 +431,7 @@ def warm_up(
     rewrites = RewriteCache()
     rewrites.install()
     tests = list(shadow_tests)
-    paths = sorted({t.partition("::")[0] for t in tests}) if narrow else []
+    paths = sorted({t.partition("::")[0] for t in tests})
     paths = [*plugin_args, *paths]
     run_shadow(rootdir, tests, budget_s, tmpdir, report, on_step=on_step, paths=paths)
     report.rewritten = len(rewrites.entries)

@@ -216,7 +216,6 @@ def main(stdin: BinaryIO | None = None) -> int:
                 on_step=lambda step, done, total: status.send(
                     "progress", step=step, done=done, total=total
                 ),
-                narrow=True,
                 plugin_args=context.plugin_args() if context else as_options(spec.plugins),
             )
             reuse = _prepare_for_run(spec, context, untested_why, report, status)

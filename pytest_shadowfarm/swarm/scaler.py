@@ -136,7 +136,7 @@ class Scaler:
             return
         decision = decide(state, self.limits)
         if decision.change > 0:
-            if self._start_room() > 0 and not self.ds.sched.tests_finished:
+            if not self.ds.sched.tests_finished:
                 self._grow(decision, state.now_s)
         elif decision.change < 0:
             self._shrink(decision, state.now_s)
